@@ -1,0 +1,1 @@
+"""What every run (classification or detection) leaves behind: metrics.json, checkpoints, wandb logs."""

@@ -1,0 +1,109 @@
+"""The run record: ``metrics.json`` in the run directory, the one source of truth for result tables.
+
+Shape shared by ``pws.classify`` and ``pws.detect`` (keys beyond these are allowed)::
+
+    {
+      "task": "classify" | "detect",
+      "status": "running" | "finished" | "diverged" | "failed",
+      "scale": "smoke" | "full",
+      "seed": 0,
+      "table": "table4" | null, "cell": "residual/lr0.1/pws" | null,
+      "method": "pws", "model": "plain_c", "data": "digits",
+      "overrides": ["norm=pws", ...],
+      "top1_error": 6.5,                   # classification, %, NaN if diverged
+      "mAP": 77.5, "bbox_mAP": ..., ...    # detection
+      "history": [{"epoch": 1, "train_loss": ..., "test_error": ...}, ...],
+      "images_per_s": ..., "wall_time_s": ...,
+      "git_commit": "...", "versions": {"torch": "...", ...},
+      "error": "message"                   # when failed
+    }
+
+NaN is written as the JSON token ``NaN`` (Python's json reads it back), as the paper's tables print NaN.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.json"
+DONE_STATUSES = ("finished", "diverged")
+PACKAGES = ("torch", "torchvision", "hydra-core", "mmengine", "mmcv", "mmdet", "wandb", "pws-repro")
+
+
+class Diverged(RuntimeError):
+    """Raised when the training loss stops being finite: the run ends with status ``diverged``."""
+
+
+def check_finite(loss: float, where: str) -> None:
+    """Raise :class:`Diverged` if ``loss`` is NaN or infinite."""
+    if not math.isfinite(loss):
+        raise Diverged(f"non-finite loss {loss} at {where}")
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_metrics(run_dir: str | os.PathLike[str], record: dict[str, Any]) -> Path:
+    """Atomically write ``record`` as ``<run_dir>/metrics.json``; return its path."""
+    path = Path(run_dir) / METRICS_FILE
+    atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True, default=str) + "\n").encode())
+    return path
+
+
+def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The run's record, or None if it has none (or it cannot be parsed)."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def is_done(run_dir: str | os.PathLike[str]) -> bool:
+    """True if the run already ended as finished or diverged (a rerun skips it unless forced)."""
+    record = read_metrics(run_dir)
+    return record is not None and record.get("status") in DONE_STATUSES
+
+
+def environment_info() -> dict[str, Any]:
+    """Git commit of the project and versions of the packages that decide the numbers."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {"git_commit": git_commit(), "versions": versions}
+
+
+def git_commit() -> str | None:
+    """The HEAD commit of the checkout this package runs from (None outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
