@@ -9,7 +9,6 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 
 install:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade "pip>=24" wheel
 	$(PIP) install $(TORCH)
 	$(PIP) install -e ".[dev]"
 
