@@ -42,11 +42,14 @@ class Entry:
 
 
 _DET = "pws.data.detection"
+_CLS = "pws.data.classification"
 GENERATORS: dict[str, Entry] = {
     "voc": Entry(f"{_DET}.synthetic_voc:generate", f"{_DET}.check:validate_voc", "VOCdevkit: VOC2007+2012"),
     "coco": Entry(
         f"{_DET}.synthetic_coco:generate", f"{_DET}.check:validate_coco_root", "COCO 2017 instances"
     ),
+    "synthetic_cifar": Entry(f"{_CLS}:generate_synthetic_cifar", None, "CIFAR-10 pickle batches", 1000, 200),
+    "synthetic_imagenet": Entry(f"{_CLS}:generate_synthetic_imagenet", None, "ImageNet JPEG dirs", 200, 50),
 }
 
 
