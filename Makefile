@@ -17,3 +17,39 @@ test:
 
 lint:
 	$(VENV)/bin/ruff check .
+
+# --- The paper's tables (issue 5): make reproduce-table1..5 [SCALE=smoke|full] [SEEDS=0,1,2]
+#     [LAUNCHER=local|joblib|slurm|submitit_local] [FORCE=1] [REPRO_ARGS="--cells ... --override k=v"]
+SCALE    ?= smoke
+SEEDS    ?= 0
+LAUNCHER ?= local
+FORCE    ?=
+REPRO    := $(PY) scripts/reproduce_table.py --scale $(SCALE) --seeds $(SEEDS) --launcher $(LAUNCHER) \
+            $(if $(FORCE),--force) $(REPRO_ARGS)
+SWEEP    := $(PY) scripts/sweep.py --scale $(SCALE) --seeds $(SEEDS) --launcher $(LAUNCHER) \
+            $(if $(FORCE),--force) $(if $(Y),--y $(Y)) $(if $(X),--x $(X)) $(SWEEP_ARGS)
+
+.PHONY: reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 \
+        sweep-gamma sweep-lr demo
+
+reproduce-table1:
+	$(REPRO) table1
+reproduce-table2:
+	$(REPRO) table2
+reproduce-table3:
+	$(REPRO) table3
+reproduce-table4:
+	$(REPRO) table4
+reproduce-table5:
+	$(REPRO) table5
+
+# PWS gamma (rows) x LR (columns); Y=1e-5,1e-4 X=0.05,0.1 to choose the values.
+sweep-gamma:
+	$(SWEEP) gamma
+# method (rows) x LR (columns); Y=none,bn,pws X=0.05,0.1,0.2 to choose the values.
+sweep-lr:
+	$(SWEEP) lr
+
+# The first command after `make install`: Table 4 at smoke scale on CPU (a few minutes).
+demo:
+	$(PY) scripts/reproduce_table.py table4 --scale smoke --grid demo --seeds 0 $(if $(FORCE),--force)

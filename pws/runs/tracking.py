@@ -2,6 +2,17 @@
 
 Project per table (``pws-<table>``, or ``pws-repro`` for runs outside a table), group per table row, run
 name from the cell. ``metrics.json`` stays the source of truth for tables; wandb is the dashboard.
+
+What an app does (two calls)::
+
+    tracker = Tracker(run_dir, resolved_config, table=cfg.table, cell=cfg.cell)   # project/group/name
+    tracker.log({"train_loss": ..., "test_error": ...}, step=epoch)                 # curves
+    tracker.finish(record)                                                          # final metrics
+
+``finish`` writes the record's final metrics into the run's summary and, for a cell of the paper's tables,
+the paper's number and the difference (``paper/<metric>``, ``delta/<metric>``, from
+``results/published.yaml`` through :func:`pws.results.paper_summary`). The record is the run's
+``metrics.json`` dict; its ``table``/``cell`` are used when the constructor was not given them.
 """
 
 from __future__ import annotations
@@ -9,6 +20,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+
+DEFAULT_PROJECT = "pws-repro"
+# Keys of a run record that are not summary material (curves are logged step by step).
+_NOT_SUMMARY = ("history",)
 
 
 class Tracker:
@@ -20,11 +35,23 @@ class Tracker:
         config: dict[str, Any],
         *,
         mode: str | None = None,
-        project: str = "pws-repro",
+        project: str | None = None,
         group: str | None = None,
         name: str | None = None,
         tags: list[str] | None = None,
+        table: str | None = None,
+        cell: str | None = None,
     ) -> None:
+        self.table = table or None
+        self.cell = cell or None
+        if project is None:
+            project = f"pws-{self.table}" if self.table else DEFAULT_PROJECT
+        if group is None and self.table and self.cell:
+            from pws.results.experiments import row_of
+
+            group = row_of(self.table, self.cell) or self.cell
+        if name is None and self.cell:
+            name = self.cell
         mode = os.environ.get("WANDB_MODE") or mode or "offline"
         self.run = None
         if mode == "disabled":
@@ -53,10 +80,103 @@ class Tracker:
             self.run.log(values, step=step)
 
     def finish(self, summary: dict[str, Any]) -> None:
-        """Write the final metrics into the run's summary and close it."""
+        """Write the final metrics and ``paper/*``, ``delta/*`` of the run's cell into the summary; close."""
         if self.run is None:
             return
-        for key, value in summary.items():
+        for key, value in summary_with_paper(summary, self.table, self.cell).items():
             self.run.summary[key] = value
         self.run.finish()
         self.run = None
+
+
+def summary_with_paper(summary: dict[str, Any], table: str | None = None,
+                       cell: str | None = None) -> dict[str, Any]:
+    """``summary`` without its curves, plus ``paper/<m>`` and ``delta/<m>`` when it is a cell of the paper.
+
+    ``table``/``cell`` default to the summary's own ``table``/``cell`` keys (a run record has them).
+    """
+    from pws.results.published import paper_summary
+
+    out = {k: v for k, v in summary.items() if k not in _NOT_SUMMARY}
+    out.update(paper_summary(table or summary.get("table"), cell or summary.get("cell"), summary))
+    return out
+
+
+def _offline_records(run_folder: str | os.PathLike[str]) -> list[Any]:
+    """The protobuf records of an offline wandb run's ``run-<id>.wandb`` file (LevelDB-style log blocks)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    files = sorted(Path(run_folder).glob("run-*.wandb"))
+    if not files:
+        raise FileNotFoundError(f"no run-*.wandb file in {run_folder}")
+    data = files[0].read_bytes()
+    block, header = 32768, 7
+    chunks, pending, pos = [], b"", header
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # block trailer
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk = data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            break
+        if kind == 1:
+            chunks.append(chunk)
+        elif kind == 2:
+            pending = chunk
+        elif kind == 3:
+            pending += chunk
+        elif kind == 4:
+            chunks.append(pending + chunk)
+    records = []
+    for raw in chunks:
+        rec = pb.Record()
+        rec.ParseFromString(raw)
+        records.append(rec)
+    return records
+
+
+def read_offline_run(run_folder: str | os.PathLike[str], wait_s: float = 30.0) -> dict[str, Any]:
+    """What an offline wandb run holds, read back from its ``run-<id>.wandb`` file: ``project``, ``group``,
+    ``name``, ``summary`` (final values), ``history`` (the logged steps' keys).
+
+    Offline runs write no ``wandb-summary.json``; this reads the run's transaction log (wandb's own format)
+    so that a test or a user can check what ``wandb sync`` will upload. Values are decoded from JSON.
+    wandb's service process may still be writing the file when ``finish()`` returns: this waits up to
+    ``wait_s`` seconds for the run's exit record.
+    """
+    import json
+    import time
+
+    def decode(text: str) -> Any:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+
+    deadline = time.monotonic() + wait_s
+    records = _offline_records(run_folder)
+    while not any(r.WhichOneof("record_type") == "exit" for r in records) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        records = _offline_records(run_folder)
+    out: dict[str, Any] = {"summary": {}, "history": []}
+    for rec in records:
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            out.update(project=rec.run.project, group=rec.run.run_group, name=rec.run.display_name)
+        elif kind == "summary":
+            for item in rec.summary.update:
+                out["summary"][item.key or "/".join(item.nested_key)] = decode(item.value_json)
+        elif kind == "history":
+            out["history"].append({item.key or "/".join(item.nested_key): decode(item.value_json)
+                                   for item in rec.history.item})
+    return out
+
+
+def read_offline_summary(run_folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The summary of an offline wandb run (see :func:`read_offline_run`)."""
+    return read_offline_run(run_folder)["summary"]

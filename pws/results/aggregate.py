@@ -1,0 +1,247 @@
+"""From runs to the numbers of a reproduced table: per cell and metric, ours (mean ± std over seeds),
+the paper's, the difference, and a status with its reason.
+
+The rules, in the paper's terms:
+
+* a seed that **finished** contributes its value; with several, the cell is ``mean ± std`` (sample
+  standard deviation, n - 1) over the finished seeds;
+* a seed that **diverged** is NaN, as the paper prints; a cell whose every completed seed diverged prints
+  ``NaN``; seeds that diverged beside finished ones are counted in the cell's note (``1/3 diverged``);
+* a cell with no completed seed prints a dash and the reason: ``- (not run)``, ``- (failed: <error>)``,
+  ``- (running)`` / ``- (incomplete)``, or ``- (launch failed: <error>)`` from the driver's launch record.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pws.results.collect import Run
+from pws.results.experiments import Display, Table
+from pws.results.published import paper_value
+
+DASH = "-"
+
+
+@dataclass
+class CellMetric:
+    """One printed cell: ``metric`` of table cell ``cell``."""
+
+    table: str
+    cell: str
+    row: str
+    column: str
+    display: Display
+    paper: float | None
+    values: list[float] = field(default_factory=list)     # finished seeds
+    seeds: list[int | None] = field(default_factory=list)  # finished seeds, same order
+    diverged_seeds: list[int | None] = field(default_factory=list)
+    failed: list[tuple[int | None, str]] = field(default_factory=list)
+    unfinished: list[tuple[int | None, str]] = field(default_factory=list)
+    missing_metric: list[int | None] = field(default_factory=list)
+    run_dirs: list[str] = field(default_factory=list)
+    launch_error: str | None = None
+
+    # -- numbers ---------------------------------------------------------------------------------
+    @property
+    def n_completed(self) -> int:
+        return len(self.values) + len(self.diverged_seeds)
+
+    @property
+    def mean(self) -> float | None:
+        if self.values:
+            return statistics.fmean(self.values)
+        if self.diverged_seeds:
+            return math.nan
+        return None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+    @property
+    def delta(self) -> float | None:
+        m, p = self.mean, self.paper
+        if m is None or p is None or math.isnan(m) or math.isnan(p):
+            return None
+        return m - p
+
+    @property
+    def status(self) -> str:
+        """ok / diverged / partial (finished and diverged seeds) / failed / unfinished / not run."""
+        if self.values and self.diverged_seeds:
+            return "partial"
+        if self.values:
+            return "ok"
+        if self.diverged_seeds:
+            return "diverged"
+        if self.failed:
+            return "failed"
+        if self.unfinished:
+            return "unfinished"
+        if self.missing_metric:
+            return "failed"
+        if self.launch_error:
+            return "failed"
+        return "not run"
+
+    @property
+    def reason(self) -> str:
+        """Why the cell has no number, or what its note says (empty for a plain finished cell)."""
+        notes = []
+        total = self.n_completed + len(self.failed) + len(self.unfinished) + len(self.missing_metric)
+        if self.values and self.diverged_seeds:
+            notes.append(f"{len(self.diverged_seeds)}/{total} diverged")
+        if self.values or self.diverged_seeds:
+            if self.failed:
+                notes.append(f"{len(self.failed)}/{total} failed")
+            if self.unfinished:
+                notes.append(f"{len(self.unfinished)}/{total} unfinished")
+            if self.missing_metric:
+                notes.append(f"{len(self.missing_metric)}/{total} without {self.display.metric}")
+            return "; ".join(notes)
+        if self.failed:
+            return "failed: " + (self.failed[0][1] or "no error message")
+        if self.unfinished:
+            return self.unfinished[0][1]
+        if self.missing_metric:
+            return f"no {self.display.metric} in metrics.json"
+        if self.launch_error:
+            return "launch failed: " + self.launch_error
+        return "not run"
+
+    # -- text ------------------------------------------------------------------------------------
+    def fmt(self, x: float | None, signed: bool = False) -> str:
+        if x is None:
+            return DASH
+        if math.isnan(x):
+            return "NaN"
+        d = self.display.decimals
+        return f"{x:+.{d}f}" if signed else f"{x:.{d}f}"
+
+    @property
+    def ours_text(self) -> str:
+        if self.values:
+            text = self.fmt(self.mean)
+            if self.std is not None:
+                text += f" ± {self.fmt(self.std)}"
+            if self.reason:
+                text += f" ({self.reason})"
+            return text
+        if self.diverged_seeds:
+            return "NaN" + (f" ({self.reason})" if self.reason else "")
+        return f"{DASH} ({self.reason})"
+
+    @property
+    def paper_text(self) -> str:
+        return self.fmt(self.paper) if self.paper is not None else DASH
+
+    @property
+    def delta_text(self) -> str:
+        d = self.delta
+        if d is not None:
+            return self.fmt(d, signed=True)
+        m, p = self.mean, self.paper
+        if m is not None and p is not None and math.isnan(m) and math.isnan(p):
+            return "both NaN"
+        return DASH
+
+
+@dataclass
+class TableResult:
+    """A reproduced table: its definition, the scale and grid it ran at, and every printed cell."""
+
+    table: Table
+    scale: str
+    grid: str | None
+    rows: list[str]
+    columns: list[str]
+    cells: dict[tuple[str, int], CellMetric]   # (row id, display index) -> cell
+    runs_root: list[str]
+    n_runs: int
+    commits: list[str]
+    seeds: list[int]
+
+    def cell(self, row: str, display_index: int) -> CellMetric:
+        return self.cells[(row, display_index)]
+
+    @property
+    def displays(self) -> list[tuple[int, Display]]:
+        """The printed columns whose run column is in the grid."""
+        return [(i, d) for i, d in enumerate(self.table.display) if d.column in self.columns]
+
+
+def aggregate(
+    table: Table,
+    runs_by_cell: dict[str, list[Run]],
+    scale: str,
+    *,
+    grid: str | None = None,
+    launches: list[dict[str, Any]] | None = None,
+    runs_root: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> TableResult:
+    """Build the reproduced table from runs grouped by cell (see ``collect.runs_for_table``).
+
+    ``seeds``: when given, only those seeds count (the driver passes the seeds it ran).
+    """
+    rows, columns, _, _ = table.grid(grid)
+    launch_errors = {}
+    for rec in launches or []:
+        if rec.get("table") == table.name and rec.get("returncode") not in (0, None):
+            launch_errors[rec.get("cell")] = str(rec.get("error") or f"exit status {rec.get('returncode')}")
+    cells: dict[tuple[str, int], CellMetric] = {}
+    commits: set[str] = set()
+    n_runs = 0
+    seen_seeds: set[int] = set()
+    for row in rows:
+        for i, disp in enumerate(table.display):
+            if disp.column not in columns:
+                continue
+            cell_id = table.cell_id(disp.column, row)
+            cm = CellMetric(
+                table=table.name, cell=cell_id, row=row, column=disp.column, display=disp,
+                paper=paper_value(table.name, cell_id, disp.metric),
+            )
+            for run in runs_by_cell.get(cell_id, []):
+                if seeds is not None and run.seed is not None and run.seed not in seeds:
+                    continue
+                cm.run_dirs.append(str(run.path))
+                status = run.status
+                if status == "finished":
+                    v = run.metric(disp.metric)
+                    if v is None:
+                        cm.missing_metric.append(run.seed)
+                    elif math.isnan(v):
+                        cm.diverged_seeds.append(run.seed)
+                    else:
+                        cm.values.append(v)
+                        cm.seeds.append(run.seed)
+                elif status == "diverged":
+                    cm.diverged_seeds.append(run.seed)
+                elif status == "failed":
+                    cm.failed.append((run.seed, run.error or "failed"))
+                else:
+                    why = "incomplete: no metrics.json" if run.record is None else f"{status}: not finished"
+                    cm.unfinished.append((run.seed, why))
+            if not cm.run_dirs and cell_id in launch_errors:
+                cm.launch_error = launch_errors[cell_id]
+            cells[(row, i)] = cm
+    for runs in runs_by_cell.values():
+        for run in runs:
+            if seeds is not None and run.seed is not None and run.seed not in seeds:
+                continue
+            n_runs += 1
+            if run.seed is not None:
+                seen_seeds.add(run.seed)
+            commit = (run.record or {}).get("git_commit")
+            if commit:
+                commits.add(str(commit)[:10])
+    return TableResult(
+        table=table, scale=scale, grid=grid, rows=rows, columns=columns, cells=cells,
+        runs_root=[str(Path(r)) for r in (runs_root or [])], n_runs=n_runs, commits=sorted(commits),
+        seeds=sorted(seeds if seeds is not None else seen_seeds),
+    )

@@ -1,0 +1,234 @@
+"""Figures next to each rendered table (matplotlib, PNG).
+
+* ``<stem>_vs_paper.png``: per printed column, our value per row (mean ± std over seeds, each seed a dot)
+  beside the paper's; diverged cells are marked NaN and runs without a number with a dash, as in the table.
+* ``<stem>_curves.png``: training curves per method like the paper's Figures 3-5: the training loss and
+  the test error (or mAP) against epochs, one panel per run column, one line per row (mean over seeds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+from pws.results.aggregate import TableResult
+from pws.results.collect import Run
+
+LOSS_KEYS = ("train_loss", "loss")
+EVAL_KEYS = ("test_error", "top1_error", "val_error", "mAP", "bbox_mAP", "test_acc")
+EPOCH_KEYS = ("epoch", "iter", "step")
+OURS_COLOR = "tab:blue"
+PAPER_COLOR = "tab:orange"
+
+
+def _mark(ax: Any, x: float, ymax: float, text: str, color: str) -> None:
+    """A cell without a bar: its status written upright where the bar would be."""
+    ax.text(x, 0.02 * ymax, text, ha="center", va="bottom", rotation=90, fontsize=8, color=color,
+            fontweight="bold")
+
+
+def _scale_note(res: TableResult) -> str:
+    if res.scale == "smoke":
+        return " — smoke scale, not the paper's setting"
+    return f" — {res.scale} scale"
+
+
+def plot_vs_paper(res: TableResult, path: str | Path) -> Path:
+    """Bar chart of ours vs the paper per cell; one panel per printed column."""
+    displays = res.displays
+    n = len(displays)
+    ncols = min(n, 2)
+    nrows = math.ceil(n / ncols)
+    width = max(6.0, 0.9 * len(res.rows) + 2.5)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 3.8 * nrows), squeeze=False)
+    labels = [res.table.row_label(r) for r in res.rows]
+    x = np.arange(len(res.rows))
+    w = 0.38
+    for k, (i, d) in enumerate(displays):
+        ax = axes[k // ncols][k % ncols]
+        ours = [res.cell(r, i) for r in res.rows]
+        ymax = 0.0
+        for c in ours:
+            for val in (c.mean, c.paper):
+                if val is not None and not math.isnan(val):
+                    ymax = max(ymax, val + (c.std or 0.0))
+        ymax = ymax or 1.0
+        for j, c in enumerate(ours):
+            m = c.mean
+            if m is not None and not math.isnan(m):
+                ax.bar(x[j] - w / 2, m, w, color=OURS_COLOR, yerr=c.std or None, capsize=3)
+                if len(c.values) > 1:
+                    ax.scatter([x[j] - w / 2] * len(c.values), c.values, s=9, color="navy", zorder=3)
+            else:
+                _mark(ax, x[j] - w / 2, ymax, "NaN" if c.status == "diverged" else c.status, OURS_COLOR)
+            p = c.paper
+            if p is not None and not math.isnan(p):
+                ax.bar(x[j] + w / 2, p, w, color=PAPER_COLOR, alpha=0.85)
+            else:
+                _mark(ax, x[j] + w / 2, ymax, "NaN" if p is not None else "none", PAPER_COLOR)
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=30 if max(len(s) for s in labels) > 6 else 0, ha="right"
+                           if max(len(s) for s in labels) > 6 else "center", fontsize=8)
+        better = "higher" if d.higher_is_better else "lower"
+        ax.set_title(f"{d.label}", fontsize=10)
+        ax.set_ylabel(f"{d.metric} ({better} is better)", fontsize=9)
+        ax.set_ylim(0, ymax * 1.15)
+        ax.grid(axis="y", alpha=0.3)
+    for k in range(n, nrows * ncols):
+        axes[k // ncols][k % ncols].axis("off")
+    from matplotlib.patches import Patch
+
+    ours_label = "ours (mean ± std, dots: seeds)" if len(res.seeds) > 1 else "ours"
+    fig.legend(handles=[Patch(color=OURS_COLOR, label=ours_label), Patch(color=PAPER_COLOR, label="paper")],
+               loc="upper right", fontsize=8, ncol=2)
+    fig.suptitle(f"{res.table.title}: ours vs paper{_scale_note(res)}", fontsize=11, x=0.45)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _flat(entry: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A history entry with nested dicts flattened (detection: ``{"val": {"pascal_voc/mAP": ...}}`` ->
+    ``val/pascal_voc/mAP``)."""
+    out: dict[str, Any] = {}
+    for k, v in entry.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _first_key(history: list[dict[str, Any]], keys: tuple[str, ...], suffix: str | None = None) -> str | None:
+    for key in keys:
+        if any(key in h and h[key] is not None for h in history):
+            return key
+    if suffix:  # e.g. detection's val/pascal_voc/mAP, val/coco/bbox_mAP
+        for h in history:
+            for key in h:
+                if key.startswith("val/") and key.endswith(suffix):
+                    return key
+    return None
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def _curve(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Mean over seeds of ``key`` per epoch; whether any run diverged."""
+    by_epoch: dict[float, list[float]] = defaultdict(list)
+    diverged = False
+    for run in runs:
+        hist = [_flat(h) for h in run.history]
+        ekey = _first_key(hist, EPOCH_KEYS)
+        for n, h in enumerate(hist, start=1):
+            if key not in h or h[key] is None:
+                continue
+            try:
+                v = float(h[key])
+            except (TypeError, ValueError):
+                continue
+            e = float(h[ekey]) if ekey and h.get(ekey) is not None else float(n)
+            by_epoch[e].append(v)
+        diverged |= run.status == "diverged"
+    xs = np.array(sorted(by_epoch))
+    ys = np.array([_nanmean(by_epoch[e]) for e in xs])
+    return xs, ys, diverged
+
+
+def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str | Path) -> Path | None:
+    """Training loss and test metric against epochs per method (row), one panel column per run column.
+
+    Returns None (and writes nothing) when no run has a history."""
+    all_hist = [_flat(h) for rs in runs_by_cell.values() for r in rs for h in r.history]
+    if not all_hist:
+        return None
+    loss_key = _first_key(all_hist, LOSS_KEYS)
+    eval_key = _first_key(all_hist, EVAL_KEYS, suffix="mAP")
+    keys = [k for k in (loss_key, eval_key) if k]
+    if not keys:
+        return None
+    cols = res.columns
+    fig, axes = plt.subplots(len(keys), len(cols), figsize=(4.2 * len(cols), 3.2 * len(keys)),
+                             squeeze=False, sharex="col")
+    cmap = plt.get_cmap("tab10")
+    for ci, column in enumerate(cols):
+        for ki, key in enumerate(keys):
+            ax = axes[ki][ci]
+            for ri, row in enumerate(res.rows):
+                runs = runs_by_cell.get(res.table.cell_id(column, row), [])
+                if not runs:
+                    continue
+                xs, ys, _ = _curve([r for r in runs if r.status != "diverged"] or runs, key)
+                if len(xs) == 0:
+                    continue
+                ax.plot(xs, ys, marker="o" if len(xs) < 15 else None, ms=3, color=cmap(ri % 10),
+                        label=res.table.row_label(row))
+                dxs, dys, _ = _curve([r for r in runs if r.status == "diverged"], key)
+                finite = np.flatnonzero(np.isfinite(dys))
+                if len(finite):
+                    k = finite[-1]
+                    if len(runs) > 1 and any(r.status != "diverged" for r in runs):
+                        ax.plot(dxs[: k + 1], dys[: k + 1], linestyle=":", color=cmap(ri % 10))
+                    ax.plot(dxs[k:k + 1], dys[k:k + 1], marker="x", ms=10, mew=2, color=cmap(ri % 10),
+                            linestyle="none", label="diverged (last finite value)")
+            if not ax.get_lines():
+                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes,
+                        color="grey")
+                ax.set_yticks([])
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if key in LOSS_KEYS:
+                finite = [ln.get_ydata() for ln in ax.get_lines()]
+                vals = np.concatenate([np.asarray(v, float) for v in finite]) if finite else np.array([])
+                vals = vals[np.isfinite(vals)]
+                if len(vals) and vals.min() > 0 and vals.max() / vals.min() > 20:
+                    ax.set_yscale("log")
+            title = res.table.columns[column].get("label", column) if column else res.table.title
+            if ki == 0:
+                ax.set_title(title, fontsize=10)
+            if ci == 0:
+                ax.set_ylabel(key, fontsize=9)
+            if ki == len(keys) - 1:
+                ax.set_xlabel("epoch", fontsize=9)
+            ax.grid(alpha=0.3)
+    handles, labels = [], []
+    any_diverged = False
+    for row in axes:
+        for ax in row:
+            for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+                if lab.startswith("diverged"):
+                    any_diverged = True
+                elif lab not in labels:
+                    handles.append(h)
+                    labels.append(lab)
+    if any_diverged:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], marker="x", mew=2, ms=8, color="black", linestyle="none"))
+        labels.append("diverged (last finite value)")
+    order = [res.table.row_label(r) for r in res.rows]
+    pairs = sorted(zip(handles, labels, strict=True),
+                   key=lambda hl: order.index(hl[1]) if hl[1] in order else len(order))
+    handles, labels = [h for h, _ in pairs], [lab for _, lab in pairs]
+    if handles:
+        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 7), fontsize=8,
+                   bbox_to_anchor=(0.5, 0.995))
+    fig.suptitle(f"{res.table.title}: training curves{_scale_note(res)}", fontsize=11, y=0.955)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,72 @@
+"""The paper's numbers (``results/published.yaml``) and the per-run comparison ``paper/*``, ``delta/*``."""
+
+from __future__ import annotations
+
+import math
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pws.results.experiments import REPO_ROOT
+
+PUBLISHED_FILE = Path(os.environ.get("PWS_PUBLISHED", REPO_ROOT / "results" / "published.yaml"))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def published(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The whole file: ``{table: {"caption": ..., "cells": {cell: {metric: value}}}}``."""
+    p = Path(path or PUBLISHED_FILE)
+    return _load(str(p), p.stat().st_mtime)
+
+
+def paper_value(table: str, cell: str, metric: str) -> float | None:
+    """The paper's number for ``metric`` of ``cell`` in ``table`` (NaN where the paper prints NaN),
+    or None when the paper has no such number."""
+    try:
+        value = published()[table]["cells"][cell][metric]
+    except (KeyError, TypeError):
+        return None
+    return float(value)
+
+
+def paper_cell(table: str, cell: str) -> dict[str, float]:
+    """All the paper's metrics for one cell (empty when the cell is not in the paper)."""
+    try:
+        return {k: float(v) for k, v in published()[table]["cells"][cell].items()}
+    except (KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def paper_summary(table: str | None, cell: str | None, metrics: dict[str, Any]) -> dict[str, float]:
+    """``{"paper/<m>": paper, "delta/<m>": ours - paper}`` for every metric the paper has for the cell.
+
+    ``metrics`` is the run's record (or any dict holding its final metrics under the runs' names). The
+    delta is NaN when either side is NaN or the run has no value for the metric; a cell outside the paper
+    (no table or cell, or not one of the published ones) gives ``{}``.
+    """
+    if not table or not cell:
+        return {}
+    out: dict[str, float] = {}
+    for metric, paper in paper_cell(table, cell).items():
+        ours = _as_float(metrics.get(metric))
+        out[f"paper/{metric}"] = paper
+        finite = ours is not None and math.isfinite(ours) and math.isfinite(paper)
+        delta = ours - paper if finite else math.nan
+        out[f"delta/{metric}"] = delta
+    return out

@@ -1,0 +1,194 @@
+"""Render a reproduced table as Markdown, CSV and LaTeX: per cell ours, the paper's and the difference.
+
+Markdown and LaTeX lay the table out as the paper does (its rows, its printed columns), each printed
+column split into *ours*, *paper* and *Δ* (ours - paper). The CSV is long: one line per printed cell,
+with the numbers and the status spelled out for machines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pws.results.aggregate import CellMetric, TableResult
+
+CSV_FIELDS = [
+    "table", "scale", "grid", "row", "row_label", "column", "display", "metric", "cell",
+    "ours", "paper", "delta", "ours_mean", "ours_std", "n_seeds", "seeds", "n_finished", "n_diverged",
+    "n_failed", "status", "reason", "run_dirs",
+]
+
+
+def heading_lines(res: TableResult) -> list[str]:
+    """The title and the plain statement of what was run (smoke scale is never the paper's setting)."""
+    t = res.table
+    lines = []
+    if res.scale == "smoke":
+        lines.append(f"# {t.title} — SMOKE-SCALE reproduction, not the paper's setting")
+        lines.append("")
+        lines.append(f"**Smoke scale, not the paper's setting.** {t.setting('smoke')}.")
+    else:
+        lines.append(f"# {t.title} — reproduced at {res.scale} scale")
+        lines.append("")
+        lines.append(f"**{res.scale.capitalize()} scale.** {t.setting(res.scale)}.")
+    if res.grid is not None:
+        _, _, extra, note = t.grid(res.grid)
+        text = f"**Reduced grid `{res.grid}`**: {note or 'a subset of the table'}"
+        text += f" (rows: {', '.join(res.rows)}; columns: {', '.join(c or '-' for c in res.columns)}"
+        if extra:
+            text += f"; extra overrides: `{' '.join(extra)}`"
+        text += ")."
+        lines += ["", text]
+    metric_bits = []
+    for _, d in res.displays:
+        bit = f"{d.metric} ({'higher' if d.higher_is_better else 'lower'} is better)"
+        if bit not in metric_bits:
+            metric_bits.append(bit)
+    seeds = ", ".join(str(s) for s in res.seeds) or "none"
+    roots = ", ".join(f"`{r}`" for r in res.runs_root) or "-"
+    lines += [
+        "",
+        f"Runs: {roots} · {res.n_runs} runs · seeds {seeds} · commit {', '.join(res.commits) or 'unknown'}"
+        f" · app `{t.app}` · rendered {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        "",
+        f"Metrics: {', '.join(metric_bits)}. Each printed column: ours (mean ± std over seeds when there "
+        "are several), the paper's number, Δ = ours − paper. NaN: the run diverged (the paper prints NaN "
+        "the same way). A dash: no number, with the reason.",
+    ]
+    return lines
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def markdown(res: TableResult) -> str:
+    t = res.table
+    header = list(t.info_columns)
+    for _, d in res.displays:
+        header += [f"{d.label}: ours", "paper", "Δ"]
+    lines = [*heading_lines(res), ""]
+    lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
+    aligns = [":--"] * len(t.info_columns) + ["--:"] * (len(header) - len(t.info_columns))
+    lines.append("| " + " | ".join(aligns) + " |")
+    for row in res.rows:
+        cells = [str(x) for x in t.rows[row]["info"]]
+        for i, _ in res.displays:
+            c = res.cell(row, i)
+            cells += [c.ours_text, c.paper_text, c.delta_text]
+        lines.append("| " + " | ".join(_md_escape(x) for x in cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return ""
+    return "NaN" if math.isnan(x) else repr(float(x))
+
+
+def csv_rows(res: TableResult) -> list[dict[str, str]]:
+    out = []
+    for row in res.rows:
+        for i, d in res.displays:
+            c: CellMetric = res.cell(row, i)
+            out.append({
+                "table": res.table.name, "scale": res.scale, "grid": res.grid or "",
+                "row": row, "row_label": res.table.row_label(row), "column": d.column,
+                "display": d.label, "metric": d.metric, "cell": c.cell,
+                "ours": c.ours_text, "paper": c.paper_text, "delta": c.delta_text,
+                "ours_mean": _num(c.mean), "ours_std": _num(c.std),
+                "n_seeds": str(c.n_completed), "seeds": " ".join(str(s) for s in c.seeds),
+                "n_finished": str(len(c.values)), "n_diverged": str(len(c.diverged_seeds)),
+                "n_failed": str(len(c.failed) + len(c.missing_metric)),
+                "status": c.status, "reason": c.reason, "run_dirs": " ".join(c.run_dirs),
+            })
+    return out
+
+
+def to_csv(res: TableResult) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(csv_rows(res))
+    return buf.getvalue()
+
+
+_TEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def _tex(text: str) -> str:
+    s = "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(text))
+    return s.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("−", "-")
+
+
+def latex(res: TableResult) -> str:
+    t = res.table
+    n_info = len(t.info_columns)
+    spec = "l" * n_info + "rrr" * len(res.displays)
+    caption = t.title
+    if res.scale == "smoke":
+        caption += " --- smoke-scale reproduction, not the paper's setting"
+    if res.grid:
+        caption += f" (reduced grid {res.grid})"
+    lines = [
+        "% " + " ".join(heading_lines(res)[0].split()),
+        "% Requires \\usepackage{booktabs}.",
+        "\\begin{table}[t]",
+        "\\centering",
+        "\\small",
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+    ]
+    top = [""] * n_info + [f"\\multicolumn{{3}}{{c}}{{{_tex(d.label)}}}" for _, d in res.displays]
+    lines.append(" & ".join(top) + " \\\\")
+    rules = " ".join(f"\\cmidrule(lr){{{n_info + 1 + 3 * k}-{n_info + 3 + 3 * k}}}"
+                     for k in range(len(res.displays)))
+    lines.append(rules)
+    sub = [_tex(h) for h in t.info_columns] + ["ours", "paper", "$\\Delta$"] * len(res.displays)
+    lines.append(" & ".join(sub) + " \\\\")
+    lines.append("\\midrule")
+    for row in res.rows:
+        cells = [_tex(x) for x in t.rows[row]["info"]]
+        for i, _ in res.displays:
+            c = res.cell(row, i)
+            ours = c.ours_text if c.ours_text != "-" else "--"
+            if ours.startswith("- ("):
+                ours = "-- (" + ours[3:]
+            cells += [_tex(ours), _tex(c.paper_text), _tex(c.delta_text)]
+        lines.append(" & ".join(cells) + " \\\\")
+    lines += [
+        "\\bottomrule",
+        "\\end{tabular}",
+        f"\\caption{{{_tex(caption)}. Ours (mean $\\pm$ std over seeds), the paper's number and "
+        f"$\\Delta$ = ours $-$ paper; NaN: diverged; --: not run or failed.}}",
+        f"\\label{{tab:repro-{t.name}-{res.scale}}}",
+        "\\end{table}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def output_stem(table: str, grid: str | None) -> str:
+    """``table4`` for the whole table, ``table4_demo`` for its reduced grid ``demo``."""
+    return f"{table}_{grid}" if grid else table
+
+
+def write_all(res: TableResult, out_dir: str | Path, stem: str | None = None) -> dict[str, Path]:
+    """Write ``<stem>.md``, ``.csv`` and ``.tex`` into ``out_dir``; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = stem or output_stem(res.table.name, res.grid)
+    paths = {
+        "md": out_dir / f"{stem}.md",
+        "csv": out_dir / f"{stem}.csv",
+        "tex": out_dir / f"{stem}.tex",
+    }
+    paths["md"].write_text(markdown(res))
+    paths["csv"].write_text(to_csv(res))
+    paths["tex"].write_text(latex(res))
+    return paths

@@ -1,0 +1,111 @@
+"""Collect a table's runs and write everything a reader looks at: ``<out>/<stem>.md``, ``.csv``, ``.tex``,
+``<stem>_vs_paper.png``, ``<stem>_curves.png``, and the reproduced table as a wandb Table (offline unless
+``WANDB_MODE`` says otherwise; ``disabled`` skips it)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pws.results.aggregate import TableResult, aggregate
+from pws.results.collect import Run, collect_launches, collect_runs, runs_for_table
+from pws.results.experiments import Table, load_table
+from pws.results.render import CSV_FIELDS, csv_rows, output_stem, write_all
+
+
+@dataclass
+class Report:
+    result: TableResult
+    runs_by_cell: dict[str, list[Run]]
+    paths: dict[str, Path] = field(default_factory=dict)
+    wandb_dir: Path | None = None
+
+
+def build(
+    table: str | Table,
+    runs_roots: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    scale: str,
+    *,
+    grid: str | None = None,
+    seeds: list[int] | None = None,
+    runs: list[Run] | None = None,
+) -> Report:
+    """Collect and aggregate (no files written)."""
+    t = load_table(table) if isinstance(table, str) else table
+    roots = [runs_roots] if isinstance(runs_roots, (str, os.PathLike)) else list(runs_roots)
+    if runs is None:
+        runs = collect_runs(roots)
+    by_cell = runs_for_table(t, runs, scale)
+    rows, cols, _, _ = t.grid(grid)
+    in_grid = {t.cell_id(c, r) for r in rows for c in cols}
+    by_cell = {k: v for k, v in by_cell.items() if k in in_grid}
+    res = aggregate(t, by_cell, scale, grid=grid, launches=collect_launches(roots),
+                    runs_root=[str(r) for r in roots], seeds=seeds)
+    return Report(result=res, runs_by_cell=by_cell)
+
+
+def write(report: Report, out_dir: str | os.PathLike[str], *, plots: bool = True,
+          wandb_mode: str | None = None) -> Report:
+    """Write the table files, the plots and the wandb Table of ``report`` into ``out_dir``."""
+    res = report.result
+    out_dir = Path(out_dir)
+    report.paths = write_all(res, out_dir)
+    stem = output_stem(res.table.name, res.grid)
+    if plots:
+        from pws.results.plots import plot_curves, plot_vs_paper
+
+        report.paths["vs_paper_png"] = plot_vs_paper(res, out_dir / f"{stem}_vs_paper.png")
+        curves = plot_curves(res, report.runs_by_cell, out_dir / f"{stem}_curves.png")
+        if curves is not None:
+            report.paths["curves_png"] = curves
+    report.wandb_dir = log_wandb_table(report, out_dir, mode=wandb_mode)
+    return report
+
+
+def render_table(
+    table: str | Table,
+    runs_roots: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    scale: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    grid: str | None = None,
+    seeds: list[int] | None = None,
+    plots: bool = True,
+    wandb_mode: str | None = None,
+) -> Report:
+    """Collect the runs of ``table`` below ``runs_roots`` and write its files into ``out_dir``."""
+    return write(build(table, runs_roots, scale, grid=grid, seeds=seeds), out_dir, plots=plots,
+                 wandb_mode=wandb_mode)
+
+
+def log_wandb_table(report: Report, out_dir: Path, *, mode: str | None = None) -> Path | None:
+    """Log the reproduced table (and its plots) as one wandb run; return the run's folder.
+
+    Project ``pws-<table>``, job type ``collect``. Offline by default: ``wandb sync <folder>`` uploads it.
+    """
+    mode = os.environ.get("WANDB_MODE") or mode or "offline"
+    if mode == "disabled":
+        return None
+    import wandb
+
+    res = report.result
+    name = f"{output_stem(res.table.name, res.grid)}-{res.scale}"
+    run = wandb.init(
+        dir=str(out_dir), mode=mode, project=f"pws-{res.table.name}", job_type="collect", name=name,
+        group="reproduced-table", tags=[res.scale, "collect"],
+        config={"table": res.table.name, "scale": res.scale, "grid": res.grid, "seeds": res.seeds,
+                "runs_root": res.runs_root, "n_runs": res.n_runs},
+        reinit="finish_previous", settings=wandb.Settings(silent=True, console="off"),
+    )
+    rows = csv_rows(res)
+    table = wandb.Table(columns=CSV_FIELDS, data=[[r[k] for k in CSV_FIELDS] for r in rows])
+    payload = {"reproduced_table": table}
+    for key in ("vs_paper_png", "curves_png"):
+        if key in report.paths:
+            payload[key.removesuffix("_png")] = wandb.Image(str(report.paths[key]))
+    run.log(payload)
+    folder = Path(run.dir).parent
+    run.finish()
+    return folder

@@ -1,0 +1,270 @@
+"""``make reproduce-tableN``: run a table's grid as Hydra multiruns, then collect and render it.
+
+Every cell is one Hydra multirun over the seeds, with deterministic run directories::
+
+    python -m <app> -m <cell overrides> table=<table> cell=<cell> seed=0,1,2 [force=true] \\
+        hydra/launcher=<launcher> hydra.sweep.dir=<runs>/<scale>/<table>/<cell> hydra.sweep.subdir=seed${seed}
+
+so a run of seed k of a cell always lands in ``runs/<scale>/<table>/<cell>/seed<k>``. Rerunning skips
+what is done: seeds whose run already finished or diverged are left out of the command (and the apps skip
+a finished run dir themselves), so a broken sweep resumes where it stopped; ``--force`` passes
+``force=true`` and reruns everything. Cells run one after the other (their seeds in parallel under the
+joblib and SLURM launchers); ``--cell-jobs N`` launches N cells at once (the default for SLURM is all of
+them: each multirun then only waits for its array job).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pws.results.experiments import REPO_ROOT, Cell, Table, load_table
+from pws.results.render import output_stem
+
+# LAUNCHER=<name> -> hydra/launcher=<config in configs/hydra/launcher/>
+LAUNCHERS = {
+    "local": "local",                        # Hydra's basic launcher: one job after the other
+    "joblib": "pws_joblib",                  # parallel jobs on this machine
+    "slurm": "slurm",                        # submitit on a SLURM cluster
+    "submitit_local": "pws_submitit_local",  # submitit's local executor (the SLURM path minus the cluster)
+}
+
+
+@dataclass
+class Launch:
+    """One cell's multirun."""
+
+    cell: Cell
+    sweep_dir: Path
+    seeds: list[int]              # the seeds this launch runs
+    done: list[int]               # seeds already finished or diverged (skipped)
+    command: list[str] = field(default_factory=list)
+    returncode: int | None = None
+    error: str | None = None
+    wall_s: float = 0.0
+
+    @property
+    def skipped(self) -> bool:
+        return not self.seeds
+
+
+def runs_dir(runs_root: str | os.PathLike[str], scale: str, table: str, grid: str | None) -> Path:
+    return Path(runs_root) / scale / output_stem(table, grid)
+
+
+def _is_done(run_dir: Path) -> bool:
+    from pws.runs.record import is_done
+
+    return is_done(run_dir)
+
+
+def plan(
+    table: Table,
+    scale: str,
+    seeds: list[int],
+    *,
+    grid: str | None = None,
+    runs_root: str | os.PathLike[str] = "runs",
+    launcher: str = "local",
+    force: bool = False,
+    extra_overrides: list[str] | None = None,
+    cells: list[str] | None = None,
+) -> list[Launch]:
+    """The multiruns that reproduce ``table`` at ``scale`` (nothing is run)."""
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
+    base = runs_dir(runs_root, scale, table.name, grid).resolve()
+    launches = []
+    for cell in table.cells(scale, grid):
+        if cells and cell.id not in cells:
+            continue
+        sweep_dir = base / cell.id
+        done = [] if force else [s for s in seeds if _is_done(sweep_dir / f"seed{s}")]
+        todo = [s for s in seeds if s not in done]
+        cmd = [
+            sys.executable, "-m", cell.app, "-m",
+            *cell.overrides, *(extra_overrides or []),
+            f"table={table.name}", f"cell={cell.id}",
+            "seed=" + ",".join(str(s) for s in todo),
+            *(["force=true"] if force else []),
+            f"hydra/launcher={LAUNCHERS[launcher]}",
+            f"hydra.sweep.dir={sweep_dir}",
+            "hydra.sweep.subdir=seed${seed}",
+        ]
+        launches.append(Launch(cell=cell, sweep_dir=sweep_dir, seeds=todo, done=done, command=cmd))
+    return launches
+
+
+def _app_available(app: str) -> bool:
+    try:
+        return importlib.util.find_spec(app) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _last_error_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if any(w in ln for w in ("Error", "error", "Exception", "Could not", "not found", "failed")):
+            return ln[:300]
+    return (lines[-1][:300] if lines else "no output")
+
+
+def execute(launch: Launch, *, scale: str, stream: bool = False, cwd: str | os.PathLike[str] | None = None,
+            env: dict[str, str] | None = None) -> Launch:
+    """Run one cell's multirun; its output goes to ``<sweep_dir>/launch.log``, its exit status and
+    command to ``<sweep_dir>/launch.json`` (the collector reports a failed launch from it)."""
+    launch.sweep_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    record = {"table": launch.cell.table, "cell": launch.cell.id, "scale": scale, "seeds": launch.seeds,
+              "command": launch.command, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if not _app_available(launch.cell.app):
+        launch.returncode = 127
+        launch.error = f"app {launch.cell.app} is not available (python -m {launch.cell.app} has no module)"
+    else:
+        child_env = dict(os.environ if env is None else env)
+        child_env.setdefault("HYDRA_FULL_ERROR", "1")
+        child_env.setdefault("PYTHONUNBUFFERED", "1")
+        log_path = launch.sweep_dir / "launch.log"
+        with open(log_path, "a") as log:
+            log.write(f"\n$ {' '.join(launch.command)}\n")
+            log.flush()
+            proc = subprocess.Popen(launch.command, cwd=cwd or REPO_ROOT, env=child_env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            tail: list[str] = []
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                tail.append(line)
+                del tail[:-200]
+                if stream:
+                    sys.stdout.write(line)
+            launch.returncode = proc.wait()
+        if launch.returncode != 0:
+            launch.error = _last_error_line("".join(tail))
+    launch.wall_s = time.time() - started
+    record.update(returncode=launch.returncode, error=launch.error, wall_s=round(launch.wall_s, 1))
+    (launch.sweep_dir / "launch.json").write_text(json.dumps(record, indent=1) + "\n")
+    return launch
+
+
+def _cell_summary(launch: Launch, table: Table) -> str:
+    from pws.runs.record import read_metrics
+
+    parts = []
+    for s in launch.seeds + launch.done:
+        rec = read_metrics(launch.sweep_dir / f"seed{s}")
+        if rec is None:
+            parts.append(f"seed {s}: no metrics.json")
+            continue
+        vals = []
+        for m in table.metrics():
+            if m in rec:
+                with contextlib.suppress(TypeError, ValueError):
+                    vals.append(f"{m} {float(rec[m]):.{table.decimals}f}")
+        tag = " (skipped: done)" if s in launch.done else ""
+        parts.append(f"seed {s}: {rec.get('status')}{tag} " + " ".join(vals))
+    return "; ".join(parts)
+
+
+def run_all(launches: list[Launch], table: Table, *, scale: str, cell_jobs: int = 1,
+            stream: bool = False, printer=print) -> list[Launch]:
+    """Execute the launches (``cell_jobs`` at a time), printing one line per cell."""
+    lock = threading.Lock()
+    total = len(launches)
+    counter = {"n": 0}
+
+    def one(launch: Launch) -> Launch:
+        if not launch.skipped:
+            execute(launch, scale=scale, stream=stream and cell_jobs == 1)
+        with lock:
+            counter["n"] += 1
+            if launch.skipped:
+                state = "done already"
+            elif launch.returncode == 0:
+                state = f"ran in {launch.wall_s:.0f} s"
+            else:
+                state = (f"FAILED (exit {launch.returncode}: {launch.error}); "
+                         f"log {launch.sweep_dir}/launch.log")
+            printer(f"[{counter['n']:>{len(str(total))}}/{total}] {launch.cell.id}: {state} — "
+                    f"{_cell_summary(launch, table)}")
+        return launch
+
+    if cell_jobs <= 1:
+        return [one(ln) for ln in launches]
+    with ThreadPoolExecutor(max_workers=cell_jobs) as pool:
+        return list(pool.map(one, launches))
+
+
+def reproduce(
+    table_name: str,
+    *,
+    scale: str = "smoke",
+    seeds: list[int] | None = None,
+    launcher: str = "local",
+    force: bool = False,
+    grid: str | None = None,
+    runs_root: str | os.PathLike[str] = "runs",
+    out_root: str | os.PathLike[str] = "results",
+    extra_overrides: list[str] | None = None,
+    cells: list[str] | None = None,
+    cell_jobs: int | None = None,
+    dry_run: bool = False,
+    stream: bool = False,
+    plots: bool = True,
+    wandb_mode: str | None = None,
+    printer=print,
+):
+    """Run (or resume) the grid of ``table_name`` and render it; returns the report (None on dry run)."""
+    from pws.results.report import render_table
+
+    table = load_table(table_name)
+    seeds = list(seeds if seeds is not None else [0])
+    launches = plan(table, scale, seeds, grid=grid, runs_root=runs_root, launcher=launcher, force=force,
+                    extra_overrides=extra_overrides, cells=cells)
+    if cell_jobs is None:
+        cell_jobs = len(launches) if launcher == "slurm" else 1
+    base = runs_dir(runs_root, scale, table.name, grid)
+    what = f"{table.title} at {scale} scale" + (f", reduced grid {grid!r}" if grid else "")
+    todo = sum(len(ln.seeds) for ln in launches)
+    printer(f"{what}: {len(launches)} cells x {len(seeds)} seeds, {todo} runs to do "
+            f"(launcher {launcher}, runs in {base})")
+    if dry_run:
+        for ln in launches:
+            state = "skip (done)" if ln.skipped else " ".join(_shell_quote(a) for a in ln.command)
+            printer(f"  {ln.cell.id}: {state}")
+        return None
+    run_all(launches, table, scale=scale, cell_jobs=cell_jobs, stream=stream, printer=printer)
+    out_dir = Path(out_root) / scale
+    return render_table(table, base, scale, out_dir, grid=grid, seeds=seeds, plots=plots,
+                        wandb_mode=wandb_mode)
+
+
+def _shell_quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def print_report(report, printer=print) -> None:
+    """The rendered table, then where everything is."""
+    printer("")
+    printer(report.paths["md"].read_text())
+    printer("Files:")
+    for key in ("md", "csv", "tex", "vs_paper_png", "curves_png"):
+        if key in report.paths:
+            printer(f"  {key:<13} {report.paths[key]}")
+    if report.wandb_dir is not None:
+        printer(f"  {'wandb (table)':<13} {report.wandb_dir}   (offline: `wandb sync {report.wandb_dir}`)")
+    roots = report.result.runs_root
+    if roots:
+        printer(f"  {'runs':<13} {', '.join(roots)}   (each run's wandb folder: <run dir>/wandb/)")

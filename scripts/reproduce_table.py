@@ -1,0 +1,62 @@
+#!/usr/bin/env python
+"""Run (or resume) one of the paper's tables and render it: what `make reproduce-tableN` calls.
+
+    python scripts/reproduce_table.py table4 --scale smoke --seeds 0,1,2 --launcher joblib [--force]
+
+Each cell is a Hydra multirun over the seeds into runs/<scale>/<table>/<cell>/seed<k>; cells already
+finished are skipped; then results/<scale>/<table>.md, .csv, .tex and the plots are written and the table
+is printed. See pws/results/reproduce.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pws.results.reproduce import LAUNCHERS, print_report, reproduce
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.replace(" ", "").split(",") if s != ""]
+    except ValueError:
+        msg = f"seeds must be integers separated by commas, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("table", help="table1 .. table5 (experiments/<table>.yaml)")
+    p.add_argument("--scale", default="smoke", choices=["smoke", "full"])
+    p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated, e.g. 0,1,2 (default 0)")
+    p.add_argument("--launcher", default="local", choices=sorted(LAUNCHERS))
+    p.add_argument("--force", action="store_true", help="rerun finished cells (passes force=true)")
+    p.add_argument("--grid", default=None, help="a reduced grid of the table (its `grids:` section)")
+    p.add_argument("--cells", default=None, help="only these cell ids, comma-separated")
+    p.add_argument("--cell-jobs", type=int, default=None,
+                   help="cells launched at once (default: 1; all of them for slurm)")
+    p.add_argument("--runs", default="runs", help="root of the run directories (default runs/)")
+    p.add_argument("--out", default="results", help="root of the rendered tables (default results/)")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="an extra Hydra override for every cell (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.add_argument("--stream", action="store_true", help="show the apps' output (else in launch.log)")
+    p.add_argument("--no-plots", action="store_true")
+    args = p.parse_args(argv)
+    extra = [o for ov in args.override for o in ov.split() if o]
+    report = reproduce(
+        args.table, scale=args.scale, seeds=args.seeds, launcher=args.launcher, force=args.force,
+        grid=args.grid, runs_root=args.runs, out_root=args.out, extra_overrides=extra,
+        cells=args.cells.split(",") if args.cells else None, cell_jobs=args.cell_jobs,
+        dry_run=args.dry_run, stream=args.stream, plots=not args.no_plots,
+    )
+    if report is not None:
+        print_report(report)
+        bad = [c for c in report.result.cells.values() if c.status in ("failed", "not run", "unfinished")]
+        if bad:
+            print(f"{len(bad)} printed cells have no number (see the reasons in the table).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""A tiny stand-in for the project's apps (tests only)."""

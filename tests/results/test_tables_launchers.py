@@ -1,0 +1,158 @@
+"""The reproduce driver and the sweeps through Hydra's launchers: joblib (parallel jobs on this machine)
+and submitit's local executor (the SLURM path minus the cluster), with a tiny app of the apps' contract
+(tests/results/pws_tiny_app: keys table/cell/seed/force, metrics.json, skip-if-done, wandb Tracker; a
+two-layer linear net that blows up at a large LR without input normalization, so cells diverge for real).
+
+The real classification app runs the same path in test_tables_reproduce.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pws.results.experiments import load_table
+from pws.results.reproduce import plan, reproduce
+from pws.results.sweep import collect_sweep, render_sweep, sweep_command
+
+REPO = Path(__file__).resolve().parents[2]
+QUIET = {"printer": lambda s: None}
+
+
+def _tiny_table(tmp_path: Path) -> Path:
+    """experiments/table4.yaml with its app swapped for the tiny one, and a two-cell grid."""
+    raw = yaml.safe_load((REPO / "experiments" / "table4.yaml").read_text())
+    raw["app"] = "pws_tiny_app"
+    raw["scales"]["smoke"]["overrides"] = ["scale=smoke", "epochs=2"]
+    for col in raw["columns"].values():  # the tiny app has no model group: keep only the LR
+        col["overrides"] = [o for o in col["overrides"] if o.startswith("optim.lr")]
+    raw["grids"] = {"tiny": {"rows": ["none", "pws"], "columns": ["plain/lr0.1"],
+                             "note": "two methods at LR 0.1, tiny app"}}
+    path = tmp_path / "table4.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _csv(path: Path) -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["row"], r["column"]): r for r in csv.DictReader(io.StringIO(path.read_text()))}
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_reproduce_through_launcher(launcher: str, tmp_path: Path, tiny_app_env, monkeypatch) -> None:
+    if launcher == "joblib":
+        monkeypatch.setenv("WANDB_MODE", "disabled")  # wandb: under submitit here, and test_tables_wandb
+    table = _tiny_table(tmp_path)
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    rep = reproduce(str(table), scale="smoke", seeds=[0, 1], launcher=launcher, grid="tiny", runs_root=runs,
+                    out_root=out, plots=False, **QUIET)
+    base = runs / "smoke" / "table4_tiny"
+    config = {"joblib": "pws_joblib", "submitit_local": "pws_submitit_local"}[launcher]
+    for cell, status in (("plain/lr0.1/none", "diverged"), ("plain/lr0.1/pws", "finished")):
+        for seed in (0, 1):
+            run_dir = base / cell / f"seed{seed}"
+            rec = json.loads((run_dir / "metrics.json").read_text())
+            assert (rec["table"], rec["cell"], rec["seed"], rec["status"]) == ("table4", cell, seed, status)
+            hydra_cfg = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
+            assert hydra_cfg["hydra"]["runtime"]["choices"]["hydra/launcher"] == config
+        launch = json.loads((base / cell / "launch.json").read_text())
+        assert launch["returncode"] == 0 and f"hydra/launcher={config}" in launch["command"]
+    if launcher == "submitit_local":
+        assert len(list((base / "plain/lr0.1/pws" / ".submitit").glob("*/*_result.pkl"))) == 2
+        assert list((base / "plain/lr0.1/pws/seed0/wandb").glob("offline-run-*/run-*.wandb"))
+    rows = _csv(rep.paths["csv"])
+    assert rows[("none", "plain/lr0.1")]["ours"] == "NaN"        # raw inputs at LR 0.1: the net blows up
+    pws = rows[("pws", "plain/lr0.1")]
+    assert pws["status"] == "ok" and pws["n_seeds"] == "2" and " ± " in pws["ours"]
+    assert rep.paths["md"] == out / "smoke" / "table4_tiny.md"
+
+    # Rerun: every cell is done, nothing is launched; force reruns all (the apps' force=true).
+    t = load_table(str(table))
+    assert all(ln.skipped for ln in plan(t, "smoke", [0, 1], grid="tiny", runs_root=runs, launcher=launcher))
+    forced = plan(t, "smoke", [0, 1], grid="tiny", runs_root=runs, launcher=launcher, force=True)
+    assert all(ln.seeds == [0, 1] and "force=true" in ln.command for ln in forced)
+
+
+def test_resume_failed_cell_and_missing_app(tmp_path: Path, tiny_app_env, monkeypatch) -> None:
+    """A broken sweep resumes where it stopped (finished seeds are not run again, the unfinished and the
+    failed ones are); a failing cell and an app that is not installed print a dash and the reason."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    table = _tiny_table(tmp_path)
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    kw = dict(scale="smoke", grid="tiny", runs_root=runs, out_root=out, plots=False, **QUIET)
+    monkeypatch.setenv("PWS_TINY_FAIL", "plain/lr0.1/pws")
+    rep = reproduce(str(table), seeds=[0, 1], **kw)
+    rows = _csv(rep.paths["csv"])
+    failed = "- (failed: RuntimeError: requested failure (PWS_TINY_FAIL))"
+    assert rows[("pws", "plain/lr0.1")]["ours"] == failed
+    assert rows[("none", "plain/lr0.1")]["ours"] == "NaN"
+    base = runs / "smoke" / "table4_tiny"
+    done_before = (base / "plain/lr0.1/none/seed0/metrics.json").stat().st_mtime_ns
+    # seed 1 of the diverged cell killed mid-run: its record says running
+    rec_path = base / "plain/lr0.1/none/seed1/metrics.json"
+    rec_path.write_text(json.dumps({**json.loads(rec_path.read_text()), "status": "running"}))
+    monkeypatch.delenv("PWS_TINY_FAIL")
+    todo = {ln.cell.id: ln.seeds for ln in plan(load_table(str(table)), "smoke", [0, 1], grid="tiny",
+                                                 runs_root=runs)}
+    assert todo == {"plain/lr0.1/none": [1], "plain/lr0.1/pws": [0, 1]}
+    rep = reproduce(str(table), seeds=[0, 1], **kw)
+    assert (base / "plain/lr0.1/none/seed0/metrics.json").stat().st_mtime_ns == done_before
+    rows = _csv(rep.paths["csv"])
+    assert rows[("pws", "plain/lr0.1")]["status"] == "ok" and rows[("pws", "plain/lr0.1")]["n_seeds"] == "2"
+    assert rows[("none", "plain/lr0.1")]["n_diverged"] == "2"
+
+    raw = yaml.safe_load(table.read_text())
+    raw["app"] = "pws_no_such_app"
+    table.write_text(yaml.safe_dump(raw))
+    rep = reproduce(str(table), seeds=[0], **{**kw, "runs_root": tmp_path / "runs2"})
+    rows = _csv(rep.paths["csv"])
+    for r in rows.values():
+        assert r["status"] == "failed" and "pws_no_such_app is not available" in r["reason"]
+
+
+def test_sweeps_table_heatmap_and_collect_script(tmp_path: Path, tiny_app_env, monkeypatch) -> None:
+    """A gamma x LR sweep as one Hydra multirun through the joblib launcher, a method x LR sweep through the
+    local one; their tables and heatmaps; scripts/collect_results.py on the plain multirun folder."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    sweep_dir = tmp_path / "sweep-gamma"
+    cmd = sweep_command("pws_tiny_app", ["scale=smoke", "norm=pws", "epochs=2"],
+                        ("norm.gamma", ["1e-5", "1e-3"]), ("optim.lr", ["0.05", "0.1"]), seeds=[0],
+                        sweep_dir=sweep_dir, launcher="joblib")
+    subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, timeout=600)
+    assert sorted(str(p.relative_to(sweep_dir).parent) for p in sweep_dir.rglob("metrics.json")) == [
+        "gamma0.001/lr0.05/seed0", "gamma0.001/lr0.1/seed0",
+        "gamma1e-05/lr0.05/seed0", "gamma1e-05/lr0.1/seed0"]
+    res, paths = render_sweep(sweep_dir, "norm.gamma", "optim.lr", "top1_error", out_dir=tmp_path / "out",
+                              stem="sweep_gamma", title="tiny", yorder=["1e-5", "1e-3"],
+                              xorder=["0.05", "0.1"])
+    assert res.yvals == [1e-5, 1e-3] and res.xvals == [0.05, 0.1]
+    assert all(len(c.values) == 1 for c in res.cells.values())
+    md = paths["md"].read_text().splitlines()
+    assert md[0] == "# Sweep: tiny (smoke scale)"
+    table_lines = [ln for ln in md if ln.startswith("| ")]
+    assert table_lines[0] == "| norm.gamma \\ optim.lr | 0.05 | 0.1 |" and len(table_lines) == 4
+    assert paths["png"].stat().st_size > 5_000
+
+    # method x LR: the group choice is read back from the runs' saved Hydra choices
+    sweep_dir = tmp_path / "sweep-lr"
+    cmd = sweep_command("pws_tiny_app", ["scale=smoke", "epochs=2"], ("norm", ["none", "pws"]),
+                        ("optim.lr", ["0.1"]), seeds=[0], sweep_dir=sweep_dir, launcher="local")
+    subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, timeout=600)
+    res = collect_sweep(sweep_dir, "norm", "optim.lr", "top1_error", yorder=["none", "pws"])
+    assert res.yvals == ["none", "pws"]
+    assert res.cells[("none", 0.1)].text() == "NaN" and res.cells[("pws", 0.1)].values
+
+    out = tmp_path / "collected"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "collect_results.py"), str(sweep_dir),
+                           "--out", str(out), "--no-plots"],
+                          check=True, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert "2 runs below" in proc.stdout
+    runs_csv = list(csv.DictReader(io.StringIO((out / "runs.csv").read_text())))
+    assert sorted(r["status"] for r in runs_csv) == ["diverged", "finished"]
+    assert "top1_error" in runs_csv[0] and all(r["scale"] == "smoke" for r in runs_csv)

@@ -1,0 +1,183 @@
+"""Render tables from a fabricated folder of run directories and check every printed cell."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from tables_fakeruns import make_run
+
+from pws.results.experiments import load_table
+from pws.results.report import render_table
+
+REPO = Path(__file__).resolve().parents[2]
+PUBLISHED = yaml.safe_load((REPO / "results" / "published.yaml").read_text())
+
+
+def _paper(table: str, cell: str, metric: str, decimals: int = 2) -> str:
+    v = float(PUBLISHED[table]["cells"][cell][metric])
+    return "NaN" if math.isnan(v) else f"{v:.{decimals}f}"
+
+
+def _md_table(text: str) -> list[list[str]]:
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("| "):
+            rows.append([c.strip().replace("\\|", "|") for c in line.strip()[2:-2].split(" | ")])
+    return rows
+
+
+@pytest.fixture
+def table4_runs(tmp_path: Path) -> Path:
+    root = tmp_path / "runs" / "smoke" / "table4"
+    # finished, three seeds
+    for s, v in [(0, 6.0), (1, 6.4), (2, 6.2)]:
+        make_run(root, "table4", "residual/lr0.1/pws", s, "finished", {"top1_error": v})
+    # diverged (the paper's NaN)
+    make_run(root, "table4", "residual/lr0.1/none", 0, "diverged", {"top1_error": 1.0})
+    # failed with an error message
+    make_run(root, "table4", "residual/lr0.1/bn", 0, "failed",
+             error="Traceback ...\nRuntimeError: out of memory")
+    # one seed finished, one diverged
+    make_run(root, "table4", "plain/lr0.1/bn", 0, "finished", {"top1_error": 5.5})
+    make_run(root, "table4", "plain/lr0.1/bn", 1, "diverged", {"top1_error": 1.0})
+    # started, never finished; and started without even a metrics.json
+    make_run(root, "table4", "plain/lr0.05/gn", 0, "running")
+    make_run(root, "table4", "plain/lr0.05/sn", 0, "running", write_metrics=False)
+    # two finished seeds of another cell
+    make_run(root, "table4", "residual/lr0.05/wn", 0, "finished", {"top1_error": 7.0})
+    make_run(root, "table4", "residual/lr0.05/wn", 1, "finished", {"top1_error": 8.0})
+    # launched by hand, without table/cell: matched through its overrides and saved config
+    make_run(root.parent / "byhand", None, None, 0, "finished", {"top1_error": 7.25}, subdir="x",
+             overrides=["scale=smoke", "data=digits", "model=plain_c", "optim.lr=0.05", "norm=wn"],
+             choices={"norm": "wn", "model": "plain_c", "data": "digits"}, config={"optim": {"lr": 0.05}})
+    # a by-hand run of another scale: left out
+    make_run(root.parent / "byhand", None, None, 0, "finished", {"top1_error": 1.0}, subdir="y", scale="full",
+             overrides=["scale=full", "data=cifar10", "model=plain_c", "optim.lr=0.05", "norm=pws"],
+             choices={"norm": "pws", "model": "plain_c", "data": "cifar10"},
+             config={"optim": {"lr": 0.05}, "norm": {"gamma": 1e-3}})
+    # a cell whose launch failed before any run started (the driver's record)
+    sweep = root / "plain/lr0.1/sn"
+    sweep.mkdir(parents=True)
+    (sweep / "launch.json").write_text(json.dumps({
+        "table": "table4", "cell": "plain/lr0.1/sn", "scale": "smoke", "returncode": 1,
+        "error": "Could not override 'norm'. No match in the defaults list."}))
+    return root.parent
+
+
+# (row, column) -> (ours, Δ, status, n_seeds); every other cell: not run.
+EXPECTED_T4 = {
+    ("pws", "residual/lr0.1"): ("6.20 ± 0.20", "-0.30", "ok", 3),
+    ("none", "residual/lr0.1"): ("NaN", "-", "diverged", 1),
+    ("bn", "residual/lr0.1"): ("- (failed: RuntimeError: out of memory)", "-", "failed", 0),
+    ("bn", "plain/lr0.1"): ("5.50 (1/2 diverged)", "-0.40", "partial", 2),
+    ("gn", "plain/lr0.05"): ("- (running: not finished)", "-", "unfinished", 0),
+    ("sn", "plain/lr0.05"): ("- (incomplete: no metrics.json)", "-", "unfinished", 0),
+    ("wn", "residual/lr0.05"): ("7.50 ± 0.71", "+0.09", "ok", 2),
+    ("wn", "plain/lr0.05"): ("7.25", "-0.13", "ok", 1),
+    ("sn", "plain/lr0.1"): ("- (launch failed: Could not override 'norm'. No match in the defaults list.)",
+                            "-", "failed", 0),
+}
+
+
+def test_table4_every_cell_markdown_and_csv(table4_runs: Path, tmp_path: Path) -> None:
+    table = load_table("table4")
+    rep = render_table("table4", table4_runs, "smoke", tmp_path / "out", seeds=None, wandb_mode="disabled")
+    md = rep.paths["md"].read_text()
+    assert "SMOKE-SCALE" in md.splitlines()[0] and "not the paper's setting" in md.splitlines()[0]
+    assert "**Smoke scale, not the paper's setting.**" in md
+
+    rows = _md_table(md)
+    header, body = rows[0], rows[2:]
+    assert header[0] == "Methods"
+    assert header[1:4] == ["Residual, LR 1e-1: ours", "paper", "Δ"]
+    assert len(header) == 1 + 3 * 4
+    assert [r[0] for r in body] == ["Normal", "BN", "GN", "SN", "WN", "PWS"]
+    columns = list(table.columns)
+    checked = 0
+    for rid, line in zip(table.rows, body, strict=True):
+        for k, col in enumerate(columns):
+            ours, paper, delta = line[1 + 3 * k: 4 + 3 * k]
+            cell = f"{col}/{rid}"
+            assert paper == _paper("table4", cell, "top1_error"), cell
+            exp_ours, exp_delta, _, _ = EXPECTED_T4.get((rid, col), ("- (not run)", "-", "not run", 0))
+            assert (ours, delta) == (exp_ours, exp_delta), cell
+            checked += 1
+    assert checked == 24
+
+    lines = list(csv.DictReader(io.StringIO(rep.paths["csv"].read_text())))
+    assert len(lines) == 24
+    for line in lines:
+        key = (line["row"], line["column"])
+        exp_ours, exp_delta, exp_status, exp_n = EXPECTED_T4.get(key, ("- (not run)", "-", "not run", 0))
+        assert line["cell"] == f"{line['column']}/{line['row']}"
+        assert line["metric"] == "top1_error" and line["table"] == "table4" and line["scale"] == "smoke"
+        assert (line["ours"], line["delta"], line["status"], int(line["n_seeds"])) == \
+            (exp_ours, exp_delta, exp_status, exp_n), key
+        assert line["paper"] == _paper("table4", line["cell"], "top1_error")
+    by = {(x["row"], x["column"]): x for x in lines}
+    pws = by[("pws", "residual/lr0.1")]
+    assert float(pws["ours_mean"]) == pytest.approx(6.2) and float(pws["ours_std"]) == pytest.approx(0.2)
+    assert pws["seeds"] == "0 1 2" and pws["n_finished"] == "3"
+    assert by[("none", "residual/lr0.1")]["ours_mean"] == "NaN"
+    assert by[("bn", "plain/lr0.1")]["n_diverged"] == "1"
+    assert by[("bn", "residual/lr0.1")]["reason"] == "failed: RuntimeError: out of memory"
+
+    tex = rep.paths["tex"].read_text()
+    assert tex.count("\\\\\n") >= 6 + 2 and "\\begin{tabular}{l" in tex and "smoke-scale" in tex
+    assert "6.20 $\\pm$ 0.20" in tex
+    for key in ("vs_paper_png", "curves_png"):
+        assert rep.paths[key].stat().st_size > 10_000
+
+
+def test_seed_filter(table4_runs: Path, tmp_path: Path) -> None:
+    rep = render_table("table4", table4_runs, "smoke", tmp_path / "out", seeds=[0], plots=False,
+                       wandb_mode="disabled")
+    lines = {(x["row"], x["column"]): x for x in csv.DictReader(io.StringIO(rep.paths["csv"].read_text()))}
+    assert lines[("pws", "residual/lr0.1")]["ours"] == "6.00"
+    assert lines[("bn", "plain/lr0.1")]["ours"] == "5.50"
+
+
+def test_table1_fps_and_table2_both_nan(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    make_run(root / "t1", "table1", "bs8/pws", 0, "finished", {"mAP": 10.123, "train_fps": 3.5})
+    make_run(root / "t1", "table1", "bs2/wn", 0, "diverged", {"mAP": 1.0})
+    make_run(root / "t2", "table2", "lr1e-2/vgg16/pws/gamma1e-5", 0, "diverged", {"mAP": 1.0})
+    make_run(root / "t2", "table2", "lr1e-2/vgg16/pws/gamma1e-4", 0, "finished", {"mAP": 70.0})
+    rep1 = render_table("table1", root / "t1", "smoke", tmp_path / "o1", plots=False, wandb_mode="disabled")
+    body = _md_table(rep1.paths["md"].read_text())
+    header = body[0]
+    assert header[:4] == ["Methods", "Training speed (FPS): ours", "paper", "Δ"]
+    pws = next(r for r in body if r[0] == "PWS")
+    assert pws[1:4] == ["3.50", "52.72", "-49.22"]            # FPS of the batch-8 run
+    assert pws[-3:] == ["10.12", "77.66", "-67.54"]            # mAP at batch 8
+    wn = next(r for r in body if r[0] == "WN (g = 1)")
+    assert wn[4:7] == ["NaN", "NaN", "both NaN"]                # batch 2: NaN in both
+    rep2 = render_table("table2", root / "t2", "smoke", tmp_path / "o2", plots=False, wandb_mode="disabled")
+    rows = _md_table(rep2.paths["md"].read_text())
+    assert rows[0] == ["Methods", "LR", "Backbone", "sqrt(2/n) in (12)", "Trainable alpha", "gamma",
+                       "mAP (%): ours", "paper", "Δ"]
+    last = rows[-1]
+    assert last[:6] == ["PWS", "1e-2", "VGG-16", "yes", "yes", "1e-5"]
+    assert last[6:] == ["NaN", "NaN", "both NaN"]
+    assert rows[-2][6:] == ["70.00", "76.50", "-6.50"]
+    assert len(rows) == 2 + 13
+
+
+def test_full_scale_heading_and_reduced_grid(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    make_run(root, "table5", "pws", 0, "finished", {"top1_error": 24.44}, scale="full")
+    rep = render_table("table5", root, "full", tmp_path / "o", plots=False, wandb_mode="disabled")
+    md = rep.paths["md"].read_text()
+    assert "reproduced at full scale" in md.splitlines()[0] and "SMOKE" not in md
+    pws = next(r for r in _md_table(md) if r[0] == "PWS")
+    assert pws[1:] == ["24.4", "24.0", "+0.4"]
+    rep = render_table("table4", root, "smoke", tmp_path / "o", grid="demo", plots=False,
+                       wandb_mode="disabled")
+    assert rep.paths["md"].name == "table4_demo.md"
+    assert "Reduced grid `demo`" in rep.paths["md"].read_text()
