@@ -163,7 +163,8 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
         return None
     cols = res.columns
     fig, axes = plt.subplots(len(keys), len(cols), figsize=(4.2 * len(cols), 3.2 * len(keys)),
-                             squeeze=False, sharex="col")
+                             squeeze=False)
+    last_epoch = 1.0
     cmap = plt.get_cmap("tab10")
     for ci, column in enumerate(cols):
         for ki, key in enumerate(keys):
@@ -175,6 +176,7 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
                 xs, ys, _ = _curve([r for r in runs if r.status != "diverged"] or runs, key)
                 if len(xs) == 0:
                     continue
+                last_epoch = max(last_epoch, float(xs.max()))
                 ax.plot(xs, ys, marker="o" if len(xs) < 15 else None, ms=3, color=cmap(ri % 10),
                         label=res.table.row_label(row))
                 dxs, dys, _ = _curve([r for r in runs if r.status == "diverged"], key)
@@ -189,7 +191,6 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
                 ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes,
                         color="grey")
                 ax.set_yticks([])
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if key in LOSS_KEYS:
                 finite = [ln.get_ydata() for ln in ax.get_lines()]
                 vals = np.concatenate([np.asarray(v, float) for v in finite]) if finite else np.array([])
@@ -204,6 +205,10 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
             if ki == len(keys) - 1:
                 ax.set_xlabel("epoch", fontsize=9)
             ax.grid(alpha=0.3)
+    for row_axes in axes:  # the same epoch axis everywhere, whole epochs
+        for ax in row_axes:
+            ax.set_xlim(0.5, last_epoch + 0.5)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = [], []
     any_diverged = False
     for row in axes:

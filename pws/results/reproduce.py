@@ -236,7 +236,8 @@ def reproduce(
     base = runs_dir(runs_root, scale, table.name, grid)
     what = f"{table.title} at {scale} scale" + (f", reduced grid {grid!r}" if grid else "")
     todo = sum(len(ln.seeds) for ln in launches)
-    printer(f"{what}: {len(launches)} cells x {len(seeds)} seeds, {todo} runs to do "
+    n_seeds = f"{len(seeds)} seed" + ("s" if len(seeds) != 1 else "")
+    printer(f"{what}: {len(launches)} cells x {n_seeds}, {todo} runs to do "
             f"(launcher {launcher}, runs in {base})")
     if dry_run:
         for ln in launches:
