@@ -3,12 +3,14 @@ and submitit's local executor (the SLURM path minus the cluster), with a tiny ap
 (tests/results/pws_tiny_app: keys table/cell/seed/force, metrics.json, skip-if-done, wandb Tracker; a
 two-layer linear net that blows up at a large LR without input normalization, so cells diverge for real).
 
-The real classification app runs the same path in test_tables_reproduce.py.
+The real classification app runs a sweep through both launchers here (tiny smoke settings), and the
+whole `make reproduce-table4` path in test_tables_reproduce.py.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import subprocess
@@ -156,3 +158,36 @@ def test_sweeps_table_heatmap_and_collect_script(tmp_path: Path, tiny_app_env, m
     runs_csv = list(csv.DictReader(io.StringIO((out / "runs.csv").read_text())))
     assert sorted(r["status"] for r in runs_csv) == ["diverged", "finished"]
     assert "top1_error" in runs_csv[0] and all(r["scale"] == "smoke" for r in runs_csv)
+
+
+HAVE_CLASSIFY = (importlib.util.find_spec("pws.classify") is not None
+                 and (REPO / "configs" / "classify.yaml").is_file())
+# The real classification app at tiny smoke settings: one epoch of 2 steps on 128 digits, tested on 64.
+TINY_CLASSIFY = ["scale=smoke", "data=digits", "model=plain_c", "norm=pws", "scale.classify.epochs=1",
+                 "train.max_steps_per_epoch=2", "data.train_size=128", "data.test_size=64"]
+
+
+@pytest.mark.skipif(not HAVE_CLASSIFY, reason="the classification app (python -m pws.classify) is not there")
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_classify_sweep_through_launcher(launcher: str, tmp_path: Path, monkeypatch) -> None:
+    """A gamma sweep of the real classification app as one Hydra multirun through the joblib launcher and
+    through submitit's local executor (the SLURM path minus the cluster), rendered as a sweep table."""
+    monkeypatch.setenv("WANDB_MODE", "offline" if launcher == "submitit_local" else "disabled")
+    monkeypatch.setenv("PWS_JOBS", "2")
+    sweep_dir = tmp_path / "sweep"
+    cmd = sweep_command("pws.classify", TINY_CLASSIFY, ("norm.gamma", ["1e-4", "1e-3"]),
+                        ("optim.lr", ["0.05"]), seeds=[0], sweep_dir=sweep_dir, launcher=launcher)
+    proc = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for gamma in ("0.0001", "0.001"):
+        run_dir = sweep_dir / f"gamma{gamma}" / "lr0.05" / "seed0"
+        rec = json.loads((run_dir / "metrics.json").read_text())
+        assert rec["status"] == "finished" and rec["scale"] == "smoke" and 0 <= rec["top1_error"] <= 100
+        if launcher == "submitit_local":
+            assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    if launcher == "submitit_local":
+        assert len(list((sweep_dir / ".submitit").glob("*/*_result.pkl"))) == 2
+    res, paths = render_sweep(sweep_dir, "norm.gamma", "optim.lr", "top1_error", out_dir=tmp_path / "out",
+                              stem="sweep", title="classify", yorder=["1e-4", "1e-3"])
+    assert [len(res.cells[(g, 0.05)].values) for g in (1e-4, 1e-3)] == [1, 1]
+    assert paths["png"].stat().st_size > 5_000
