@@ -3,16 +3,17 @@
 Project per table (``pws-<table>``, or ``pws-repro`` for runs outside a table), group per table row, run
 name from the cell. ``metrics.json`` stays the source of truth for tables; wandb is the dashboard.
 
-What an app does (two calls)::
+What an app does::
 
-    tracker = Tracker(run_dir, resolved_config, table=cfg.table, cell=cfg.cell)   # project/group/name
-    tracker.log({"train_loss": ..., "test_error": ...}, step=epoch)                 # curves
-    tracker.finish(record)                                                          # final metrics
+    tracker = Tracker(run_dir, resolved_config)        # project pws-<table>, group = row, name = cell
+    tracker.log({"train_loss": ..., "test_error": ...}, step=epoch)     # curves
+    tracker.finish(record)                              # final metrics, + paper/<metric>, delta/<metric>
 
-``finish`` writes the record's final metrics into the run's summary and, for a cell of the paper's tables,
-the paper's number and the difference (``paper/<metric>``, ``delta/<metric>``, from
-``results/published.yaml`` through :func:`pws.results.paper_summary`). The record is the run's
-``metrics.json`` dict; its ``table``/``cell`` are used when the constructor was not given them.
+The table and cell come from ``table=``/``cell=`` or from the config's own ``table``/``cell`` keys; explicit
+``project``/``group``/``name`` win. ``finish`` writes the final metrics into the run's summary and, for a
+cell of the paper's tables, the paper's number and the difference (``paper/<metric>``, ``delta/<metric>``,
+from ``results/published.yaml`` through :func:`pws.results.paper_summary`); the table and cell for that
+come from the constructor, else from the summary's own ``table``/``cell`` keys (a run record has them).
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ class Tracker:
         table: str | None = None,
         cell: str | None = None,
     ) -> None:
-        self.table = table or None
-        self.cell = cell or None
+        # The run's table and cell: given, or the resolved config's own `table`/`cell` keys (both apps have
+        # them), so that the group (= the table row) and the paper comparison need nothing more.
+        cfg = config if isinstance(config, dict) else {}
+        self.table = table or cfg.get("table") or None
+        self.cell = cell or cfg.get("cell") or None
         if project is None:
             project = f"pws-{self.table}" if self.table else DEFAULT_PROJECT
         if group is None and self.table and self.cell:

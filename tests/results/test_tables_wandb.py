@@ -76,3 +76,16 @@ def test_collector_logs_the_reproduced_table(tmp_path: Path) -> None:
     by_cell = {row[data["columns"].index("cell")]: row for row in data["data"]}
     pws = by_cell["plain/lr0.1/pws"]
     assert pws[data["columns"].index("ours")] == "6.50" and pws[data["columns"].index("paper")] == "6.16"
+
+
+def test_table_and_cell_from_the_config(tmp_path: Path) -> None:
+    """An app that hands over its resolved config (with its table/cell keys) gets project, group and the
+    paper comparison without saying more; its explicit project/name still win."""
+    config = {"table": "table2", "cell": "lr1e-2/vgg16/pws/gamma1e-4", "norm": {"method": "pws"}}
+    tracker = Tracker(tmp_path, config, name="explicit")
+    folder = tracker.run_folder
+    tracker.finish({"status": "finished", "mAP": 75.0})
+    run = read_offline_run(folder)
+    assert (run["project"], run["group"], run["name"]) == ("pws-table2", "lr1e-2/vgg16/pws/gamma1e-4",
+                                                           "explicit")
+    assert run["summary"]["paper/mAP"] == 76.5 and run["summary"]["delta/mAP"] == pytest.approx(-1.5)
