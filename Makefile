@@ -53,3 +53,17 @@ sweep-lr:
 # The first command after `make install`: Table 4 at smoke scale on CPU (a few minutes).
 demo:
 	$(PY) scripts/reproduce_table.py table4 --scale smoke --grid demo --seeds 0 $(if $(FORCE),--force)
+
+# --- Diagnostics (issue 6): Figures 1, 2 and 6 -> results/$(SCALE)/figureN.csv and .png
+#     make reproduce-figure1 [SCALE=smoke|full] [FORCE=1] [DIAG_ARGS="--device cuda --max-images 2000"]
+#     (figure1 and figure6 share one measurement; FORCE=1 measures again)
+DIAG := $(PY) -m pws.diagnostics
+
+.PHONY: reproduce-figure1 reproduce-figure2 reproduce-figure6
+
+reproduce-figure1:
+	$(DIAG) figure1 --scale $(SCALE) $(if $(FORCE),--force) $(DIAG_ARGS)
+reproduce-figure2:
+	$(DIAG) figure2 --scale $(SCALE) $(DIAG_ARGS)
+reproduce-figure6:
+	$(DIAG) figure6 --scale $(SCALE) $(if $(FORCE),--force) $(DIAG_ARGS)
