@@ -12,8 +12,6 @@ from pws.data import DataMissingError
 from pws.diagnostics import figures
 from pws.diagnostics.cli import backbone_config, gamma_config, main, run_figure2, run_figure16
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 def header(path) -> list[str]:
     with open(path, newline="") as f:

@@ -15,8 +15,6 @@ from pws.diagnostics.probe import ROW_COLUMNS, VarianceProbe
 from pws.diagnostics.runner_hook import HOOK_MODULE, ProbeHookLogic, with_variance_probe
 from pws.nn import PWSConv2d
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 class Detector(nn.Module):
     def __init__(self) -> None:

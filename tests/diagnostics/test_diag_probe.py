@@ -16,8 +16,6 @@ from pws.diagnostics.probe import input_stats, output_stats, weight_grad_stats
 from pws.diagnostics.ssd_like import SSDLike
 from pws.nn import NormMethod, PWSConv2d, convert
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 def make_det_batch():
     """Two 32x32 'images' (normalized scale) with VOC-like boxes and labels."""
