@@ -66,6 +66,8 @@ def plot_vs_paper(res: TableResult, path: str | Path) -> Path:
             m = c.mean
             if m is not None and not math.isnan(m):
                 ax.bar(x[j] - w / 2, m, w, color=OURS_COLOR, yerr=c.std or None, capsize=3)
+                ax.text(x[j] - w / 2, m + (c.std or 0.0) + 0.01 * ymax, c.fmt(m), ha="center", va="bottom",
+                        fontsize=7, color=OURS_COLOR)
                 if len(c.values) > 1:
                     ax.scatter([x[j] - w / 2] * len(c.values), c.values, s=9, color="navy", zorder=3)
             else:
@@ -122,6 +124,11 @@ def _first_key(history: list[dict[str, Any]], keys: tuple[str, ...], suffix: str
     return None
 
 
+def _percent_factor(key: str) -> float:
+    """mmdet's validation metrics in the history are fractions; the tables print %."""
+    return 100.0 if key.startswith("val/") and "mAP" in key else 1.0
+
+
 def _nanmean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else math.nan
@@ -142,7 +149,7 @@ def _curve(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, bool]:
             except (TypeError, ValueError):
                 continue
             e = float(h[ekey]) if ekey and h.get(ekey) is not None else float(n)
-            by_epoch[e].append(v)
+            by_epoch[e].append(v * _percent_factor(key))
         diverged |= run.status == "diverged"
     xs = np.array(sorted(by_epoch))
     ys = np.array([_nanmean(by_epoch[e]) for e in xs])
@@ -201,7 +208,7 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
             if ki == 0:
                 ax.set_title(title, fontsize=10)
             if ci == 0:
-                ax.set_ylabel(key, fontsize=9)
+                ax.set_ylabel(key + (" (%)" if _percent_factor(key) != 1.0 else ""), fontsize=9)
             if ki == len(keys) - 1:
                 ax.set_xlabel("epoch", fontsize=9)
             ax.grid(alpha=0.3)
