@@ -11,6 +11,7 @@ install:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH)
 	$(PIP) install -e ".[dev]"
+	PY=$(PY) bash scripts/install_mmcv.sh  # mmcv 2.1.0 with ops (built once, cached), mmengine, mmdet
 
 test:
 	$(PY) -m pytest -q
@@ -53,6 +54,14 @@ sweep-lr:
 # The first command after `make install`: Table 4 at smoke scale on CPU (a few minutes).
 demo:
 	$(PY) scripts/reproduce_table.py table4 --scale smoke --grid demo --seeds 0 $(if $(FORCE),--force)
+
+# --- Benchmarks (issue 2), not tests: `make bench-layers [BENCH_ARGS="--sizes 32x64 --repeats 11"]`;
+#     `make bench` runs every bench/bench_*.py.
+bench-layers:
+	$(PY) bench/bench_layers.py $(BENCH_ARGS)
+
+bench:
+	set -e; for script in bench/bench_*.py; do $(PY) $$script; done
 
 # --- Diagnostics (issue 6): Figures 1, 2 and 6 -> results/$(SCALE)/figureN.csv and .png
 #     make reproduce-figure1 [SCALE=smoke|full] [FORCE=1] [DIAG_ARGS="--device cuda --max-images 2000"]

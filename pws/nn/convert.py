@@ -21,15 +21,20 @@ def convert(model: nn.Module, method: str, *, keep_weights: bool = True, **optio
     * ``bn``, ``gn``, ``in``, ``ln``, ``sn``: convs stay plain and each BatchNorm2d becomes the method's norm.
 
     ``keep_weights`` copies the raw conv weights (and biases) into the new convs, so a converted pretrained
-    model starts from its weights (for PWS these are standardized by eq. 12 in the forward pass).
+    model starts from its weights (for PWS these are standardized by eq. 12 in the forward pass). A model
+    that is itself one conv or BN layer is returned converted (it cannot be changed in place).
     """
     spec = NormMethod(method, **options)
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.BatchNorm2d):
-            new: nn.Module = spec.norm(module.num_features)
-            model.set_submodule(name, new.to(_device_of(module)))
+            new: nn.Module = spec.norm(module.num_features).to(_device_of(module))
         elif type(module) in (nn.Conv2d, PWSConv2d, WNConv2d) and not spec.normalizes_outputs:
-            model.set_submodule(name, _convert_conv(module, spec, keep_weights))
+            new = _convert_conv(module, spec, keep_weights)
+        else:
+            continue
+        if not name:
+            return new
+        model.set_submodule(name, new)
     return model
 
 

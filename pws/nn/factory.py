@@ -79,6 +79,7 @@ class NormMethod:
                 gamma=self.options["gamma"],
                 gamma_mode=self.options["gamma_mode"],
                 alpha_init=self.options["alpha_init"],
+                learn_alpha=self.options["learn_alpha"],
             )
         if method == "gn" and int(self.options["num_groups"]) < 1:
             raise ValueError(f"gn num_groups must be >= 1, got {self.options['num_groups']!r}")
@@ -164,4 +165,8 @@ def as_method(method: NormMethod | str | Mapping[str, Any]) -> NormMethod:
     if isinstance(method, str):
         return NormMethod(method)
     options = dict(method)
+    if "method" not in options:
+        raise ValueError(
+            f"a normalization config needs a 'method' key (one of {', '.join(METHODS)}), got {options}"
+        )
     return NormMethod(options.pop("method"), **options)

@@ -10,6 +10,7 @@ affine scale and shift folded in as well).
 from __future__ import annotations
 
 import copy
+import itertools
 from collections import Counter
 
 import torch
@@ -30,6 +31,8 @@ def fold(model: nn.Module) -> nn.Module:
     The result is ordinary PyTorch: it runs under ``torch.jit.script`` and ``torch.export``.
     """
     folded = copy.deepcopy(model).eval()
+    if isinstance(folded, (PWSConv2d, WNConv2d)):  # the model is one layer
+        return plain_conv_like(folded, kernel_of(folded), folded.bias)
     for name, module in list(folded.named_modules()):
         if isinstance(module, (PWSConv2d, WNConv2d)):
             folded.set_submodule(name, plain_conv_like(module, kernel_of(module), module.bias))
@@ -69,7 +72,7 @@ def plain_conv_like(
 
 @torch.no_grad()
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """Conv followed by eval-mode BN as one conv: ``W' = W * s``, ``b' = (b - mu) * s + beta``, s = g/sigma."""
+    """Conv then eval-mode BN as one conv: ``W' = W * s``, ``b' = (b - mu) * s + beta``, ``s = g / sigma``."""
     scale = torch.rsqrt(bn.running_var + bn.eps)
     if bn.affine:
         scale = scale * bn.weight
@@ -83,8 +86,8 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     """Names of (conv, BN) pairs where the BN's only input is the conv's output and nothing else reads it.
 
-    Each module must be called once. Found on the torch.fx graph of the model; models that fx cannot trace fall back to adjacent
-    children of ``nn.Sequential`` containers.
+    Each module must be called once. Found on the torch.fx graph of the model; models that fx cannot trace
+    fall back to adjacent children of ``nn.Sequential`` containers.
     """
     try:
         graph = torch.fx.symbolic_trace(model).graph
@@ -94,7 +97,7 @@ def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     calls = Counter(node.target for node in graph.nodes if node.op == "call_module")
     pairs = []
     for node in graph.nodes:
-        if node.op != "call_module" or not isinstance(modules.get(node.target), _BATCH_NORMS):
+        if node.op != "call_module" or not _foldable_bn(modules.get(node.target)):
             continue
         source = node.args[0]
         if (
@@ -114,8 +117,13 @@ def _sequential_pairs(model: nn.Module) -> list[tuple[str, str]]:
         if not isinstance(module, nn.Sequential):
             continue
         children = list(module.named_children())
-        for (a_name, a), (b_name, b) in zip(children, children[1:]):
-            if type(a) is nn.Conv2d and isinstance(b, _BATCH_NORMS):
+        for (a_name, a), (b_name, b) in itertools.pairwise(children):
+            if type(a) is nn.Conv2d and _foldable_bn(b):
                 prefix = f"{name}." if name else ""
                 pairs.append((prefix + a_name, prefix + b_name))
     return pairs
+
+
+def _foldable_bn(module: nn.Module | None) -> bool:
+    """A BatchNorm2d that uses running statistics in eval mode (without them it normalizes by the batch)."""
+    return isinstance(module, _BATCH_NORMS) and module.running_var is not None

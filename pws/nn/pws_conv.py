@@ -11,10 +11,13 @@ shrinks ``Var[W_o]`` (the paper's section "Parameter gamma", Figure 2). Because 
 every filter, the gradient reaching the raw weights has zero mean per filter (eq. 13): the shift of the
 average gradient is removed exactly.
 
-Implementation: the standardization of all filters is one fused ``F.batch_norm`` call over the weight
-viewed as ``(1, out_channels, n)`` (one read of W, one write of W_hat, and likewise backward), with
-``alpha * s`` as the batch-norm scale, so ``alpha`` is folded into the kernel instead of multiplying every
-output activation. Nothing is cached: the standardized kernel always follows the raw weight.
+Implementation: ``alpha * s`` is folded into the kernel (a per-filter scale of W_hat) instead of multiplying
+every output activation. The standardization of all filters of a layer is a batch normalization of the
+weight viewed as ``(1, out_channels, n)``: on the CPU a custom autograd function computes it with vectorized
+ops (mean, centre, norm, scale in place: one temporary) and backpropagates with ATen's fused batch-norm
+backward (one pass for the two per-filter sums, one for the gradient); ATen's CPU batch-norm forward is
+slower, its scalar per-channel loops costing ~2x the time. Other devices use ``F.batch_norm`` itself.
+Nothing is cached: the standardized kernel always follows the raw weight.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 GAMMA_MODES = ("var", "equiv")
 ALPHA_INITS = ("ones", "data")
@@ -49,17 +53,56 @@ def standardize_weight(
     out_channels = weight.shape[0]
     if not torch.is_tensor(scale):
         scale = weight.new_full((out_channels,), float(scale))
+    scale = scale.to(weight.dtype)
+    if weight.device.type == "cpu":
+        return _StandardizeCPU.apply(weight, scale, float(gamma))
+    return standardize_weight_batch_norm(weight, gamma, scale)
+
+
+def standardize_weight_batch_norm(weight: Tensor, gamma: float, scale: Tensor) -> Tensor:
+    """``standardize_weight`` as one ``F.batch_norm`` call (any device; the default off the CPU)."""
+    out_channels = weight.shape[0]
+    if gamma <= 0:  # F.batch_norm rejects eps = 0 in training mode: the unfused path for gamma = 0
+        var, mean = torch.var_mean(weight.reshape(out_channels, -1), dim=1, correction=0, keepdim=True)
+        flat = (weight.reshape(out_channels, -1) - mean) * (scale.view(-1, 1) * var.rsqrt())
+        return flat.reshape_as(weight)
     flat = F.batch_norm(
         weight.reshape(1, out_channels, -1),
         None,
         None,
-        weight=scale.to(weight.dtype),
+        weight=scale,
         bias=None,
         training=True,
         momentum=0.0,
         eps=gamma,
     )
     return flat.reshape_as(weight)
+
+
+class _StandardizeCPU(torch.autograd.Function):
+    """``standardize_weight`` on the CPU: vectorized forward, ATen's fused batch-norm backward."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, scale: Tensor, gamma: float) -> Tensor:
+        out_channels = weight.shape[0]
+        flat = weight.reshape(out_channels, -1)
+        mean = flat.mean(dim=1)
+        out = flat - mean.unsqueeze(1)
+        rstd = torch.linalg.vector_norm(out, dim=1).square_().div_(flat.shape[1]).add_(gamma).rsqrt_()
+        out.mul_((scale * rstd).unsqueeze(1))
+        ctx.save_for_backward(weight, scale, mean, rstd)
+        return out.view(weight.shape)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        weight, scale, mean, rstd = ctx.saved_tensors
+        shape = (1, weight.shape[0], -1)
+        grad_weight, grad_scale, _ = torch.ops.aten.native_batch_norm_backward(
+            grad.reshape(shape), weight.reshape(shape), scale, None, None, mean, rstd, True, 0.0,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False],
+        )
+        return (None if grad_weight is None else grad_weight.view(weight.shape)), grad_scale, None
 
 
 class PWSConv2d(nn.Conv2d):
@@ -100,7 +143,9 @@ class PWSConv2d(nn.Conv2d):
         gamma_mode: str = "var",
         alpha_init: str = "ones",
     ) -> None:
-        validate_pws_options(gamma=gamma, gamma_mode=gamma_mode, alpha_init=alpha_init)
+        validate_pws_options(
+            gamma=gamma, gamma_mode=gamma_mode, alpha_init=alpha_init, learn_alpha=learn_alpha
+        )
         check_groups(in_channels, out_channels, groups)
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
@@ -117,20 +162,33 @@ class PWSConv2d(nn.Conv2d):
         else:
             self.register_buffer("alpha", alpha)
         self.register_buffer("alpha_initialized", torch.tensor(alpha_init == "ones"))
-        self.reset_pws_parameters()
+        if self.fan_in < 2:
+            raise ValueError(
+                f"PWS standardizes each filter over its n = (in_channels / groups) * k_h * k_w weights; "
+                f"n = {self.fan_in} here, so every standardized weight would be 0: use n >= 2"
+            )
 
     @property
     def fan_in(self) -> int:
         """n = (in_channels / groups) * k_h * k_w, the number of weights in one filter."""
         return self.weight[0].numel()
 
-    def reset_pws_parameters(self) -> None:
-        """He (kaiming) normal init of the raw weight (fan-in, ReLU gain); alpha = 1, beta = 0."""
+    def reset_parameters(self) -> None:
+        """He (kaiming) normal init of the raw weight (fan-in, ReLU gain); alpha = 1, beta = 0.
+
+        Overrides ``nn.Conv2d.reset_parameters`` (which ``nn.Conv2d.__init__`` calls, and so do meta-device
+        / FSDP initializers), so the raw weight never gets torch's default conv init, whose smaller variance
+        would change the scale of W_hat (see the class docstring). ``alpha_init="data"`` re-arms.
+        """
         nn.init.kaiming_normal_(self.weight, mode="fan_in", nonlinearity="relu")
         if self.bias is not None:
             nn.init.zeros_(self.bias)
-        with torch.no_grad():
-            self.alpha.fill_(1.0)
+        if hasattr(self, "alpha_initialized"):  # not yet during nn.Conv2d.__init__
+            with torch.no_grad():
+                self.alpha.fill_(1.0)
+                self.alpha_initialized.fill_(self.alpha_init == "ones")
+
+    reset_pws_parameters = reset_parameters
 
     def kernel_scale(self) -> Tensor:
         """Per-filter factor applied after standardization: ``alpha_o * sqrt(2 / n)`` (or alpha_o alone)."""
@@ -143,7 +201,7 @@ class PWSConv2d(nn.Conv2d):
         return standardize_weight(self.weight, gamma, self.kernel_scale())
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.training and not bool(self.alpha_initialized):
+        if self.alpha_init == "data" and self.training and not bool(self.alpha_initialized):
             self._init_alpha_from_data(x)
         return self._conv_forward(x, self.standardized_weight(), self.bias)
 
@@ -162,14 +220,28 @@ class PWSConv2d(nn.Conv2d):
         )
 
 
-def validate_pws_options(*, gamma: float, gamma_mode: str, alpha_init: str) -> None:
+def validate_pws_options(
+    *, gamma: float, gamma_mode: str, alpha_init: str, learn_alpha: bool = True
+) -> None:
     """Raise ValueError naming the bad option and what is allowed."""
-    if not isinstance(gamma, (int, float)) or math.isnan(gamma) or gamma < 0:
-        raise ValueError(f"PWS gamma must be a number >= 0 (the paper uses 1e-5 .. 1e-3), got {gamma!r}")
+    if (
+        isinstance(gamma, bool)
+        or not isinstance(gamma, (int, float))
+        or not math.isfinite(gamma)
+        or gamma < 0
+    ):
+        raise ValueError(
+            f"PWS gamma must be a finite number >= 0 (the paper uses 1e-5 .. 1e-3), got {gamma!r}"
+        )
     if gamma_mode not in GAMMA_MODES:
         raise ValueError(f"PWS gamma_mode must be one of {GAMMA_MODES}, got {gamma_mode!r}")
     if alpha_init not in ALPHA_INITS:
         raise ValueError(f"PWS alpha_init must be one of {ALPHA_INITS}, got {alpha_init!r}")
+    if alpha_init == "data" and not learn_alpha:
+        raise ValueError(
+            "PWS alpha_init='data' sets alpha from the first batch, but learn_alpha=False fixes alpha at 1: "
+            "use learn_alpha=True with alpha_init='data', or alpha_init='ones'"
+        )
 
 
 def check_groups(in_channels: int, out_channels: int, groups: int) -> None:

@@ -8,9 +8,12 @@ Every cell is one Hydra multirun over the seeds, with deterministic run director
 so a run of seed k of a cell always lands in ``runs/<scale>/<table>/<cell>/seed<k>``. Rerunning skips
 what is done: seeds whose run already finished or diverged are left out of the command (and the apps skip
 a finished run dir themselves), so a broken sweep resumes where it stopped; ``--force`` passes
-``force=true`` and reruns everything. Cells run one after the other (their seeds in parallel under the
-joblib and SLURM launchers); ``--cell-jobs N`` launches N cells at once (the default for SLURM is all of
-them: each multirun then only waits for its array job).
+``force=true`` and reruns everything. A finished run whose saved overrides differ from the cell's (the
+table's definition or ``--override`` changed since) is stale: it is rerun with ``force=true``.
+
+Cells run one after the other (their seeds in parallel under the joblib and SLURM launchers);
+``--cell-jobs N`` launches N cells at once (the default for SLURM is all of them: each multirun then only
+waits for its array job).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Launch:
     sweep_dir: Path
     seeds: list[int]              # the seeds this launch runs
     done: list[int]               # seeds already finished or diverged (skipped)
+    stale: list[int] = field(default_factory=list)  # done, but with other overrides: rerun (force=true)
     command: list[str] = field(default_factory=list)
     returncode: int | None = None
     error: str | None = None
@@ -65,6 +69,25 @@ def _is_done(run_dir: Path) -> bool:
     from pws.runs.record import is_done
 
     return is_done(run_dir)
+
+
+def _same_overrides(run_dir: Path, wanted: list[str]) -> bool:
+    """Whether a finished run was made with ``wanted`` (its saved Hydra overrides, or its record's;
+    True when neither is saved). Values compare by meaning (1.0e-3 == 0.001)."""
+    from pws.results.collect import _override_dict, load_run
+
+    run = load_run(run_dir)
+    if not run.overrides:
+        return True
+    return _override_dict(run.overrides) == _override_dict(wanted)
+
+
+def merge_overrides(overrides: list[str]) -> list[str]:
+    """Later overrides of the same key replace earlier ones (``--override`` over a cell's own)."""
+    from pws.results.collect import parse_override
+
+    last = {parse_override(o)[0]: i for i, o in enumerate(overrides)}
+    return [o for i, o in enumerate(overrides) if last[parse_override(o)[0]] == i]
 
 
 def plan(
@@ -88,19 +111,23 @@ def plan(
         if cells and cell.id not in cells:
             continue
         sweep_dir = base / cell.id
+        overrides = merge_overrides([*cell.overrides, *(extra_overrides or [])])
         done = [] if force else [s for s in seeds if _is_done(sweep_dir / f"seed{s}")]
+        stale = [s for s in done if not _same_overrides(sweep_dir / f"seed{s}", overrides)]
+        done = [s for s in done if s not in stale]
         todo = [s for s in seeds if s not in done]
         cmd = [
             sys.executable, "-m", cell.app, "-m",
-            *cell.overrides, *(extra_overrides or []),
+            *overrides,
             f"table={table.name}", f"cell={cell.id}",
             "seed=" + ",".join(str(s) for s in todo),
-            *(["force=true"] if force else []),
+            *(["force=true"] if force or stale else []),
             f"hydra/launcher={LAUNCHERS[launcher]}",
             f"hydra.sweep.dir={sweep_dir}",
             "hydra.sweep.subdir=seed${seed}",
         ]
-        launches.append(Launch(cell=cell, sweep_dir=sweep_dir, seeds=todo, done=done, command=cmd))
+        launches.append(Launch(cell=cell, sweep_dir=sweep_dir, seeds=todo, done=done, stale=stale,
+                               command=cmd))
     return launches
 
 
@@ -192,6 +219,8 @@ def run_all(launches: list[Launch], table: Table, *, scale: str, cell_jobs: int 
                 state = "done already"
             elif launch.returncode == 0:
                 state = f"ran in {launch.wall_s:.0f} s"
+                if launch.stale:
+                    state += f" (seeds {launch.stale} rerun: made with other overrides)"
             else:
                 state = (f"FAILED (exit {launch.returncode}: {launch.error}); "
                          f"log {launch.sweep_dir}/launch.log")

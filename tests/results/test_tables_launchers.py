@@ -109,7 +109,17 @@ def test_resume_failed_cell_and_missing_app(tmp_path: Path, tiny_app_env, monkey
     assert rows[("pws", "plain/lr0.1")]["status"] == "ok" and rows[("pws", "plain/lr0.1")]["n_seeds"] == "2"
     assert rows[("none", "plain/lr0.1")]["n_diverged"] == "2"
 
+    # The table's definition changed since (3 epochs instead of 2): the finished runs are stale, rerun
+    # with force=true; with --override epochs=2 they match again.
     raw = yaml.safe_load(table.read_text())
+    raw["scales"]["smoke"]["overrides"] = ["scale=smoke", "epochs=3"]
+    table.write_text(yaml.safe_dump(raw, sort_keys=False))
+    launches = plan(load_table(str(table)), "smoke", [0, 1], grid="tiny", runs_root=runs)
+    assert all(ln.stale == [0, 1] and ln.seeds == [0, 1] and "force=true" in ln.command for ln in launches)
+    launches = plan(load_table(str(table)), "smoke", [0, 1], grid="tiny", runs_root=runs,
+                    extra_overrides=["epochs=2"])
+    assert all(ln.skipped for ln in launches)
+
     raw["app"] = "pws_no_such_app"
     table.write_text(yaml.safe_dump(raw))
     rep = reproduce(str(table), seeds=[0], **{**kw, "runs_root": tmp_path / "runs2"})

@@ -1,0 +1,431 @@
+"""The composed Hydra config checked and turned into a :class:`Plan`: what one run will do, before any work.
+
+:func:`make_plan` validates every value a user can set (``optim.lr > 0``, ``norm.gamma >= 0``, ...) and
+collects *all* problems into one :class:`ConfigError` (one line per problem, naming the key and what is
+allowed), so a bad sweep cell fails at once with a readable message instead of a stack trace mid-run.
+Unknown config *groups* or keys are Hydra's own errors (they name the choices that exist).
+
+The scale's ``classify`` section (``configs/scale/{smoke,full}.yaml``) enters through interpolations in the
+group files (model widths, crop sizes, workers) and through ``scale.classify.epochs``: when set, the
+schedule is compressed to that many epochs and its milestones scaled in proportion (200 epochs with steps
+at 100/150/180 become 12 epochs with steps at 6/9/11).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import CompactHydraException
+from omegaconf import DictConfig, OmegaConf
+
+from pws.nn.factory import NormMethod
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIG_NAME = "classify"
+
+MODEL_KEYS = ("name",)  # every other key of the model group is a kwarg of build_classifier
+DATA_LOADER_KEYS = ("name", "root", "batch_size", "augment", "download", "num_workers")
+OPTIMIZERS = ("sgd",)
+SCHEDULES = ("step",)
+AMP_DTYPES = ("float16", "bfloat16")
+WANDB_MODES = ("online", "offline", "disabled")
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def _nonempty(value: Any, default: Any) -> Any:
+    return value if value not in (None, "") else default
+
+
+def register_resolvers() -> None:
+    """``${pws.nonempty:x,default}`` (used by the run directory's name); idempotent."""
+    if not OmegaConf.has_resolver("pws.nonempty"):
+        OmegaConf.register_new_resolver("pws.nonempty", _nonempty)
+
+
+register_resolvers()
+
+
+class ConfigError(CompactHydraException):
+    """An invalid configuration value; Hydra prints the message alone (no stack trace) and exits 1."""
+
+
+class RunFailed(CompactHydraException):
+    """The run stopped for a reason the user can fix (missing data, ...); the message says what and how."""
+
+
+@dataclass
+class Plan:
+    """Everything a run does, validated, with the scale applied (what ``metrics.json`` calls ``plan``)."""
+
+    seed: int
+    scale: str
+    model: str
+    model_kwargs: dict[str, Any]
+    method: NormMethod
+    data: str
+    data_root: str
+    data_kwargs: dict[str, Any]
+    augment: bool
+    download: bool
+    num_workers: int
+    batch_size: int  # global, split across ranks
+    world_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    nesterov: bool
+    epochs: int
+    milestones: list[int]
+    lr_factor: float
+    device: str
+    amp: bool
+    amp_dtype: str
+    channels_last: bool
+    drop_last: bool
+    max_steps_per_epoch: int | None
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
+    ema_decay: float | None
+    ema_warmup: bool
+    wandb_mode: str
+    force: bool
+    table: str | None
+    row: str | None
+    cell: str | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def per_rank_batch(self) -> int:
+        return self.batch_size // self.world_size
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate for 0-based ``epoch``: ``lr * factor ** (number of milestones <= epoch)``."""
+        return self.lr * self.lr_factor ** sum(1 for m in self.milestones if epoch >= m)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly view for metrics.json and the log."""
+        return {
+            "epochs": self.epochs,
+            "milestones": list(self.milestones),
+            "lr": self.lr,
+            "lr_factor": self.lr_factor,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "batch_size": self.batch_size,
+            "per_rank_batch": self.per_rank_batch,
+            "world_size": self.world_size,
+            "model_kwargs": dict(self.model_kwargs),
+            "norm": {"method": self.method.method, **self.method.options},
+            "data_kwargs": dict(self.data_kwargs),
+            "device": self.device,
+            "amp": self.amp,
+            "channels_last": self.channels_last,
+            "ema_decay": self.ema_decay,
+            "max_steps_per_epoch": self.max_steps_per_epoch,
+        }
+
+
+def compress_schedule(epochs: int, milestones: list[int], target: int | None) -> tuple[int, list[int]]:
+    """The schedule shortened to ``target`` epochs (None: unchanged), milestones scaled and deduplicated.
+
+    Each milestone ``m`` becomes ``round(m * target / epochs)``, kept only if it lies in ``[1, target - 1]``
+    and differs from the previous one.
+    """
+    if target is None or target == epochs:
+        return epochs, list(milestones)
+    scaled: list[int] = []
+    for m in milestones:
+        s = round(m * target / epochs)
+        if 1 <= s <= target - 1 and (not scaled or s > scaled[-1]):
+            scaled.append(s)
+    return target, scaled
+
+
+def world_size_from_env() -> int:
+    """WORLD_SIZE as set by torchrun (1 without it)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None) -> Plan:
+    """Validate ``cfg`` (the composed ``classify`` config) and return the run's :class:`Plan`.
+
+    Raises :class:`ConfigError` listing every invalid value. ``world_size`` defaults to torchrun's.
+    """
+    world_size = world_size_from_env() if world_size is None else world_size
+    if isinstance(cfg, DictConfig):
+        try:
+            c = OmegaConf.to_container(cfg, resolve=True)
+        except Exception as e:  # an interpolation that cannot resolve
+            raise ConfigError(f"invalid configuration: {e}") from e
+    else:
+        c = dict(cfg)
+    assert isinstance(c, dict)
+    v = _Validator(c)
+
+    seed = v.integer("seed", minimum=0)
+    force = v.boolean("force")
+
+    model_cfg = v.section("model")
+    model = v.string("model.name")
+    model_kwargs = {k: val for k, val in model_cfg.items() if k not in MODEL_KEYS}
+    if model is not None:
+        v.known_kwargs("model", model, model_kwargs, _model_options)
+
+    norm_cfg = v.section("norm")
+    method = None
+    norm_options = {k: val for k, val in norm_cfg.items() if k != "method"}
+    try:
+        method = NormMethod(str(norm_cfg.get("method")), **norm_options)
+    except (ValueError, TypeError) as e:  # gamma < 0, unknown option, ... (the factory names what is allowed)
+        v.fail(f"norm: {e}")
+
+    data_cfg = v.section("data")
+    data = v.string("data.name")
+    data_root = v.string("data.root")
+    batch_size = v.integer("data.batch_size", minimum=1)
+    augment = v.boolean("data.augment")
+    download = v.boolean("data.download")
+    num_workers = v.integer("data.num_workers", minimum=0)
+    data_kwargs = {k: val for k, val in data_cfg.items() if k not in DATA_LOADER_KEYS}
+    if data is not None:
+        v.known_kwargs("data", data, data_kwargs, _data_options)
+    for key in ("train_size", "test_size"):
+        if data_kwargs.get(key) is not None:
+            v.integer(f"data.{key}", minimum=1)
+    if batch_size is not None and batch_size % world_size:
+        v.fail(
+            f"data.batch_size={batch_size} (the global batch) must be divisible by the number of "
+            f"processes ({world_size}); each rank trains on batch_size / {world_size} images"
+        )
+
+    optim = v.string("optim.name")
+    if optim is not None and optim not in OPTIMIZERS:
+        v.fail(f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {optim!r}")
+    lr = v.number("optim.lr", above=0.0)
+    momentum = v.number("optim.momentum", minimum=0.0, below=1.0)
+    weight_decay = v.number("optim.weight_decay", minimum=0.0)
+    nesterov = v.boolean("optim.nesterov")
+    if nesterov and momentum == 0:
+        v.fail("optim.nesterov=true needs optim.momentum > 0")
+
+    sched = v.string("schedule.name")
+    if sched is not None and sched not in SCHEDULES:
+        v.fail(f"schedule.name must be one of {', '.join(SCHEDULES)}, got {sched!r}")
+    epochs = v.integer("schedule.epochs", minimum=1)
+    milestones = v.int_list("schedule.milestones")
+    lr_factor = v.number("schedule.factor", above=0.0, maximum=1.0)
+    if epochs is not None and milestones is not None:
+        if any(b <= a for a, b in zip(milestones, milestones[1:], strict=False)):
+            v.fail(f"schedule.milestones must be strictly increasing, got {milestones}")
+        elif milestones and not (1 <= milestones[0] and milestones[-1] < epochs):
+            v.fail(f"schedule.milestones must lie in [1, schedule.epochs - 1 = {epochs - 1}], got {milestones}")
+    scale_epochs = v.integer("scale.classify.epochs", minimum=1, optional=True)
+    if epochs is not None and milestones is not None:
+        epochs, milestones = compress_schedule(epochs, milestones, scale_epochs)
+
+    scale = v.string("scale.name")
+    device = v.string("train.device")
+    if device is not None and not _DEVICE_RE.match(device):
+        v.fail(f"train.device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    elif device is not None:
+        device = _resolve_device(device, v)
+    amp = v.boolean("train.amp")
+    amp_dtype = v.string("train.amp_dtype")
+    if amp_dtype is not None and amp_dtype not in AMP_DTYPES:
+        v.fail(f"train.amp_dtype must be one of {', '.join(AMP_DTYPES)}, got {amp_dtype!r}")
+    channels_last = v.boolean("train.channels_last")
+    drop_last = v.boolean("train.drop_last")
+    max_steps = v.integer("train.max_steps_per_epoch", minimum=1, optional=True)
+    log_every = v.integer("train.log_every", minimum=1)
+    eval_every = v.integer("train.eval_every", minimum=1)
+    checkpoint_every = v.integer("train.checkpoint_every", minimum=1)
+
+    ema_enabled = v.boolean("ema.enabled")
+    ema_decay = v.number("ema.decay", minimum=0.0, below=1.0)
+    ema_warmup = v.boolean("ema.warmup")
+
+    wandb_mode = v.string("wandb.mode")
+    if wandb_mode is not None and wandb_mode not in WANDB_MODES:
+        v.fail(f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {wandb_mode!r}")
+    table = v.string("table", optional=True)
+    row = v.string("row", optional=True)
+    cell = v.string("cell", optional=True)
+
+    v.raise_if_failed()
+
+    notes = []
+    on_cpu = device == "cpu"
+    if on_cpu and (amp or channels_last):
+        notes.append("train.amp / train.channels_last apply on GPU only: off on CPU")
+        amp = channels_last = False
+    assert method is not None
+    return Plan(
+        seed=seed, scale=scale, model=model, model_kwargs=model_kwargs, method=method, data=data,
+        data_root=data_root, data_kwargs=data_kwargs, augment=augment, download=download,
+        num_workers=num_workers, batch_size=batch_size, world_size=world_size, lr=lr, momentum=momentum,
+        weight_decay=weight_decay, nesterov=nesterov, epochs=epochs, milestones=milestones,
+        lr_factor=lr_factor, device=device, amp=amp, amp_dtype=amp_dtype, channels_last=channels_last,
+        drop_last=drop_last, max_steps_per_epoch=max_steps, log_every=log_every, eval_every=eval_every,
+        checkpoint_every=checkpoint_every, ema_decay=ema_decay if ema_enabled else None,
+        ema_warmup=ema_warmup, wandb_mode=wandb_mode, force=force, table=table, row=row, cell=cell,
+        notes=notes,
+    )  # fmt: skip
+
+
+def _resolve_device(device: str, v: _Validator) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        v.fail(f"train.device={device} but no CUDA device is available (use train.device=cpu or auto)")
+    return device
+
+
+def _model_options(name: str) -> dict[str, Any]:
+    from pws.models.classifiers import classifier_options
+
+    return classifier_options(name)
+
+
+def _data_options(name: str) -> dict[str, Any]:
+    from pws.data.classification import dataset_options
+
+    return dataset_options(name)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+_MISSING = object()
+
+
+class _Validator:
+    """Reads dotted keys from a plain dict, collecting one message per invalid value."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.errors: list[str] = []
+
+    def fail(self, message: str) -> None:
+        self.errors.append(message)
+
+    def raise_if_failed(self) -> None:
+        if self.errors:
+            lines = "\n".join(f"  - {e}" for e in self.errors)
+            raise ConfigError(f"invalid configuration ({len(self.errors)} problem(s)):\n{lines}")
+
+    def get(self, key: str) -> Any:
+        node: Any = self.cfg
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return _MISSING
+            node = node[part]
+        return node
+
+    def section(self, key: str) -> dict[str, Any]:
+        value = self.get(key)
+        if not isinstance(value, dict):
+            self.fail(f"{key} must be a config group (got {value!r})")
+            return {}
+        return value
+
+    def _present(self, key: str, optional: bool) -> Any:
+        value = self.get(key)
+        if value is _MISSING:
+            self.fail(f"{key} is missing from the config")
+            return _MISSING
+        if value is None and not optional:
+            self.fail(f"{key} must be set (got null)")
+            return _MISSING
+        return value
+
+    def string(self, key: str, optional: bool = False) -> Any:
+        value = self._present(key, optional)
+        if value is _MISSING or value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            self.fail(f"{key} must be a non-empty string, got {value!r}")
+            return None
+        return value
+
+    def boolean(self, key: str) -> Any:
+        value = self._present(key, False)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, bool):
+            self.fail(f"{key} must be true or false, got {value!r}")
+            return None
+        return value
+
+    def integer(self, key: str, minimum: int | None = None, optional: bool = False) -> Any:
+        value = self._present(key, optional)
+        if value is _MISSING or value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(f"{key} must be an integer, got {value!r}")
+            return None
+        if minimum is not None and value < minimum:
+            self.fail(f"{key} must be >= {minimum}, got {value}")
+            return None
+        return value
+
+    def number(
+        self,
+        key: str,
+        minimum: float | None = None,
+        above: float | None = None,
+        maximum: float | None = None,
+        below: float | None = None,
+    ) -> Any:
+        value = self._present(key, False)
+        if value is _MISSING:
+            return None
+        if not _is_number(value) or not math.isfinite(value):
+            self.fail(f"{key} must be a finite number, got {value!r}")
+            return None
+        value = float(value)
+        bounds = [
+            (minimum is not None and value < minimum, f">= {minimum}"),
+            (above is not None and value <= above, f"> {above}"),
+            (maximum is not None and value > maximum, f"<= {maximum}"),
+            (below is not None and value >= below, f"< {below}"),
+        ]
+        broken = [text for bad, text in bounds if bad]
+        if broken:
+            self.fail(f"{key} must be {' and '.join(broken)}, got {value:g}")
+            return None
+        return value
+
+    def int_list(self, key: str) -> Any:
+        value = self._present(key, False)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, list) or any(isinstance(x, bool) or not isinstance(x, int) for x in value):
+            self.fail(f"{key} must be a list of integers (epochs), got {value!r}")
+            return None
+        return list(value)
+
+    def known_kwargs(self, group: str, name: str, kwargs: dict[str, Any], options: Any) -> None:
+        try:
+            allowed = options(name)
+        except ValueError as e:
+            self.fail(f"{group}.name: {e}")
+            return
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            self.fail(
+                f"{group} {name!r} does not take {', '.join(unknown)}; its options are "
+                f"{', '.join(allowed) or 'none'}"
+            )

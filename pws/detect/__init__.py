@@ -1,0 +1,13 @@
+"""Detection on mmdetection (Tables 1, 2 and 3 of the paper): ``python -m pws.detect``.
+
+* :mod:`pws.detect.registry` -- load through mmengine ``custom_imports``: registers the PWS and WN convs,
+  the plain He-initialized conv, SN, LN2d and NoNorm norms, the VGG-16 SSD backbone with conv/norm configs,
+  the fixed SSD head and the run hooks;
+* :mod:`pws.detect.models` -- mmdet model configs (SSD-VGG16, SSD-R50, Mask R-CNN R50-FPN) with the
+  normalization method mapped to ``conv_cfg``/``norm_cfg``;
+* :mod:`pws.detect.config` -- Hydra config -> mmengine config;
+* :mod:`pws.detect.app` -- the Hydra app;
+* :mod:`pws.detect.checkpoint` -- resuming mmengine checkpoints under torch's weights-only loading.
+
+Importing this package does not import mmdet; the submodules that need the stack import it.
+"""

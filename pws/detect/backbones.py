@@ -1,0 +1,81 @@
+"""SSD's VGG-16 backbone with any conv and norm: the paper's SSD320 (Tables 1-3, Figures 1 and 6).
+
+mmdet's ``SSDVGG`` (on mmcv's ``VGG``) hard-codes plain convs and takes no ``conv_cfg``/``norm_cfg``; this one
+takes both, so the same backbone runs every method of the paper:
+
+* ``pws``/``wn``/``none``: ``conv_cfg=dict(type='PWS', gamma=...)`` (or ``'WN'``, ``'HeConv'``) and
+  ``norm_cfg=None``: every conv is that conv, with its bias (beta), and no norm layer exists;
+* ``bn``/``gn``/``in``/``ln``/``sn``: ``conv_cfg=dict(type='HeConv')`` and ``norm_cfg=dict(type='BN')`` (or
+  ``'GN'``, ``'IN'``, ``'LN2d'``, ``'SN'``): a bias-free plain conv followed by that norm.
+
+Layout (the authors' SSD, not mmdet's SSD300): conv1_1 ... conv5_3 of VGG-16 configuration D with 2x2
+max-pools (ceil mode, so 300 gives 38 as in SSD300 and 320 gives 40), pool5 3x3 stride 1, then a
+**non-dilated** conv6 3x3-1024 (padding 1; SSD300's conv6 is dilated 6) and conv7 1x1-1024. Outputs:
+conv4_3 (512 channels, stride 8: 40x40 at 320) and conv7 (1024 channels, stride 16: 20x20 at 320), each after
+its ReLU; ``mmdet``'s ``SSDNeck`` adds the extra layers (10, 5, 3, 1 at 320) and the L2Norm of conv4_3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmcv.cnn import ConvModule
+from mmdet.registry import MODELS
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from pws.models.vgg import VGG16_LAYERS
+
+SSD_VGG16_OUT_CHANNELS = (512, 1024)
+
+
+@MODELS.register_module(force=True)
+class NormSSDVGG(BaseModule):
+    """VGG-16 for SSD, built from ``conv_cfg``/``norm_cfg`` (registered beside mmdet's ``SSDVGG``).
+
+    Args:
+        conv_cfg: mmcv conv config of every conv (``None`` is mmcv's plain ``Conv2d``).
+        norm_cfg: mmcv norm config after every conv, or ``None`` for no norm.
+        act_cfg: activation after every conv (norm), ReLU.
+        in_channels: image channels.
+        init_cfg: mmengine init config; ``None`` keeps the layers' own init (He fan-in for the project's
+            convs). Give ``dict(type='Pretrained', checkpoint=<local file>)`` to start from weights.
+    """
+
+    def __init__(
+        self,
+        conv_cfg: dict[str, Any] | None = None,
+        norm_cfg: dict[str, Any] | None = None,
+        act_cfg: dict[str, Any] | None = None,
+        in_channels: int = 3,
+        init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(init_cfg)
+        act_cfg = dict(type="ReLU") if act_cfg is None else act_cfg
+
+        def block(cin: int, cout: int, kernel: int, padding: int) -> ConvModule:
+            return ConvModule(
+                cin, cout, kernel, padding=padding, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg
+            )
+
+        stages: list[list[nn.Module]] = [[]]
+        channels = in_channels
+        for spec in VGG16_LAYERS:
+            if spec == "M":
+                stages.append([nn.MaxPool2d(2, 2, ceil_mode=True)])
+            else:
+                stages[-1].append(block(channels, int(spec), 3, 1))
+                channels = int(spec)
+        # stages: conv1, pool1+conv2, pool2+conv3, pool3+conv4 (-> out 0), pool4+conv5
+        self.stage1 = nn.Sequential(*stages[0], *stages[1], *stages[2], *stages[3])  # conv1_1 .. conv4_3
+        self.stage2 = nn.Sequential(
+            *stages[4],  # pool4, conv5_1 .. conv5_3
+            nn.MaxPool2d(3, 1, padding=1),  # pool5
+            block(512, 1024, 3, 1),  # conv6, not dilated
+            block(1024, 1024, 1, 0),  # conv7
+        )
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        conv4_3 = self.stage1(x)
+        conv7 = self.stage2(conv4_3)
+        return conv4_3, conv7

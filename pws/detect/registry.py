@@ -1,0 +1,39 @@
+"""Register the project's layers, backbone, head and hooks with mmengine/mmdet; no edit to mmdetection.
+
+Load it from any mmdet/mmengine config with::
+
+    custom_imports = dict(imports=["pws.detect.registry"], allow_failed_imports=False)
+
+and then, in any model of the config::
+
+    conv_cfg=dict(type="PWS", gamma=1e-4)          # pws.nn.PWSConv2d, eq. (12); also fan_in_scale,
+                                                   # learn_alpha, gamma_mode, alpha_init, force_bias
+    conv_cfg=dict(type="WN")                       # weight normalization, g = 1 ("WN (g = 1)")
+    conv_cfg=dict(type="HeConv")                   # plain conv, He fan-in init (the project's baselines)
+    norm_cfg=dict(type="SN")                       # Switchable Normalization
+    norm_cfg=dict(type="LN2d")                     # LayerNorm over (C, H, W) = GroupNorm(1, C)
+    norm_cfg=dict(type="NoNorm")                   # no normalization, for models that need a norm_cfg
+    backbone=dict(type="NormSSDVGG", conv_cfg=..., norm_cfg=...)   # SSD's VGG-16 with any method
+    bbox_head=dict(type="FixedSSDHead", ...)       # mmdet 3.3.0's SSDHead, inference bug worked around
+    custom_hooks=[dict(type="DivergenceHook"), dict(type="TrainSpeedHook", warmup_iters=50)]
+
+Convs and norms go into mmengine's root ``MODELS`` registry, which mmcv's ``build_conv_layer`` and
+``build_norm_layer`` search from any scope (mmdet's included); the backbone and head into mmdet's ``MODELS``
+beside ``SSDVGG``/``SSDHead``; the hooks into mmengine's ``HOOKS``. BN, GN and IN are mmcv's own
+(``'BN'``, ``'GN'``, ``'IN'``).
+"""
+
+from __future__ import annotations
+
+from mmengine.registry import MODELS
+
+from pws.detect import backbones, heads, hooks
+from pws.detect.layers import PWS, SN, WN, HeConv, LN2d, NoNorm
+
+CONVS = {"PWS": PWS, "WN": WN, "HeConv": HeConv}
+NORMS = {"SN": SN, "LN2d": LN2d, "NoNorm": NoNorm}
+
+for _name, _cls in {**CONVS, **NORMS}.items():
+    MODELS.register_module(name=_name, module=_cls, force=True)
+
+__all__ = ["CONVS", "NORMS", "backbones", "heads", "hooks"]

@@ -1,0 +1,316 @@
+"""The classification app: configs compose, tiny runs of every experiment-like config, records, errors."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import HydraException
+
+from pws.classify import ConfigError, make_plan, run
+from pws.classify.config import CONFIG_DIR, compress_schedule
+from pws.runs.record import read_metrics
+
+from .conftest import REPO, app_subprocess, compose_cfg, read_json, tiny
+
+GROUPS = ("model", "norm", "data", "optim", "schedule", "scale")
+CLASSIFY_DATA = ("cifar10", "imagenet", "digits", "synthetic_cifar", "synthetic_imagenet")
+CLASSIFY_MODELS = ("plain_c", "resnet_cifar", "resnet50")
+
+
+def classify_choices() -> dict[str, list[str]]:
+    """Every option of every group the app uses (the folders are shared with the detection app)."""
+    from pws.data.classification import DATASETS
+    from pws.models.classifiers import CLASSIFIERS
+
+    def names(group: str) -> list[str]:
+        return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+    schedules = [s for s in names("schedule")
+                 if (CONFIG_DIR / "schedule" / f"{s}.yaml").read_text().find("\nname: step") >= 0]  # fmt: skip
+    return {
+        "model": [m for m in names("model") if m in CLASSIFIERS],
+        "norm": names("norm"),
+        "data": [d for d in names("data") if d in DATASETS],
+        "optim": [o for o in names("optim") if o.startswith("sgd") and o != "sgd_detect"],
+        "schedule": schedules,
+        "scale": names("scale"),
+    }
+
+
+def pairwise_cover(choices: dict[str, list[str]]) -> list[dict[str, str]]:
+    """A small set of full combinations in which every pair of options of two groups occurs (greedy)."""
+    groups = list(choices)
+    uncovered = {((g1, a), (g2, b)) for g1, g2 in itertools.combinations(groups, 2)
+                 for a in choices[g1] for b in choices[g2]}  # fmt: skip
+    candidates = [dict(zip(groups, combo, strict=True)) for combo in itertools.product(*choices.values())]
+    chosen = []
+    while uncovered:
+        def gain(c: dict[str, str]) -> int:
+            return sum(((g1, c[g1]), (g2, c[g2])) in uncovered for g1, g2 in itertools.combinations(groups, 2))
+
+        best = max(candidates, key=gain)
+        chosen.append(best)
+        uncovered -= {((g1, best[g1]), (g2, best[g2])) for g1, g2 in itertools.combinations(groups, 2)}
+    return chosen
+
+
+def test_the_groups_hold_the_expected_options() -> None:
+    c = classify_choices()
+    assert set(c["model"]) == set(CLASSIFY_MODELS)
+    assert set(c["norm"]) >= {"none", "bn", "gn", "in", "ln", "sn", "wn", "pws"}
+    assert set(c["data"]) == set(CLASSIFY_DATA)
+    assert {"sgd", "sgd_imagenet"} <= set(c["optim"])
+    assert {"cifar_200e", "imagenet_100e"} <= set(c["schedule"])
+    assert set(c["scale"]) == {"smoke", "full"}
+
+
+def test_every_combination_of_groups_composes_and_validates() -> None:
+    """Every pair of options of any two groups, in full combinations (the groups interact only pairwise:
+    through the scale's interpolations into model and data), composes and passes validation."""
+    choices = classify_choices()
+    combos = pairwise_cover(choices)
+    assert len(combos) < math.prod(len(v) for v in choices.values())
+    for combo in combos:
+        cfg = compose_cfg([f"{g}={v}" for g, v in combo.items()])
+        plan = make_plan(cfg, world_size=1)
+        assert (plan.model, plan.data, plan.method.method, plan.scale) == (
+            combo["model"], combo["data"], combo["norm"], combo["scale"])
+
+
+def test_full_scale_is_the_papers_setting() -> None:
+    cifar = make_plan(compose_cfg(["scale=full", "data=cifar10", "model=plain_c", "norm=pws",
+                                   "train.device=cpu"]), world_size=1)  # fmt: skip
+    assert (cifar.epochs, cifar.milestones, cifar.lr_factor) == (200, [100, 150, 180], 0.1)
+    assert (cifar.lr, cifar.momentum, cifar.weight_decay, cifar.batch_size) == (0.1, 0.9, 5e-4, 128)
+    assert cifar.method.options["gamma"] == 1e-3 and cifar.augment and cifar.ema_decay is None
+    assert cifar.model_kwargs["width"] == 1.0
+    res = make_plan(compose_cfg(["scale=full", "data=cifar10", "model=resnet_cifar", "train.device=cpu"]),
+                    world_size=1)  # fmt: skip
+    assert res.model_kwargs["units_per_stage"] == 6
+    imagenet = make_plan(compose_cfg(["scale=full", "data=imagenet", "model=resnet50", "optim=sgd_imagenet",
+                                      "schedule=imagenet_100e", "norm.gamma=1e-4", "train.device=cpu"]),
+                         world_size=1)  # fmt: skip
+    assert (imagenet.epochs, imagenet.milestones) == (100, [30, 60, 90])
+    assert (imagenet.lr, imagenet.momentum, imagenet.weight_decay, imagenet.batch_size) == (0.025, 0.9, 1e-4, 64)
+    assert imagenet.data_kwargs["crop_size"] == 224 and imagenet.data_kwargs["resize_size"] == 256
+    assert imagenet.method.options["gamma"] == 1e-4
+    assert [imagenet.lr_at(e) for e in (0, 29, 30, 60, 99)] == pytest.approx([0.025, 0.025, 2.5e-3, 2.5e-4,
+                                                                             2.5e-5])  # fmt: skip
+    authors = make_plan(compose_cfg(["scale=full", "data=cifar10", "ema.enabled=true", "norm.alpha_init=data",
+                                     "train.device=cpu"]), world_size=1)  # fmt: skip
+    assert authors.ema_decay == 0.997 and authors.method.options["alpha_init"] == "data"
+
+
+def test_smoke_compresses_the_schedule() -> None:
+    plan = make_plan(compose_cfg(["scale=smoke"]), world_size=1)
+    assert plan.device == "cpu" and plan.scale == "smoke"
+    assert plan.epochs == 6 and plan.milestones == [3, 4, 5] and plan.lr == 0.03 and plan.batch_size == 32
+    assert compress_schedule(100, [30, 60, 90], 10) == (10, [3, 6, 9])
+    assert compress_schedule(200, [100, 150, 180], 2) == (2, [1])
+    assert compress_schedule(200, [100, 150, 180], None) == (200, [100, 150, 180])
+
+
+def test_every_table_cell_composes() -> None:
+    """The overrides of every cell of Tables 4 and 5 (experiments/), at both scales, compose and validate."""
+    experiments = pytest.importorskip("pws.results.experiments")
+    n = 0
+    for name in ("table4", "table5"):
+        table = experiments.load_table(name)
+        for scale in ("smoke", "full"):
+            for cell in table.cells(scale):
+                plan = make_plan(compose_cfg([*cell.overrides, "train.device=cpu"]), world_size=1)
+                assert plan.scale == scale
+                n += 1
+    assert n >= 2 * (24 + 6)
+
+
+# ------------------------------------------------------------------------------------------------ tiny runs
+
+EXPERIMENT_LIKE = [
+    # (model, data, norm, extra overrides): every model, every data set the tests can have, every method
+    ("plain_c", "digits", "pws", []),
+    ("plain_c", "synthetic_cifar", "none", []),
+    ("resnet_cifar", "synthetic_cifar", "bn", []),
+    ("resnet_cifar", "digits", "gn", ["ema.enabled=true"]),
+    ("plain_c", "digits", "in", []),
+    ("plain_c", "synthetic_cifar", "ln", []),
+    ("resnet_cifar", "digits", "sn", []),
+    ("plain_c", "digits", "wn", []),
+    ("resnet50", "synthetic_imagenet", "pws",
+     ["optim=sgd_imagenet", "schedule=imagenet_100e", "norm.gamma=1e-4", "norm.alpha_init=data"]),
+    ("resnet50", "digits", "bn", ["optim=sgd_imagenet", "schedule=imagenet_100e"]),
+]
+
+
+@pytest.mark.parametrize(("model", "data", "norm", "extra"), EXPERIMENT_LIKE,
+                         ids=[f"{m}-{d}-{n}" for m, d, n, _ in EXPERIMENT_LIKE])  # fmt: skip
+def test_tiny_run_leaves_config_metrics_and_checkpoint(run_tiny, tmp_path: Path, model: str, data: str,
+                                                        norm: str, extra: list[str]) -> None:  # fmt: skip
+    overrides = [*tiny(model, data, norm), "seed=3", "table=table4", "row=pws", "cell=plain/lr0.1/pws", *extra]
+    record = run_tiny(overrides, tmp_path / "run")
+    assert record["status"] == "finished"
+    on_disk = read_json(tmp_path / "run" / "metrics.json")
+    for key in ("status", "top1_error", "history", "images_per_s", "wall_time_s", "scale", "seed", "table",
+                "cell", "method", "model", "data", "overrides", "git_commit", "versions"):  # fmt: skip
+        assert key in on_disk, key
+    assert on_disk["status"] == "finished" and on_disk["task"] == "classify"
+    assert 0.0 <= on_disk["top1_error"] <= 100.0
+    assert (on_disk["scale"], on_disk["seed"], on_disk["method"], on_disk["model"], on_disk["data"]) == (
+        "smoke", 3, norm, model, data)
+    assert (on_disk["table"], on_disk["row"], on_disk["cell"]) == ("table4", "pws", "plain/lr0.1/pws")
+    assert on_disk["overrides"] == overrides
+    assert "torch" in on_disk["versions"]
+    assert len(on_disk["history"]) == 1
+    entry = on_disk["history"][0]
+    assert entry["epoch"] == 1 and math.isfinite(entry["train_loss"]) and entry["test_error"] == on_disk["top1_error"]
+    assert on_disk["images_per_s"] > 0 and on_disk["wall_time_s"] > 0
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    resolved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "${" not in resolved and f"name: {model}" in resolved
+
+
+def test_divergence_is_recorded_as_nan_and_returns(run_tiny, tmp_path: Path) -> None:
+    record = run_tiny([*tiny("plain_c", "digits", "none"), "optim.lr=1e6", "train.max_steps_per_epoch=4"],
+                      tmp_path / "run")  # fmt: skip
+    assert record["status"] == "diverged"
+    assert math.isnan(record["top1_error"])
+    on_disk = read_json(tmp_path / "run" / "metrics.json")  # NaN written as the JSON token NaN
+    assert on_disk["status"] == "diverged" and math.isnan(on_disk["top1_error"])
+    assert "non-finite loss" in on_disk["diverged_at"]
+    assert "NaN" in (tmp_path / "run" / "metrics.json").read_text()
+
+
+def test_skip_if_done_and_force(run_tiny, tmp_path: Path) -> None:
+    steps = []
+    first = run_tiny(tiny(), tmp_path / "run", step_callback=lambda s: steps.append(s.step))
+    assert first["status"] == "finished" and steps == [1, 2]
+    again = run_tiny(tiny(), tmp_path / "run", step_callback=lambda s: steps.append(s.step))
+    assert again == read_metrics(tmp_path / "run") and steps == [1, 2]  # skipped: no step taken
+    forced = run_tiny([*tiny(), "force=true"], tmp_path / "run", step_callback=lambda s: steps.append(s.step))
+    assert forced["status"] == "finished" and steps == [1, 2, 1, 2] and forced["sessions"] == 1
+
+
+def test_diverged_run_is_skipped_too(run_tiny, tmp_path: Path) -> None:
+    ov = [*tiny("plain_c", "digits", "none"), "optim.lr=1e6", "train.max_steps_per_epoch=4"]
+    assert run_tiny(ov, tmp_path / "run")["status"] == "diverged"
+    steps = []
+    assert run_tiny(ov, tmp_path / "run", step_callback=lambda s: steps.append(1))["status"] == "diverged"
+    assert steps == []
+
+
+# ------------------------------------------------------------------------------------------ invalid values
+
+@pytest.mark.parametrize(("override", "words"), [
+    ("optim.lr=-0.1", "optim.lr must be > 0"),
+    ("optim.lr=0", "optim.lr must be > 0"),
+    ("norm.gamma=-1e-3", "gamma must be a finite number >= 0"),
+    ("norm.gamma=nan", "gamma must be a finite number >= 0"),
+    ("optim.momentum=1.5", "optim.momentum must be"),
+    ("optim.weight_decay=-1", "optim.weight_decay must be >= 0"),
+    ("data.batch_size=0", "data.batch_size must be >= 1"),
+    ("data.batch_size=abc", "data.batch_size must be an integer"),
+    ("schedule.epochs=0", "schedule.epochs must be >= 1"),
+    ("schedule.milestones=[150,100]", "strictly increasing"),
+    ("schedule.factor=2", "schedule.factor must be"),
+    ("scale.classify.epochs=0", "scale.classify.epochs must be >= 1"),
+    ("seed=-1", "seed must be >= 0"),
+    ("train.device=tpu", "train.device must be"),
+    ("+model.depth=3", "does not take depth"),
+    ("ema.decay=1.0", "ema.decay must be"),
+    ("wandb.mode=sometimes", "wandb.mode must be one of"),
+])  # fmt: skip
+def test_invalid_values_fail_before_any_work(tmp_path: Path, override: str, words: str) -> None:
+    cfg = compose_cfg([override])
+    with pytest.raises(ConfigError, match="invalid configuration") as info:
+        run(cfg, tmp_path / "run", [override])
+    assert words in str(info.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    record = read_json(tmp_path / "run" / "metrics.json")
+    assert record["status"] == "failed" and words in record["error"]
+
+
+def test_all_problems_are_listed_in_one_message() -> None:
+    with pytest.raises(ConfigError) as info:
+        make_plan(compose_cfg(["optim.lr=-1", "norm.gamma=-1", "data.batch_size=0"]), world_size=1)
+    message = str(info.value)
+    assert "3 problem(s)" in message
+    assert "optim.lr" in message and "gamma" in message and "data.batch_size" in message
+
+
+def test_batch_must_split_across_ranks() -> None:
+    with pytest.raises(ConfigError, match="divisible by the number of processes"):
+        make_plan(compose_cfg(["data.batch_size=63"]), world_size=2)
+
+
+def _app(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str]:
+    """Run the Hydra app in this process; return (exit code, stderr)."""
+    from pws.classify.app import main
+
+    monkeypatch.setattr(sys, "argv", ["pws.classify", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = int(e.code or 0)
+    return code, capsys.readouterr().err
+
+
+def test_app_invalid_value_one_message_exit_1(monkeypatch, capsys, tmp_path: Path) -> None:
+    code, err = _app(monkeypatch, capsys, [f"runs_root={tmp_path}", "optim.lr=-1"])
+    assert code == 1
+    assert "optim.lr must be > 0, got -1" in err and "Traceback" not in err
+
+
+def test_app_unknown_choice_exit_1(monkeypatch, capsys, tmp_path: Path) -> None:
+    code, err = _app(monkeypatch, capsys, [f"runs_root={tmp_path}", "norm=batchnorm"])
+    assert code == 1
+    assert "norm/batchnorm" in err and "pws" in err  # Hydra's message lists the available options
+    code, err = _app(monkeypatch, capsys, [f"runs_root={tmp_path}", "optim.learning_rate=0.1"])
+    assert code == 1 and "learning_rate" in err
+
+
+def test_app_run_directory_is_deterministic(monkeypatch, capsys, tmp_path: Path, data_root: Path) -> None:
+    """The same command twice: the same run directory (the second call skips the finished run)."""
+    args = [f"runs_root={tmp_path}", f"data_root={data_root}", *tiny(), "seed=1"]
+    assert _app(monkeypatch, capsys, args)[0] == 0
+    run_dir = (tmp_path / "classify" / "smoke" / "digits" / "plain_c" / "pws"
+               / "data.batch_size=8,data.test_size=32,data.train_size=64,model.width=0.125,"
+                 "scale.classify.epochs=1,seed=1,train.max_steps_per_epoch=2")  # fmt: skip
+    assert read_json(run_dir / "metrics.json")["status"] == "finished"
+    assert (run_dir / "config.yaml").is_file() and (run_dir / ".hydra" / "overrides.yaml").is_file()
+    mtime = (run_dir / "metrics.json").stat().st_mtime_ns
+    assert _app(monkeypatch, capsys, list(reversed(args)))[0] == 0  # override order does not matter
+    assert (run_dir / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_app_sweep_goes_on_after_a_divergence(monkeypatch, capsys, tmp_path: Path, data_root: Path) -> None:
+    args = ["-m", f"runs_root={tmp_path}", f"data_root={data_root}", *tiny("plain_c", "digits", "none"),
+            "optim.lr=1e6,0.01"]  # fmt: skip
+    code, _ = _app(monkeypatch, capsys, args)
+    assert code == 0
+    records = {r["plan"]["lr"]: r for r in map(read_json, tmp_path.rglob("metrics.json"))}
+    assert records[1e6]["status"] == "diverged" and math.isnan(records[1e6]["top1_error"])
+    assert records[0.01]["status"] == "finished"
+
+
+def test_missing_data_clear_error_and_exit_code(tmp_path: Path) -> None:
+    """The app as a subprocess: missing CIFAR-10 -> one message naming the path and the fix, exit != 0."""
+    nowhere = tmp_path / "nowhere"
+    proc = app_subprocess(["data=cifar10", f"data.root={nowhere}", f"runs_root={tmp_path / 'runs'}"], cwd=REPO)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0, out + err
+    assert str(nowhere) in err and "How to get it" in err
+    assert "Traceback" not in err
+    records = list((tmp_path / "runs").rglob("metrics.json"))
+    assert len(records) == 1
+    record = read_json(records[0])
+    assert record["status"] == "failed" and str(nowhere) in record["error"]
+
+
+def test_hydra_errors_are_hydra_exceptions() -> None:
+    with pytest.raises(HydraException):
+        compose_cfg(["model=vgg19"])

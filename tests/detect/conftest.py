@@ -1,0 +1,46 @@
+"""Fixtures of the detection tests: the Hydra config of a run (compose API) and the generated data sets.
+
+The tests that need mmdetection skip with a reason when the stack (mmcv with ops, mmengine, mmdet) is not
+installed; `make install` installs it, so CI runs them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from pws.detect.app import CONFIG_DIR
+
+
+def compose_detect(overrides: list[str] | None = None):
+    """The composed config of ``python -m pws.detect <overrides>``."""
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        return compose("detect", overrides=list(overrides or []))
+
+
+@pytest.fixture
+def compose_cfg():
+    return compose_detect
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the runs of this session generate their synthetic sets (shared: generated once)."""
+    return tmp_path_factory.mktemp("detect-data")
+
+
+@pytest.fixture(autouse=True)
+def _no_wandb(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+
+
+def require_stack() -> None:
+    """Skip unless mmcv (with its compiled ops), mmengine and mmdet import."""
+    pytest.importorskip(
+        "mmengine", reason="mmengine not installed (make install installs the detection stack)"
+    )
+    pytest.importorskip("mmcv", reason="mmcv not installed (make install builds it: scripts/install_mmcv.sh)")
+    pytest.importorskip("mmcv.ops", reason="mmcv without compiled ops (mmcv-lite?): scripts/install_mmcv.sh")
+    pytest.importorskip("mmdet", reason="mmdet not installed (make install installs the detection stack)")

@@ -1,0 +1,135 @@
+"""The factory: one entry point builds "conv + its normalization" for every method, with its options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from omegaconf import OmegaConf
+from torch import nn
+
+from pws.models.vgg import vgg16_features
+from pws.nn import METHODS, OUTPUT_NORMS, NormMethod, PWSConv2d, SwitchNorm2d, WNConv2d, as_method
+from pws.nn.factory import OPTIONS
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "norm"
+
+EXPECTED = {  # method: (conv type, norm type or None)
+    "none": (nn.Conv2d, None),
+    "bn": (nn.Conv2d, nn.BatchNorm2d),
+    "gn": (nn.Conv2d, nn.GroupNorm),
+    "in": (nn.Conv2d, nn.InstanceNorm2d),
+    "ln": (nn.Conv2d, nn.GroupNorm),
+    "sn": (nn.Conv2d, SwitchNorm2d),
+    "wn": (WNConv2d, None),
+    "pws": (PWSConv2d, None),
+}
+
+
+def test_the_methods_of_the_paper():
+    assert set(METHODS) == set(EXPECTED)
+    assert set(OUTPUT_NORMS) == {"bn", "gn", "in", "ln", "sn"}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_conv_norm_builds_the_method(method):
+    conv_type, norm_type = EXPECTED[method]
+    block = NormMethod(method).conv_norm(64, 128, 3, stride=2, padding=1)
+    assert type(block.conv) is conv_type
+    assert block.conv.stride == (2, 2) and block.conv.padding == (1, 1)
+    assert (block.conv.bias is None) == (norm_type is not None)  # beta lives in the norm when there is one
+    if norm_type is None:
+        assert not hasattr(block, "norm") and len(block) == 1
+        torch.testing.assert_close(block.conv.bias.detach(), torch.zeros(128))
+    else:
+        assert type(block.norm) is norm_type
+    # He init of the raw conv weight: fan-in, ReLU gain
+    assert block.conv.weight.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.05)
+    y = block(torch.randn(2, 64, 8, 8))
+    assert y.shape == (2, 128, 4, 4) and torch.isfinite(y).all()
+
+
+def test_norm_options_are_passed_through():
+    gn = NormMethod("gn", num_groups=8, eps=1e-3).norm(64)
+    assert gn.num_groups == 8 and gn.eps == 1e-3
+    assert NormMethod("gn").norm(64).num_groups == 32  # the default
+    assert NormMethod("gn").norm(16).num_groups == 16  # gcd(32, 16) for narrow layers
+    assert NormMethod("gn", num_groups=32).norm(24).num_groups == 8
+    ln = NormMethod("ln").norm(48)
+    assert ln.num_groups == 1 and ln.affine  # LN over (C, H, W)
+    inorm = NormMethod("in", eps=1e-4).norm(8)
+    assert inorm.affine and inorm.eps == 1e-4
+    bn = NormMethod("bn", momentum=0.01, eps=1e-3).norm(8)
+    assert bn.momentum == 0.01 and bn.eps == 1e-3
+    sn = NormMethod("sn", momentum=0.003, eps=1e-3).norm(8)
+    assert sn.momentum == 0.003 and sn.eps == 1e-3
+    assert isinstance(NormMethod("pws").norm(8), nn.Identity)
+
+
+def test_conv_options_are_passed_through():
+    conv = NormMethod(
+        "pws", gamma=1e-4, fan_in_scale=False, learn_alpha=False, gamma_mode="equiv"
+    ).conv(8, 16, (3, 1), groups=2)
+    assert isinstance(conv, PWSConv2d)
+    assert (conv.gamma, conv.fan_in_scale, conv.learn_alpha, conv.gamma_mode) == (1e-4, False, False, "equiv")
+    assert conv.groups == 2 and conv.kernel_size == (3, 1) and "alpha" not in dict(conv.named_parameters())
+    wn = NormMethod("wn", g_init=0.5).conv(8, 16, 3)
+    torch.testing.assert_close(wn.g.detach(), torch.full((16,), 0.5))
+    assert NormMethod("wn").conv(8, 16, 3).g.detach().eq(1).all()
+    assert NormMethod("bn").conv(8, 16, 3, bias=True).bias is not None  # explicit bias wins
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_norm_config_builds(config):
+    node = yaml.safe_load(config.read_text())
+    assert node["method"] == config.stem
+    method = as_method(node)
+    assert method.options == {**OPTIONS[config.stem], **{k: v for k, v in node.items() if k != "method"}}
+    assert method.options == OPTIONS[config.stem]  # the configs state the defaults
+    assert isinstance(as_method(OmegaConf.create(node)).conv(3, 8, 3), nn.Conv2d)
+
+
+def test_configs_cover_every_method():
+    assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(METHODS)
+
+
+def test_as_method_accepts_names_instances_and_mappings():
+    m = NormMethod("gn", num_groups=4)
+    assert as_method(m) is m
+    assert as_method("bn").method == "bn"
+    assert as_method({"method": "pws", "gamma": 1e-5}).options["gamma"] == 1e-5
+    assert "NormMethod('pws', gamma=1e-05" in repr(as_method({"method": "pws", "gamma": 1e-5}))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_vgg16_features_uses_the_factory(method):
+    features = vgg16_features(NormMethod(method))
+    convs = [m for m in features.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 13 and all(type(c) is EXPECTED[method][0] for c in convs)
+    assert sum(p.numel() for c in convs for p in [c.weight]) == 14_710_464
+
+
+BAD = [
+    (lambda: NormMethod("batchnorm"), r"unknown normalization method 'batchnorm'; choose one of none, bn"),
+    (lambda: NormMethod("gn", groups=8), r"unknown option\(s\) \['groups'\] for method 'gn'; allowed: num"),
+    (lambda: NormMethod("none", eps=1e-5), r"unknown option\(s\) \['eps'\] for method 'none'; allowed: none"),
+    (lambda: NormMethod("gn", num_groups=0), r"gn num_groups must be >= 1, got 0"),
+    (lambda: NormMethod("pws", gamma=-1.0), r"PWS gamma must be a finite number >= 0"),
+    (lambda: NormMethod("pws", gamma=float("nan")), r"PWS gamma must be a finite number >= 0"),
+    (lambda: NormMethod("pws", gamma_mode="sqrt"), r"gamma_mode must be one of \('var', 'equiv'\)"),
+    (lambda: NormMethod("pws", alpha_init="zero"), r"alpha_init must be one of \('ones', 'data'\)"),
+    (lambda: NormMethod("pws", alpha_init="data", learn_alpha=False), r"learn_alpha=False"),
+    (lambda: NormMethod("pws").conv(6, 8, 3, groups=4), r"groups=4 must be a positive divisor"),
+    (lambda: NormMethod("wn").conv(6, 8, 3, groups=4), r"groups=4 must be a positive divisor"),
+    (lambda: as_method({"gamma": 1e-3}), r"needs a 'method' key \(one of none, bn"),
+]
+
+
+@pytest.mark.parametrize("build, match", BAD, ids=[str(i) for i in range(len(BAD))])
+def test_bad_arguments_raise_value_error(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
