@@ -38,12 +38,29 @@ def build(
     if runs is None:
         runs = collect_runs(roots)
     by_cell = runs_for_table(t, runs, scale)
-    rows, cols, _, _ = t.grid(grid)
+    rows, cols, extra, _ = t.grid(grid)
     in_grid = {t.cell_id(c, r) for r in rows for c in cols}
     by_cell = {k: v for k, v in by_cell.items() if k in in_grid}
+    for cell_id, cell_runs in by_cell.items():
+        column, row = t.split_cell(cell_id)
+        by_cell[cell_id] = _prefer_canonical(cell_runs, [*t.overrides(column, row, scale), *extra])
     res = aggregate(t, by_cell, scale, grid=grid, launches=collect_launches(roots),
                     runs_root=[str(r) for r in roots], seeds=seeds)
     return Report(result=res, runs_by_cell=by_cell)
+
+
+def _prefer_canonical(runs: list[Run], wanted: list[str]) -> list[Run]:
+    """Runs of one cell made with different overrides (say the demo's 2-epoch runs beside the smoke grid's
+    12-epoch ones, both below the folder collected) are not seeds of one experiment: keep those made with
+    the cell's own overrides when there are such runs; otherwise keep all."""
+    from pws.results.collect import _override_dict
+
+    made_with = {frozenset(_override_dict(r.overrides).items()) for r in runs if r.overrides}
+    if len(made_with) <= 1:
+        return runs
+    canonical = _override_dict(wanted)
+    keep = [r for r in runs if not r.overrides or _override_dict(r.overrides) == canonical]
+    return keep or runs
 
 
 def write(report: Report, out_dir: str | os.PathLike[str], *, plots: bool = True,

@@ -181,3 +181,21 @@ def test_full_scale_heading_and_reduced_grid(tmp_path: Path) -> None:
                        wandb_mode="disabled")
     assert rep.paths["md"].name == "table4_demo.md"
     assert "Reduced grid `demo`" in rep.paths["md"].read_text()
+
+
+def test_runs_of_another_grid_below_the_same_folder(tmp_path: Path) -> None:
+    """Collecting a broad folder: a cell's runs made with other overrides (the demo grid's 2-epoch runs)
+    are not averaged with the runs made with the cell's own overrides."""
+    smoke = ["scale=smoke", "data=digits", "model=plain_c", "optim.lr=0.1", "norm=bn"]
+    make_run(tmp_path / "runs" / "table4", "table4", "plain/lr0.1/bn", 0, "finished", {"top1_error": 5.0},
+             overrides=smoke)
+    make_run(tmp_path / "runs" / "table4_demo", "table4", "plain/lr0.1/bn", 0, "finished",
+             {"top1_error": 30.0}, overrides=[*smoke, "scale.classify.epochs=2"])
+    rep = render_table("table4", tmp_path / "runs", "smoke", tmp_path / "o", plots=False,
+                       wandb_mode="disabled")
+    row = next(r for r in _md_table(rep.paths["md"].read_text()) if r[0] == "BN")
+    assert row[7:10] == ["5.00", "5.90", "-0.90"]
+    rep = render_table("table4", tmp_path / "runs", "smoke", tmp_path / "o", grid="demo", plots=False,
+                       wandb_mode="disabled")
+    row = next(r for r in _md_table(rep.paths["md"].read_text()) if r[0] == "BN")
+    assert row[1:4] == ["30.00", "5.90", "+24.10"]
