@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,7 @@ def normalize_value(value: Any) -> Any:
         return value
     if isinstance(value, (int, float)):
         return float(value)
-    s = str(value).strip().strip("'\"")
+    s = re.sub(r"\\(.)", r"\1", str(value).strip().strip("'\""))  # Hydra escapes ${oc.env:X,y} as $\{...\}
     low = s.lower()
     if low in ("true", "false"):
         return low == "true"

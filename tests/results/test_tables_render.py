@@ -199,3 +199,16 @@ def test_runs_of_another_grid_below_the_same_folder(tmp_path: Path) -> None:
                        wandb_mode="disabled")
     row = next(r for r in _md_table(rep.paths["md"].read_text()) if r[0] == "BN")
     assert row[1:4] == ["30.00", "5.90", "+24.10"]
+
+
+def test_override_values_compare_by_meaning() -> None:
+    from pws.results.collect import parse_override
+
+    same = [("optim.lr=1.0e-2", "optim.lr=0.01"), ("norm.learn_alpha=false", "norm.learn_alpha=False"),
+            ("+norm.gamma=1e-3", "norm.gamma=0.001"), ("norm=none", "norm='none'"),
+            ("model.backbone_checkpoint=${oc.env:PWS_R50_CKPT_BN,null}",       # as given
+             r"model.backbone_checkpoint=$\{oc.env\:PWS_R50_CKPT_BN\,null\}")]  # as Hydra saves it
+    for a, b in same:
+        assert parse_override(a) == parse_override(b), (a, b)
+    assert parse_override("norm=none")[1] == "none"  # a choice named none, not null
+    assert parse_override("optim.lr=0.1") != parse_override("optim.lr=0.05")
