@@ -233,7 +233,7 @@ def plot_heatmap(res: SweepResult, path: str | os.PathLike[str], *, lower_is_bet
             m = res.cells.get((y, x), SweepCell()).mean
             if m is not None:
                 grid[i, j] = m
-    fig, ax = plt.subplots(figsize=(1.5 * len(res.xvals) + 3, 0.8 * len(res.yvals) + 2.2))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.5 * len(res.xvals) + 3), 0.8 * len(res.yvals) + 2.6))
     cmap = plt.get_cmap("viridis_r" if lower_is_better else "viridis").with_extremes(bad="lightgrey")
     finite = grid[np.isfinite(grid)]
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto",
@@ -262,8 +262,8 @@ def plot_heatmap(res: SweepResult, path: str | os.PathLike[str], *, lower_is_bet
     ax.set_ylabel(res.ykey)
     cb = fig.colorbar(im, ax=ax)
     cb.set_label(f"{res.metric} ({'lower' if lower_is_better else 'higher'} is better)")
-    scale = f" — {res.scale} scale" + (", not the paper's setting" if res.scale == "smoke" else "")
-    ax.set_title(f"{res.title}{scale}\nNaN (hatched): diverged; –: not run or failed", fontsize=10)
+    scale = f"{res.scale} scale" + (", not the paper's setting" if res.scale == "smoke" else "")
+    ax.set_title(f"{res.title}\n{scale}; NaN (hatched): diverged, –: not run or failed", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
