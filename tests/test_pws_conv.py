@@ -40,7 +40,7 @@ def ref_standardize(weight: torch.Tensor, gamma: float, fan_in_scale: bool = Tru
     return out
 
 
-def ref_conv(x, kernel, bias, stride, padding, dilation, groups, padding_mode="zeros"):  # noqa: PLR0917
+def ref_conv(x, kernel, bias, stride, padding, dilation, groups, padding_mode="zeros"):
     """conv2d through unfold, one output filter at a time (float64)."""
     x = x.detach().to(F64)
     kernel = kernel.to(F64)

@@ -21,7 +21,7 @@ STATISTICS = ("in", "ln", "bn")
 
 
 class SwitchNorm2d(nn.Module):
-    """Switchable Normalization over ``(N, C, H, W)``; ``mean_weight``/``var_weight`` are the mixing logits."""
+    """Switchable Normalization over ``(N, C, H, W)``; ``mean_weight``, ``var_weight``: mixing logits."""
 
     def __init__(
         self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True

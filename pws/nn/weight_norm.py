@@ -14,7 +14,7 @@ from pws.nn.pws_conv import check_groups
 
 
 class WNConv2d(nn.Conv2d):
-    """Conv2d with ``W_hat_o = g_o V_o / ||V_o||``; ``weight`` holds V (He init), ``g`` starts at ``g_init``."""
+    """Conv2d with ``W_hat_o = g_o V_o / ||V_o||``; ``weight`` holds V (He init), ``g`` starts at g_init."""
 
     def __init__(
         self,

@@ -52,7 +52,7 @@ def test_full_scale_is_the_papers_voc_setting() -> None:
         ("mask_rcnn_1x", 12, [8, 11], 4, 5e-3, 1e-4),
     ],
 )
-def test_coco_schedules(  # noqa: PLR0917 (pytest parametrization)
+def test_coco_schedules(
     schedule: str, epochs: int, milestones: list[int], batch: int, lr: float, wd: float
 ) -> None:
     model = "mask_rcnn_r50_fpn" if schedule.startswith("mask") else "ssd_vgg16"

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 
-def make_run(  # noqa: PLR0917 - positional reads like the table
+def make_run(
     root: Path,
     table: str | None,
     cell: str | None,
