@@ -99,7 +99,11 @@ def bn_layers_step(model: torch.nn.Module, x: torch.Tensor):
     """Forward + backward of every BatchNorm2d of ``model`` alone, on random activations of its shapes."""
     layers = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     shapes: dict[torch.nn.Module, torch.Size] = {}
-    hooks = [m.register_forward_pre_hook(lambda m, args: shapes.setdefault(m, args[0].shape)) for m in layers]
+
+    def record(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        shapes[module] = args[0].shape
+
+    hooks = [m.register_forward_pre_hook(record) for m in layers]
     with torch.no_grad():
         model(x)
     for h in hooks:

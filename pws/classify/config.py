@@ -13,6 +13,7 @@ at 100/150/180 become 12 epochs with steps at 6/9/11).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -225,10 +226,11 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
     milestones = v.int_list("schedule.milestones")
     lr_factor = v.number("schedule.factor", above=0.0, maximum=1.0)
     if epochs is not None and milestones is not None:
-        if any(b <= a for a, b in zip(milestones, milestones[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(milestones)):
             v.fail(f"schedule.milestones must be strictly increasing, got {milestones}")
-        elif milestones and not (1 <= milestones[0] and milestones[-1] < epochs):
-            v.fail(f"schedule.milestones must lie in [1, schedule.epochs - 1 = {epochs - 1}], got {milestones}")
+        elif milestones and not (milestones[0] >= 1 and milestones[-1] < epochs):
+            v.fail(f"schedule.milestones must lie in [1, schedule.epochs - 1 = {epochs - 1}], "
+                   f"got {milestones}")  # fmt: skip
     scale_epochs = v.integer("scale.classify.epochs", minimum=1, optional=True)
     if epochs is not None and milestones is not None:
         epochs, milestones = compress_schedule(epochs, milestones, scale_epochs)
@@ -396,13 +398,9 @@ class _Validator:
             self.fail(f"{key} must be a finite number, got {value!r}")
             return None
         value = float(value)
-        bounds = [
-            (minimum is not None and value < minimum, f">= {minimum}"),
-            (above is not None and value <= above, f"> {above}"),
-            (maximum is not None and value > maximum, f"<= {maximum}"),
-            (below is not None and value >= below, f"< {below}"),
-        ]
-        broken = [text for bad, text in bounds if bad]
+        bounds = [(minimum, ">=", value < (minimum or 0.0)), (above, ">", value <= (above or 0.0)),
+                  (maximum, "<=", value > (maximum or 0.0)), (below, "<", value >= (below or 0.0))]  # fmt: skip
+        broken = [f"{op} {bound:g}" for bound, op, bad in bounds if bound is not None and bad]
         if broken:
             self.fail(f"{key} must be {' and '.join(broken)}, got {value:g}")
             return None

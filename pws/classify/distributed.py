@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
-import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,7 +24,7 @@ class DistContext:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     backend: str | None = None
 
     @property
@@ -101,11 +100,3 @@ def rank_from_env() -> int:
         return int(os.environ.get("RANK", "0"))
     except ValueError:
         return 0
-
-
-def picklable(obj: Any) -> bool:
-    try:
-        pickle.dumps(obj)
-    except Exception:  # noqa: BLE001 - anything that cannot cross processes
-        return False
-    return True

@@ -29,18 +29,14 @@ def evaluate(
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss sum, correct, count
-    autocast = (
-        torch.autocast(device_type=ctx.device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-    )
+    use_amp = amp_dtype is not None
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     try:
-        for images, labels in loader:
-            images = images.to(ctx.device, non_blocking=True)
-            labels = labels.to(ctx.device, non_blocking=True)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                logits = model(images)
-            logits = logits.float()
+        for batch, target in loader:
+            images = batch.to(ctx.device, non_blocking=True).contiguous(memory_format=memory_format)
+            labels = target.to(ctx.device, non_blocking=True)
+            with torch.autocast(device_type=ctx.device.type, dtype=amp_dtype) if use_amp else nullcontext():
+                logits = model(images).float()
             totals[0] += F.cross_entropy(logits, labels, reduction="sum").double()
             totals[1] += (logits.argmax(dim=1) == labels).sum().double()
             totals[2] += labels.numel()

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGUSR1", "SIGUSR2")
 
 
-class Preempted(Exception):  # noqa: N818 - a state, not an error
+class Preempted(Exception):
     """The run saved a checkpoint after a preemption signal and stops; the same command resumes it."""
 
     def __init__(self, signum: int, epoch: int, step: int) -> None:

@@ -35,7 +35,8 @@ class Progress:
         self._epoch = start_epoch
         self._steps = 0
         if self.enabled and self.tty:
-            self._epoch_bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", unit="ep", dynamic_ncols=True)
+            self._epoch_bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", unit="ep",
+                                   dynamic_ncols=True)  # fmt: skip
 
     def start_epoch(self, epoch: int, steps: int, start_step: int) -> None:
         self._epoch, self._steps = epoch, steps

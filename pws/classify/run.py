@@ -35,9 +35,9 @@ from pws.classify.preemption import Preempted, PreemptionGuard
 from pws.classify.progress import Progress
 from pws.classify.record import base_record, failed_record, make_record
 from pws.classify.tracking import close_tracker, log_epoch, open_tracker
-from pws.classify.trainer import TrainState, Trainer
+from pws.classify.trainer import Trainer, TrainState
 from pws.data.errors import DataMissingError
-from pws.runs.record import Diverged, DONE_STATUSES, read_metrics, write_metrics
+from pws.runs.record import DONE_STATUSES, Diverged, read_metrics, write_metrics
 from pws.runs.tracking import Tracker
 
 log = logging.getLogger("pws.classify")
@@ -75,7 +75,7 @@ def run(
         # Denormal floats (activations and gradients of nets without output norms get tiny) slow CPU
         # kernels down by orders of magnitude; flush them to zero, as GPUs do by default in cuDNN.
         torch.set_flush_denormal(True)
-    session = _Session(plan, ctx, cfg, run_dir, overrides, started)
+    session = _Session(plan, ctx, cfg, run_dir, overrides=overrides, started=started)
     try:
         return session.execute(step_callback)
     finally:
@@ -85,7 +85,7 @@ def run(
 class _Session:
     """The state of one invocation of :func:`run` (one process)."""
 
-    def __init__(self, plan: Plan, ctx: distributed.DistContext, cfg: DictConfig, run_dir: Path,
+    def __init__(self, plan: Plan, ctx: distributed.DistContext, cfg: DictConfig, run_dir: Path, *,
                  overrides: list[str], started: float) -> None:  # fmt: skip
         self.plan, self.ctx, self.cfg, self.run_dir = plan, ctx, cfg, run_dir
         self.started = started
@@ -119,7 +119,8 @@ class _Session:
                 raise ConfigError(f"invalid data options: {e}") from e
             ckpt.seed_everything(plan.seed)
             model = self._build_model(num_classes)
-            progress = Progress(plan.epochs, state["train_state"]["epoch"] if state else 0, enabled=ctx.is_main)
+            start_epoch = state["train_state"]["epoch"] if state else 0
+            progress = Progress(plan.epochs, start_epoch, enabled=ctx.is_main)
             guard = PreemptionGuard()
             self.trainer = Trainer(
                 plan, ctx, model, train_set, test_set, guard=guard, progress=progress,
@@ -129,10 +130,13 @@ class _Session:
             s = self.trainer.state
             if state is not None:
                 log.info("resuming %s at epoch %d step %d", self.run_dir, s.epoch + 1, s.step)
-            log.info("%s: %s, %s, %s on %s; %d epochs (LR x%g after %s), batch %d (%d per rank x %d), "
-                     "LR %g, weight decay %g, %d parameters", self.run_dir, plan.model, plan.method, plan.data,
-                     ctx.device, plan.epochs, plan.lr_factor, plan.milestones or "never", plan.batch_size,
-                     plan.per_rank_batch, ctx.world_size, plan.lr, plan.weight_decay, self.num_params)  # fmt: skip
+            log.info(
+                "%s: %s + %s %s on %s, %s; %d epochs (LR x%g after %s), batch %d (%d per rank x %d), LR %g, "
+                "weight decay %g, %d parameters", self.run_dir, plan.model, plan.method.method,
+                plan.method.options, plan.data, ctx.device, plan.epochs, plan.lr_factor,
+                plan.milestones or "never", plan.batch_size, plan.per_rank_batch, ctx.world_size, plan.lr,
+                plan.weight_decay, self.num_params,
+            )  # fmt: skip
             self._write("running")
             if ctx.is_main:
                 config = OmegaConf.to_container(self.cfg, resolve=True)

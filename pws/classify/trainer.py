@@ -185,8 +185,8 @@ class Trainer:
         t0 = time.perf_counter() if s.step == timed_from else None
         self._epoch_timer = (time.perf_counter(), 0, 0.0)  # start, images timed, seconds timed
         synced_at = s.step
-        for images, labels in loader:
-            images, labels = self._to_device(images), labels.to(ctx.device, non_blocking=True)
+        for batch, target in loader:
+            images, labels = self._to_device(batch), target.to(ctx.device, non_blocking=True)
             with self._autocast():
                 logits = self.ddp(images)
                 loss = F.cross_entropy(logits.float(), labels)
@@ -271,8 +271,8 @@ class Trainer:
         if s.epoch % plan.checkpoint_every == 0 or s.epoch == plan.epochs or preempt:
             self.save_checkpoint(self.checkpoint_state())
         self.on_epoch(s)
-        line = (f"epoch {entry['epoch']}/{plan.epochs} lr {entry['lr']:.4g} train_loss {entry['train_loss']:.4f} "
-                f"train_error {entry['train_error']:.2f}%")  # fmt: skip
+        line = (f"epoch {entry['epoch']}/{plan.epochs} lr {entry['lr']:.4g} "
+                f"train_loss {entry['train_loss']:.4f} train_error {entry['train_error']:.2f}%")  # fmt: skip
         if test is not None:
             line += f" test_error {test['test_error']:.2f}%"
         if entry["images_per_s"]:

@@ -30,8 +30,10 @@ TINY = [
 TINY_DATA = {
     "digits": ["data.train_size=64", "data.test_size=32"],
     "synthetic_cifar": ["data.num_train=40", "data.num_test=20"],
-    "synthetic_imagenet": ["data.num_classes=4", "data.num_train=16", "data.num_val=8", "data.image_size=40",
-                           "data.crop_size=32", "data.resize_size=36"],  # fmt: skip
+    "synthetic_imagenet": [
+        "data.num_classes=4", "data.num_train=16", "data.num_val=8", "data.image_size=40",
+        "data.crop_size=32", "data.resize_size=36",
+    ],
 }
 TINY_MODEL = {"plain_c": ["model.width=0.125"], "resnet_cifar": [], "resnet50": []}
 

@@ -1,4 +1,4 @@
-"""Several processes: torchrun --nproc_per_node 2 with gloo on CPU trains like one process with the whole batch."""
+"""Several processes: torchrun --nproc_per_node 2 (gloo, CPU) trains like one process with the whole batch."""
 
 from __future__ import annotations
 

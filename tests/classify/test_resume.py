@@ -66,7 +66,8 @@ def test_interrupted_and_resumed_equals_uninterrupted(run_tiny, tmp_path: Path, 
         assert torch.equal(a[k], b[k]), k
 
 
-def test_sigterm_saves_and_exits_cleanly_then_the_same_command_resumes(tmp_path: Path, data_root: Path) -> None:
+def test_sigterm_saves_and_exits_cleanly_then_the_same_command_resumes(tmp_path: Path,
+                                                                        data_root: Path) -> None:
     """The app as a subprocess: SIGTERM during training -> checkpoint, exit 0; the same command finishes."""
     args = [f"runs_root={tmp_path}", f"data_root={data_root}", *tiny("plain_c", "digits", "pws"),
             "scale.classify.epochs=40", "train.max_steps_per_epoch=4"]  # fmt: skip
