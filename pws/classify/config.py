@@ -398,8 +398,12 @@ class _Validator:
             self.fail(f"{key} must be a finite number, got {value!r}")
             return None
         value = float(value)
-        bounds = [(minimum, ">=", value < (minimum or 0.0)), (above, ">", value <= (above or 0.0)),
-                  (maximum, "<=", value > (maximum or 0.0)), (below, "<", value >= (below or 0.0))]  # fmt: skip
+        bounds = [
+            (minimum, ">=", value < (minimum or 0.0)),
+            (above, ">", value <= (above or 0.0)),
+            (maximum, "<=", value > (maximum or 0.0)),
+            (below, "<", value >= (below or 0.0)),
+        ]
         broken = [f"{op} {bound:g}" for bound, op, bad in bounds if bound is not None and bad]
         if broken:
             self.fail(f"{key} must be {' and '.join(broken)}, got {value:g}")

@@ -71,14 +71,15 @@ def run(
         log.info(note)
 
     ctx = distributed.setup(plan.device)
-    if ctx.device.type == "cpu":
-        # Denormal floats (activations and gradients of nets without output norms get tiny) slow CPU
-        # kernels down by orders of magnitude; flush them to zero, as GPUs do by default in cuDNN.
-        torch.set_flush_denormal(True)
+    # Denormal floats (activations and gradients of nets without output norms get tiny) slow CPU kernels
+    # down by orders of magnitude; flush them to zero during the run (torch's default is off again after).
+    flush = ctx.device.type == "cpu" and torch.set_flush_denormal(True)
     session = _Session(plan, ctx, cfg, run_dir, overrides=overrides, started=started)
     try:
         return session.execute(step_callback)
     finally:
+        if flush:
+            torch.set_flush_denormal(False)
         distributed.teardown(ctx)
 
 

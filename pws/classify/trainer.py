@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -103,6 +104,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_on and plan.amp_dtype == "float16")
         self.ema: EMA | None = None
         self.ddp: nn.Module = model
+        self._stop_after_epoch = False  # a preemption request seen at the last step of an epoch
+        self._epoch_timer = (time.perf_counter(), 0, 0.0)  # epoch start, images timed, seconds timed
 
     # ---------------------------------------------------------------------------------------------- set-up
 
@@ -183,7 +186,7 @@ class Trainer:
         window = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss sum, correct, images
         timed_from = s.step + min(WARMUP_STEPS, max(0, self.steps - s.step - 1))
         t0 = time.perf_counter() if s.step == timed_from else None
-        self._epoch_timer = (time.perf_counter(), 0, 0.0)  # start, images timed, seconds timed
+        self._epoch_timer = (time.perf_counter(), 0, 0.0)
         synced_at = s.step
         for batch, target in loader:
             images, labels = self._to_device(batch), target.to(ctx.device, non_blocking=True)
@@ -236,13 +239,11 @@ class Trainer:
                             lr=self.optimizer.param_groups[0]["lr"])  # fmt: skip
         if stop > 0:
             if self.guard.signum is None:  # another rank got the signal
-                import signal
-
                 self.guard.signum = int(signal.SIGTERM)
             if s.step < self.steps:
                 self.save_checkpoint(self.checkpoint_state())
                 raise Preempted(self.guard.signum, epoch, s.step)
-            self._preempt_after_epoch = True
+            self._stop_after_epoch = True  # the epoch is complete: evaluate and save it first
 
     def _evaluate(self) -> dict[str, float]:
         model = self.ema.model(self.model) if self.ema is not None else self.model
@@ -267,7 +268,7 @@ class Trainer:
             s.last_eval = test
         s.epoch += 1
         self._reset_epoch()
-        preempt = getattr(self, "_preempt_after_epoch", False)
+        preempt = self._stop_after_epoch
         if s.epoch % plan.checkpoint_every == 0 or s.epoch == plan.epochs or preempt:
             self.save_checkpoint(self.checkpoint_state())
         self.on_epoch(s)

@@ -188,8 +188,6 @@ class PWSConv2d(nn.Conv2d):
                 self.alpha.fill_(1.0)
                 self.alpha_initialized.fill_(self.alpha_init == "ones")
 
-    reset_pws_parameters = reset_parameters
-
     def kernel_scale(self) -> Tensor:
         """Per-filter factor applied after standardization: ``alpha_o * sqrt(2 / n)`` (or alpha_o alone)."""
         s = math.sqrt(2.0 / self.fan_in) if self.fan_in_scale else 1.0

@@ -337,3 +337,19 @@ def test_missing_data_clear_error_and_exit_code(tmp_path: Path) -> None:
 def test_hydra_errors_are_hydra_exceptions() -> None:
     with pytest.raises(HydraException):
         compose_cfg(["model=vgg19"])
+
+
+def test_wandb_offline_run_lands_in_the_run_directory(run_tiny, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
+    record = run_tiny([*tiny(), "table=table4", "row=pws", "cell=plain/lr0.1/pws"], tmp_path / "run")
+    assert record["status"] == "finished"
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
+    from pws.runs.tracking import read_offline_summary
+
+    summary = read_offline_summary(runs[0])
+    assert summary["status"] == "finished" and summary["top1_error"] == record["top1_error"]
+    assert summary["paper/top1_error"] == 6.16  # Table 4, plain net, LR 0.1, PWS
+    assert summary["delta/top1_error"] == pytest.approx(record["top1_error"] - 6.16)
