@@ -26,6 +26,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
 from pws.nn.factory import NormMethod
+from pws.runs.run_dir import register_resolvers
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CONFIG_NAME = "classify"
@@ -37,16 +38,6 @@ SCHEDULES = ("step",)
 AMP_DTYPES = ("float16", "bfloat16")
 WANDB_MODES = ("online", "offline", "disabled")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-def _nonempty(value: Any, default: Any) -> Any:
-    return value if value not in (None, "") else default
-
-
-def register_resolvers() -> None:
-    """``${pws.nonempty:x,default}`` (used by the run directory's name); idempotent."""
-    if not OmegaConf.has_resolver("pws.nonempty"):
-        OmegaConf.register_new_resolver("pws.nonempty", _nonempty)
 
 
 register_resolvers()

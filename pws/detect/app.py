@@ -38,6 +38,7 @@ from pws.data.detection.check import AnnotationError
 from pws.data.errors import DataMissingError
 from pws.detect.config import Settings, build_config, data_root_path, resolve_settings
 from pws.runs.record import Diverged, environment_info, is_done, read_metrics, write_metrics
+from pws.runs.run_dir import register_resolvers
 
 log = logging.getLogger("pws.detect")
 
@@ -49,16 +50,6 @@ COCO_METRICS = {
     "bbox_mAP_75": "coco/bbox_mAP_75",
     "segm_mAP": "coco/segm_mAP",
 }
-
-
-def _nonempty(value: Any, default: Any) -> Any:
-    return value if value not in (None, "") else default
-
-
-def register_resolvers() -> None:
-    """``${pws.nonempty:x,default}`` of the run directory's name (as pws.classify's); idempotent."""
-    if not OmegaConf.has_resolver("pws.nonempty"):
-        OmegaConf.register_new_resolver("pws.nonempty", _nonempty)
 
 
 register_resolvers()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_detect, require_stack
+
+from .conftest import compose_detect, require_stack
 
 require_stack()
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import require_stack
+
+from .conftest import require_stack
 
 require_stack()
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import compose_detect
 
 from pws.detect.config import build_config, resolve_settings, shorten_milestones
 from pws.detect.models import method_cfgs, ssd_anchor_generator, ssd_feature_sizes
 from pws.nn.factory import METHODS
+
+from .conftest import compose_detect
 
 MODELS = ("ssd_vgg16", "ssd_r50", "mask_rcnn_r50_fpn")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import require_stack
 from torch import nn
+
+from .conftest import require_stack
 
 require_stack()
 

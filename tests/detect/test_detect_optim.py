@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import compose_detect, require_stack
+
+from .conftest import compose_detect, require_stack
 
 require_stack()
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import paper_path
 
 from pws.results import paper_summary, paper_value
 from pws.results.experiments import all_tables, load_table
+
+from .conftest import paper_path
 
 REPO = Path(__file__).resolve().parents[2]
 PUBLISHED = yaml.safe_load((REPO / "results" / "published.yaml").read_text())

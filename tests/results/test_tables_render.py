@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tables_fakeruns import make_run
 
 from pws.results.experiments import load_table
 from pws.results.report import render_table
+
+from .tables_fakeruns import make_run
 
 REPO = Path(__file__).resolve().parents[2]
 PUBLISHED = yaml.safe_load((REPO / "results" / "published.yaml").read_text())

@@ -8,10 +8,11 @@ import math
 from pathlib import Path
 
 import pytest
-from tables_fakeruns import make_run
 
 from pws.results.report import render_table
 from pws.runs.tracking import Tracker, read_offline_run, summary_with_paper
+
+from .tables_fakeruns import make_run
 
 
 @pytest.fixture(autouse=True)
