@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pws.diagnostics import figures
-from pws.diagnostics.probe import ROW_COLUMNS
+from pws.diagnostics.probe import ROW_COLUMNS, write_rows
 from pws.diagnostics.runs import (
     METHOD_LABELS,
     SCALES_FIG2,
@@ -67,7 +67,7 @@ def backbone_steps(
             info["input_from"] = {int(k): v for k, v in info.get("input_from", {}).items()}
             return figures.read_csv(steps_path), info
     rows, info = measure_backbones(cfg, log=log)
-    figures.write_csv(steps_path, rows, ("method", "images", *ROW_COLUMNS))
+    write_rows(steps_path, rows, columns=("method", "images", *ROW_COLUMNS))
     meta_path.write_text(json.dumps({"config": cfg.key(), "info": info}, indent=1, default=str) + "\n")
     return rows, info
 
@@ -88,14 +88,14 @@ def run_figure16(
     )
     methods = ", ".join(METHOD_LABELS[m] for m in cfg.methods)
     if which == "figure1":
-        csv_path = figures.write_csv(out_dir / "figure1.csv", layers, figures.FIG1_COLUMNS)
+        csv_path = write_rows(out_dir / "figure1.csv", layers, columns=figures.FIG1_COLUMNS)
         png = figures.plot_figure1(
             layers,
             out_dir / "figure1.png",
             f"Figure 1: SSD VGG-16 backbone ({methods}) - {where}\n{_scale_note(cfg.scale)}",
         )
     elif which == "figure6":
-        csv_path = figures.write_csv(out_dir / "figure6.csv", layers, figures.FIG6_COLUMNS)
+        csv_path = write_rows(out_dir / "figure6.csv", layers, columns=figures.FIG6_COLUMNS)
         png = figures.plot_figure6(
             layers,
             out_dir / "figure6.png",
@@ -113,7 +113,7 @@ def run_figure2(cfg: GammaConfig, out: str | Path = "results", log: Any = print)
     out_dir = Path(out) / cfg.scale
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, info = train_gammas(cfg, log=log)
-    csv_path = figures.write_csv(out_dir / "figure2.csv", rows, figures.FIG2_COLUMNS)
+    csv_path = write_rows(out_dir / "figure2.csv", rows, columns=figures.FIG2_COLUMNS)
     (out_dir / "figure2.json").write_text(json.dumps({"config": cfg.__dict__, "info": info}, indent=1,
                                                      default=str) + "\n")  # fmt: skip
     data = {"digits": "scikit-learn digits (32x32)", "cifar10": "CIFAR-10"}.get(cfg.data, cfg.data)

@@ -132,25 +132,8 @@ LABELS = {"none": "standard", "bn": "BN", "pws": "PWS"}
 
 
 # ----------------------------------------------------------------------------------------------- CSV
-def write_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _fmt(row.get(k, "")) for k in columns})
-    return path
-
-
-def _fmt(v: Any) -> Any:
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-    return v
-
-
 def read_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a CSV written here, numbers converted back (ints stay ints)."""
+    """Rows of a CSV written by ``probe.write_rows``, numbers converted back (ints stay ints)."""
     out = []
     with Path(path).open(newline="") as f:
         for row in csv.DictReader(f):
