@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from pws.results.experiments import Table
+from pws.runs.record import METRICS_FILE, read_metrics
 
-METRICS_FILE = "metrics.json"
 LAUNCH_FILE = "launch.json"
 SKIP_DIRS = {"wandb", ".submitit", "checkpoints", "ckpt", "__pycache__", ".git", "tb", "logs"}
 IGNORED_KEYS = {"table", "cell", "seed", "force"}
@@ -132,10 +132,9 @@ def _read_yaml(path: Path) -> Any:
 
 def load_run(path: str | os.PathLike[str]) -> Run:
     path = Path(path)
-    record = None
     try:
-        record = json.loads((path / METRICS_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        record = read_metrics(path)
+    except OSError:  # unreadable (permissions, ...): collected as a run without a record
         record = None
     rec = record or {}
     # Hydra's .hydra/ when the app keeps it; else the app's own resolved config.yaml and the record's
