@@ -25,6 +25,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-$ROOT/.venv/bin/python}"
+# Absolute, so that it still names the same interpreter after the build's `cd` into mmcv's sources (the
+# Makefile passes the relative .venv/bin/python).
+case "$PY" in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;; esac
 MMCV_VERSION="${MMCV_VERSION:-2.1.0}"
 MAX_JOBS="${MAX_JOBS:-2}"
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/pws-repro/wheels"
