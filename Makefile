@@ -56,7 +56,8 @@ demo:
 	$(PY) scripts/reproduce_table.py table4 --scale smoke --grid demo --seeds 0 $(if $(FORCE),--force)
 
 # --- Benchmarks (issue 2), not tests: `make bench-layers [BENCH_ARGS="--sizes 32x64 --repeats 11"]`;
-#     `make bench` runs every bench/bench_*.py.
+#     `make bench` runs every bench/bench_*.py at the paper's sizes (a GPU's work: on 2 CPU cores
+#     bench_classify's ResNet-50 alone takes hours). bench/gpu_checks.sh OUTDIR: CUDA tests + benchmarks.
 bench-layers:
 	$(PY) bench/bench_layers.py $(BENCH_ARGS)
 

@@ -16,14 +16,13 @@ standardizing the weights (the same 14.7M weights at any size) is a smaller shar
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import Timing, load_average, round_robin, synchronizer
+from timing import Timing, configure_backend, load_average, round_robin, synchronizer
 
 from pws.models.vgg import vgg16_features
 from pws.nn import METHODS, NormMethod, PWSConv2d, fold
@@ -39,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--inference-repeats", type=int, default=15, help="timed eval forwards (default: 15)")
     p.add_argument("--no-training", action="store_true", help="skip the training table")
     p.add_argument("--no-inference", action="store_true", help="skip the inference table")
+    p.add_argument("--compile", action="store_true",
+                   help="also time each method's network under torch.compile (default mode), in the same "
+                        "round-robin as the eager ones (rows '<method>+compile'; compiling is in the warm-up)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -141,13 +143,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.clock == "cpu" and (device.type != "cpu" or torch.get_num_threads() != 1):
         raise SystemExit("--clock cpu measures one CPU thread's work: use it with --threads 1 on the CPU")
-    flush = torch.set_flush_denormal(True)
     sync = synchronizer(device)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     print(f"# bench-layers: VGG-16 conv stack (13 conv3x3 + norm + ReLU, 4 max-pools), device {device}")
-    print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}, "
-          f"{torch.get_num_threads()} intra-op threads")
-    print(f"denormals flushed to zero (torch.set_flush_denormal(True)): {'on' if flush else 'NOT SUPPORTED'}")
+    print(configure_backend(device))
     print(f"warm-up {args.warmup} steps, then {args.repeats} timed steps per method, round-robin; "
           f"{'wall-clock' if args.clock == 'wall' else 'CPU'} time\n")
     torch.manual_seed(0)
@@ -156,7 +155,9 @@ def main(argv: list[str] | None = None) -> None:
         if not args.no_training:
             print(f"## training, {size}x{size}, batch {batch} ({load_average()} at start)")
             models = {m: model_for(m, device) for m in methods}
-            steps = {m: training_step(models[m], x) for m in methods}
+            if args.compile:
+                models |= {f"{m}+compile": torch.compile(model_for(m, device)) for m in methods}
+            steps = {name: training_step(model, x) for name, model in models.items()}
             timings = round_robin(steps, args.warmup, args.repeats, sync, clock=args.clock,
                                   progress=lambda s: print(f"  {s}", file=sys.stderr, flush=True))
             print(table(timings, batch, ("bn", "none")))

@@ -12,6 +12,7 @@ a step but not the time the process waited for a core, so it stays meaningful on
 from __future__ import annotations
 
 import os
+import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -78,6 +79,24 @@ def round_robin(
         if progress is not None:
             progress(f"round {r + 1}/{repeats}")
     return timings
+
+
+def configure_backend(device: torch.device) -> str:
+    """Set up the timing conditions and describe them in one line to print beside the results.
+
+    CPU: denormal floats flushed to zero (unnormalized nets, plain conv and PWS, otherwise slow down on them
+    and the comparison measures the denormals). GPU: cuDNN picks its fastest conv algorithms
+    (``cudnn.benchmark``); TF32 is left at torch's defaults, which are printed.
+    """
+    versions = f"torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        return (f"{versions}, {torch.cuda.get_device_name(device)}; cudnn.benchmark on, TF32 for convs "
+                f"{'on' if torch.backends.cudnn.allow_tf32 else 'off'}, for matmuls "
+                f"{'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}")
+    flush = torch.set_flush_denormal(True)
+    return (f"{versions}, {torch.get_num_threads()} intra-op threads; denormals flushed to zero "
+            f"(torch.set_flush_denormal(True)): {'on' if flush else 'NOT SUPPORTED'}")
 
 
 def load_average() -> str:
