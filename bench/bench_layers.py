@@ -39,8 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-training", action="store_true", help="skip the training table")
     p.add_argument("--no-inference", action="store_true", help="skip the inference table")
     p.add_argument("--compile", action="store_true",
-                   help="also time each method's network under torch.compile (default mode), in the same "
-                        "round-robin as the eager ones (rows '<method>+compile'; compiling is in the warm-up)")
+                   help="also time each method's network under torch.compile (default mode), in the "
+                        "same round-robin as the eager ones (rows '<method>+compile')")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
