@@ -237,9 +237,9 @@ def aggregate(
             n_runs += 1
             if run.seed is not None:
                 seen_seeds.add(run.seed)
-            commit = (run.record or {}).get("git_commit")
-            if commit:
-                commits.add(str(commit)[:10])
+            record = run.record or {}
+            if record.get("git_commit"):  # "-dirty": tracked files had uncommitted changes at the run
+                commits.add(str(record["git_commit"])[:10] + ("-dirty" if record.get("git_dirty") else ""))
     return TableResult(
         table=table, scale=scale, grid=grid, rows=rows, columns=columns, cells=cells,
         runs_root=[str(Path(r)) for r in (runs_root or [])], n_runs=n_runs, commits=sorted(commits),

@@ -14,7 +14,7 @@ Shape shared by ``pws.classify`` and ``pws.detect`` (keys beyond these are allow
       "mAP": 77.5, "bbox_mAP": ..., ...    # detection
       "history": [{"epoch": 1, "train_loss": ..., "test_error": ...}, ...],
       "images_per_s": ..., "wall_time_s": ...,
-      "git_commit": "...", "versions": {"torch": "...", ...},
+      "git_commit": "...", "git_dirty": false, "versions": {"torch": "...", ...},
       "error": "message"                   # when failed
     }
 
@@ -93,17 +93,21 @@ def environment_info() -> dict[str, Any]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-    return {"git_commit": git_commit(), "versions": versions}
+    return {**git_state(), "versions": versions}
 
 
-def git_commit() -> str | None:
-    """The HEAD commit of the checkout this package runs from (None outside a git checkout)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=10, check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+def git_state(checkout: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """``git_commit`` (HEAD) and ``git_dirty`` (tracked files changed since it) of the checkout this package
+    runs from, or of ``checkout``; both None outside a git checkout or without git."""
+    cwd = Path(checkout) if checkout is not None else Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "HEAD") or None
+    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit, "git_dirty": None if changes is None else bool(changes)}

@@ -213,3 +213,12 @@ def test_override_values_compare_by_meaning() -> None:
         assert parse_override(a) == parse_override(b), (a, b)
     assert parse_override("norm=none")[1] == "none"  # a choice named none, not null
     assert parse_override("optim.lr=0.1") != parse_override("optim.lr=0.05")
+
+
+def test_commit_line_marks_runs_from_uncommitted_code(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    make_run(root, "table5", "pws", 0, "finished", {"top1_error": 24.0}, scale="full")
+    make_run(root, "table5", "bn", 0, "finished", {"top1_error": 23.0, "git_dirty": True}, scale="full")
+    rep = render_table("table5", root, "full", tmp_path / "o", plots=False, wandb_mode="disabled")
+    runs_line = next(line for line in rep.paths["md"].read_text().splitlines() if line.startswith("Runs:"))
+    assert " · commit 0123456789, 0123456789-dirty · " in runs_line
