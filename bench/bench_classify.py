@@ -11,6 +11,7 @@ loader. The table gives the median step as images/s and its ratio to BN and to t
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -18,12 +19,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_layers import table
+from bench_layers import table, training_step
 from timing import configure_backend, load_average, round_robin, synchronizer
 
 from pws.models.classifiers import build_classifier
 from pws.nn import METHODS
-from pws.optim import param_groups
 
 # model -> (input size, batch, classes): the paper's settings (Table 4: CIFAR-10; Table 5: ImageNet)
 SETTINGS = {"plain_c": (32, 128, 10), "resnet_cifar": (32, 128, 10), "resnet50": (224, 64, 1000)}
@@ -40,19 +40,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def classification_step(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor):
-    """A closure doing one SGD step of ``model`` on the fixed batch ``(x, target)`` with cross-entropy."""
-    model.train()
-    opt = torch.optim.SGD(param_groups(model, weight_decay=5e-4), lr=1e-4, momentum=0.9)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), target).backward()
-        opt.step()
-
-    return step
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = torch.device(args.device)
@@ -67,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         x = torch.randn(batch, 3, size, size, device=device)
         target = torch.randint(0, classes, (batch,), device=device)
         print(f"## {name}, {size}x{size}, batch {batch} ({load_average()} at start)")
-        steps = {m: classification_step(build_classifier(name, m, classes).to(device), x, target)
+        loss = functools.partial(F.cross_entropy, target=target)
+        steps = {m: training_step(build_classifier(name, m, classes).to(device), x, loss)
                  for m in methods}
         timings = round_robin(steps, args.warmup, args.repeats, synchronizer(device),
                               progress=lambda s: print(f"  {s}", file=sys.stderr, flush=True))

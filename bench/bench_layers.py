@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -61,14 +62,18 @@ def model_for(method: str, device: torch.device) -> torch.nn.Module:
     return vgg16_features(NormMethod(method)).to(device)
 
 
-def training_step(model: torch.nn.Module, x: torch.Tensor):
-    """A closure doing one SGD training step of ``model`` on the fixed batch ``x``."""
+def training_step(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    loss: Callable[[torch.Tensor], torch.Tensor] = lambda out: out.square().mean(),
+):
+    """A closure doing one SGD training step of ``model`` on the fixed batch ``x``, minimizing ``loss``."""
     model.train()
     opt = torch.optim.SGD(param_groups(model, weight_decay=5e-4), lr=1e-4, momentum=0.9)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        model(x).square().mean().backward()
+        loss(model(x)).backward()
         opt.step()
 
     return step
