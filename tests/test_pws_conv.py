@@ -305,6 +305,10 @@ def test_alpha_init_data_gives_output_variance_two_once():
     resumed(torch.randn(4, 8, 10, 10, dtype=F64))
     torch.testing.assert_close(resumed.alpha.detach(), 0.7 * alpha)
 
+    # ... and a checkpoint saved before the initialization re-arms it
+    resumed.load_state_dict(PWSConv2d(8, 16, 3, padding=1, dtype=F64, alpha_init="data").state_dict())
+    assert resumed(x).var().item() == pytest.approx(2.0, rel=1e-9)
+
 
 def test_gamma_zero_is_plain_weight_standardization():
     layer = randomize(PWSConv2d(6, 8, 3, padding=1, dtype=F64, gamma=0.0))

@@ -23,6 +23,7 @@ Nothing is cached: the standardized kernel always follows the raw weight.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -162,6 +163,7 @@ class PWSConv2d(nn.Conv2d):
         else:
             self.register_buffer("alpha", alpha)
         self.register_buffer("alpha_initialized", torch.tensor(alpha_init == "ones"))
+        self._alpha_ready = alpha_init == "ones"  # the buffer, mirrored on the host: alpha_is_initialized
         if self.fan_in < 2:
             raise ValueError(
                 f"PWS standardizes each filter over its n = (in_channels / groups) * k_h * k_w weights; "
@@ -187,6 +189,7 @@ class PWSConv2d(nn.Conv2d):
             with torch.no_grad():
                 self.alpha.fill_(1.0)
                 self.alpha_initialized.fill_(self.alpha_init == "ones")
+            self._alpha_ready = self.alpha_init == "ones"
 
     def kernel_scale(self) -> Tensor:
         """Per-filter factor applied after standardization: ``alpha_o * sqrt(2 / n)`` (or alpha_o alone)."""
@@ -199,9 +202,20 @@ class PWSConv2d(nn.Conv2d):
         return standardize_weight(self.weight, gamma, self.kernel_scale())
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.alpha_init == "data" and self.training and not bool(self.alpha_initialized):
+        if self.alpha_init == "data" and self.training and not self.alpha_is_initialized():
             self._init_alpha_from_data(x)
         return self._conv_forward(x, self.standardized_weight(), self.bias)
+
+    def alpha_is_initialized(self) -> bool:
+        """The ``alpha_initialized`` buffer, read from the device only until it is True (reading a GPU
+        tensor waits for the GPU; doing so every forward would stall training)."""
+        if not self._alpha_ready:
+            self._alpha_ready = bool(self.alpha_initialized)
+        return self._alpha_ready
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._alpha_ready = False  # the loaded buffer decides; read it at the next training forward
 
     @torch.no_grad()
     def _init_alpha_from_data(self, x: Tensor) -> None:
@@ -210,6 +224,7 @@ class PWSConv2d(nn.Conv2d):
         y = self._conv_forward(x, self.standardized_weight(), None)
         self.alpha.fill_(math.sqrt(2.0 / max(y.var().item(), 1e-12)))
         self.alpha_initialized.fill_(True)
+        self._alpha_ready = True
 
     def extra_repr(self) -> str:
         return (
