@@ -14,20 +14,20 @@ The rules, in the paper's terms:
 from __future__ import annotations
 
 import math
-import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pws.results.collect import Run
 from pws.results.experiments import Display, Table
 from pws.results.published import paper_value
+from pws.results.tally import RunTally
 
 DASH = "-"
 
 
-@dataclass
-class CellMetric:
+@dataclass(kw_only=True)
+class CellMetric(RunTally):
     """One printed cell: ``metric`` of table cell ``cell``."""
 
     table: str
@@ -36,31 +36,7 @@ class CellMetric:
     column: str
     display: Display
     paper: float | None
-    values: list[float] = field(default_factory=list)     # finished seeds
-    seeds: list[int | None] = field(default_factory=list)  # finished seeds, same order
-    diverged_seeds: list[int | None] = field(default_factory=list)
-    failed: list[tuple[int | None, str]] = field(default_factory=list)
-    unfinished: list[tuple[int | None, str]] = field(default_factory=list)
-    missing_metric: list[int | None] = field(default_factory=list)
-    run_dirs: list[str] = field(default_factory=list)
     launch_error: str | None = None
-
-    # -- numbers ---------------------------------------------------------------------------------
-    @property
-    def n_completed(self) -> int:
-        return len(self.values) + len(self.diverged_seeds)
-
-    @property
-    def mean(self) -> float | None:
-        if self.values:
-            return statistics.fmean(self.values)
-        if self.diverged_seeds:
-            return math.nan
-        return None
-
-    @property
-    def std(self) -> float | None:
-        return statistics.stdev(self.values) if len(self.values) > 1 else None
 
     @property
     def delta(self) -> float | None:
@@ -204,29 +180,11 @@ def aggregate(
             cell_id = table.cell_id(disp.column, row)
             cm = CellMetric(
                 table=table.name, cell=cell_id, row=row, column=disp.column, display=disp,
-                paper=paper_value(table.name, cell_id, disp.metric),
+                paper=paper_value(table.name, cell_id, disp.metric), metric=disp.metric,
             )
             for run in runs_by_cell.get(cell_id, []):
-                if seeds is not None and run.seed is not None and run.seed not in seeds:
-                    continue
-                cm.run_dirs.append(str(run.path))
-                status = run.status
-                if status == "finished":
-                    v = run.metric(disp.metric)
-                    if v is None:
-                        cm.missing_metric.append(run.seed)
-                    elif math.isnan(v):
-                        cm.diverged_seeds.append(run.seed)
-                    else:
-                        cm.values.append(v)
-                        cm.seeds.append(run.seed)
-                elif status == "diverged":
-                    cm.diverged_seeds.append(run.seed)
-                elif status == "failed":
-                    cm.failed.append((run.seed, run.error or "failed"))
-                else:
-                    why = "incomplete: no metrics.json" if run.record is None else f"{status}: not finished"
-                    cm.unfinished.append((run.seed, why))
+                if seeds is None or run.seed is None or run.seed in seeds:
+                    cm.add(run)
             if not cm.run_dirs and cell_id in launch_errors:
                 cm.launch_error = launch_errors[cell_id]
             cells[(row, i)] = cm

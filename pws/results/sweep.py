@@ -18,16 +18,16 @@ import io
 import math
 import os
 import shlex
-import statistics
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pws.results.collect import _MISSING, Run, collect_runs, normalize_value
 from pws.results.experiments import REPO_ROOT
 from pws.results.reproduce import LAUNCHERS
+from pws.results.tally import RunTally
 
 # Presets: what `make sweep-gamma` and `make sweep-lr` run (Y=..., X=... choose the values from make).
 # At smoke scale each run is cut to 2 epochs (scale.classify.epochs=2): 12 runs in about 7 minutes on
@@ -80,35 +80,24 @@ def sweep_command(app: str, overrides: list[str], y: tuple[str, list[str]], x: t
     ]
 
 
-@dataclass
-class SweepCell:
-    values: list[float] = field(default_factory=list)
-    diverged: int = 0
-    failed: list[str] = field(default_factory=list)
-    unfinished: int = 0
-
-    @property
-    def mean(self) -> float | None:
-        if self.values:
-            return statistics.fmean(self.values)
-        return math.nan if self.diverged else None
-
-    @property
-    def std(self) -> float | None:
-        return statistics.stdev(self.values) if len(self.values) > 1 else None
+@dataclass(kw_only=True)
+class SweepCell(RunTally):
+    """One point of the sweep grid: the mean over its finished runs, or why there is none."""
 
     def text(self, decimals: int = 2) -> str:
         if self.values:
             t = f"{self.mean:.{decimals}f}"
             if self.std is not None:
                 t += f" ± {self.std:.{decimals}f}"
-            if self.diverged:
-                t += f" ({self.diverged} diverged)"
+            if self.diverged_seeds:
+                t += f" ({len(self.diverged_seeds)} diverged)"
             return t
-        if self.diverged:
+        if self.diverged_seeds:
             return "NaN"
         if self.failed:
-            return f"- (failed: {self.failed[0]})"
+            return f"- (failed: {self.failed[0][1]})"
+        if self.missing_metric:
+            return f"- (failed: no {self.metric})"
         if self.unfinished:
             return "- (unfinished)"
         return "- (not run)"
@@ -157,21 +146,7 @@ def collect_sweep(root: str | os.PathLike[str], ykey: str, xkey: str, metric: st
         n += 1
         if run.scale:
             scales.add(run.scale)
-        c = cells.setdefault((yv, xv), SweepCell())
-        if run.status == "finished":
-            v = run.metric(metric)
-            if v is None:
-                c.failed.append(f"no {metric}")
-            elif math.isnan(v):
-                c.diverged += 1
-            else:
-                c.values.append(v)
-        elif run.status == "diverged":
-            c.diverged += 1
-        elif run.status == "failed":
-            c.failed.append(run.error or "failed")
-        else:
-            c.unfinished += 1
+        cells.setdefault((yv, xv), SweepCell(metric=metric)).add(run)
 
     def order(found: set, given: list[str] | None) -> list[Any]:
         if given:
@@ -216,7 +191,8 @@ def sweep_csv(res: SweepResult) -> str:
             m, s = c.mean, c.std
             mean = "" if m is None else ("NaN" if math.isnan(m) else m)
             w.writerow([_label(y), _label(x), res.metric, mean,
-                        "" if s is None else s, len(c.values), c.diverged, len(c.failed), c.text()])
+                        "" if s is None else s, len(c.values), len(c.diverged_seeds),
+                        len(c.failed) + len(c.missing_metric), c.text()])
     return buf.getvalue()
 
 
