@@ -181,11 +181,10 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
                 if not runs:
                     continue
                 xs, ys, _ = _curve([r for r in runs if r.status != "diverged"] or runs, key)
-                if len(xs) == 0:
-                    continue
-                last_epoch = max(last_epoch, float(xs.max()))
-                ax.plot(xs, ys, marker="o" if len(xs) < 15 else None, ms=3, color=cmap(ri % 10),
-                        label=res.table.row_label(row))
+                if len(xs):
+                    last_epoch = max(last_epoch, float(xs.max()))
+                    ax.plot(xs, ys, marker="o" if len(xs) < 15 else None, ms=3, color=cmap(ri % 10),
+                            label=res.table.row_label(row))
                 dxs, dys, _ = _curve([r for r in runs if r.status == "diverged"], key)
                 finite = np.flatnonzero(np.isfinite(dys))
                 if len(finite):
@@ -194,6 +193,10 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
                         ax.plot(dxs[: k + 1], dys[: k + 1], linestyle=":", color=cmap(ri % 10))
                     ax.plot(dxs[k:k + 1], dys[k:k + 1], marker="x", ms=10, mew=2, color=cmap(ri % 10),
                             linestyle="none", label="diverged (last finite value)")
+                elif any(r.status == "diverged" for r in runs):  # diverged before any finite value:
+                    ax.scatter([dxs[0] if len(dxs) else 1.0], [0.97], marker="x", s=100, linewidths=2,
+                               color=cmap(ri % 10), transform=ax.get_xaxis_transform(), clip_on=False,
+                               label="diverged (at the top: no finite value)")
             if not ax.get_lines():
                 ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes,
                         color="grey")
@@ -230,7 +233,7 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
         from matplotlib.lines import Line2D
 
         handles.append(Line2D([], [], marker="x", mew=2, ms=8, color="black", linestyle="none"))
-        labels.append("diverged (last finite value)")
+        labels.append("diverged (last finite value; at the top: none)")
     order = [res.table.row_label(r) for r in res.rows]
     pairs = sorted(zip(handles, labels, strict=True),
                    key=lambda hl: order.index(hl[1]) if hl[1] in order else len(order))
