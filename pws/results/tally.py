@@ -17,6 +17,8 @@ from pws.results.collect import Run
 
 @dataclass(kw_only=True)
 class RunTally:
+    """The runs of one cell, for ``metric``: their values, and which seeds diverged, failed or are running."""
+
     metric: str = ""
     values: list[float] = field(default_factory=list)      # finished runs, their metric
     seeds: list[int | None] = field(default_factory=list)  # finished runs, same order
