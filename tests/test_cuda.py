@@ -1,9 +1,10 @@
 """The GPU code paths, run where CUDA is available (skipped on CPU-only machines such as CI).
 
 On CUDA, PWS standardizes its weights through ``F.batch_norm`` over the weight viewed as
-``(1, out_channels, n)`` (cuDNN's fused reduction) rather than the CPU's own function; these tests hold that
-path to the same float64 reference of eq. (12) and eq. (13) as the CPU tests, check folding on the GPU, and
-check a mixed-precision (autocast) training step. TF32 is switched off where float32 results are compared.
+``(1, out_channels, n)`` (cuDNN's fused reduction) rather than the CPU's own function. The forward against
+the float64 reference of eq. (12) runs on CUDA among the device-parametrized tests of ``test_pws_conv.py``;
+these tests check eq. (13), folding on the GPU and a mixed-precision (autocast) training step. TF32 is
+switched off where float32 results are compared.
 """
 
 from __future__ import annotations
@@ -11,42 +12,13 @@ from __future__ import annotations
 import pytest
 import torch
 from test_fold import assert_same_outputs, perturb, vgg_like
-from test_pws_conv import F64, GEOMETRIES, randomize, ref_pws
+from test_pws_conv import F64, no_tf32, randomize
 
 from pws.nn import PWSConv2d, fold
 from pws.optim import param_groups
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
-
-
-def no_tf32():
-    return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False)
-
-
-@pytest.mark.parametrize("geometry", GEOMETRIES)
-def test_cuda_forward_matches_eq12_float64(geometry):
-    c_in, c_out, k, stride, padding, dilation, groups, fan_in_scale, mode, bias = geometry
-    layer = randomize(PWSConv2d(
-        c_in, c_out, k, stride, padding, dilation, groups, bias, mode, dtype=F64, fan_in_scale=fan_in_scale,
-    ))
-    x = torch.randn(2, c_in, 9, 8, dtype=F64)
-    expected = ref_pws(layer, x)
-    torch.testing.assert_close(layer.to(CUDA)(x.to(CUDA)).cpu(), expected, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("geometry", GEOMETRIES[:2])
-def test_cuda_forward_float32_matches_float64_reference(geometry):
-    c_in, c_out, k, stride, padding, dilation, groups, fan_in_scale, mode, bias = geometry
-    layer = randomize(PWSConv2d(
-        c_in, c_out, k, stride, padding, dilation, groups, bias, mode, fan_in_scale=fan_in_scale
-    ))
-    x = torch.randn(3, c_in, 10, 11)
-    expected = ref_pws(layer, x)
-    with no_tf32():
-        y = layer.to(CUDA)(x.to(CUDA))
-    assert y.dtype == torch.float32
-    torch.testing.assert_close(y.cpu().to(F64), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_cuda_eq13_raw_weight_gradient_has_zero_mean_per_filter():

@@ -6,6 +6,7 @@ root) and convolves through ``F.unfold`` with a per-filter loop, so it shares no
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -20,6 +21,21 @@ from pws.optim import param_groups
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 F64 = torch.float64
+# The forward tests run on every device at hand: on CUDA the layer standardizes through F.batch_norm
+# (cuDNN) instead of the CPU's own function, and is held to the same float64 reference.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                 reason="needs a CUDA GPU"))]
+
+
+def no_tf32():
+    """cuDNN convs in full float32 (torch allows TF32 by default), for comparisons at float32 tolerance."""
+    return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False)
+
+
+def output_on(device: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A copy of ``layer`` applied to ``x`` on ``device`` (TF32 off on a GPU), the output back on the CPU."""
+    with no_tf32():
+        return copy.deepcopy(layer).to(device)(x.to(device)).cpu()
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -99,26 +115,28 @@ GEOMETRIES = [
 ]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("gamma", [1e-3, 0.37])
-def test_forward_matches_eq12_float64(geometry, gamma):
+def test_forward_matches_eq12_float64(geometry, gamma, device):
     c_in, c_out, k, stride, padding, dilation, groups, fan_in_scale, mode, bias = geometry
     layer = randomize(PWSConv2d(
         c_in, c_out, k, stride, padding, dilation, groups, bias, mode, dtype=F64,
         gamma=gamma, fan_in_scale=fan_in_scale,
     ))
     x = torch.randn(2, c_in, 9, 8, dtype=F64)
-    torch.testing.assert_close(layer(x), ref_pws(layer, x), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(output_on(device, layer, x), ref_pws(layer, x), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("geometry", GEOMETRIES[:2])
-def test_forward_float32_matches_float64_reference(geometry):
+def test_forward_float32_matches_float64_reference(geometry, device):
     c_in, c_out, k, stride, padding, dilation, groups, fan_in_scale, mode, bias = geometry
     layer = randomize(PWSConv2d(
         c_in, c_out, k, stride, padding, dilation, groups, bias, mode, fan_in_scale=fan_in_scale
     ))
     x = torch.randn(3, c_in, 10, 11)
-    y = layer(x)
+    y = output_on(device, layer, x)
     assert y.dtype == torch.float32
     torch.testing.assert_close(y.to(F64), ref_pws(layer, x), rtol=1e-5, atol=1e-5)
 
