@@ -197,7 +197,7 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
                     ax.scatter([dxs[0] if len(dxs) else 1.0], [0.97], marker="x", s=100, linewidths=2,
                                color=cmap(ri % 10), transform=ax.get_xaxis_transform(), clip_on=False,
                                label="diverged (at the top: no finite value)")
-            if not ax.get_lines():
+            if not ax.get_lines() and not ax.collections:  # collections: the markers of early divergences
                 ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes,
                         color="grey")
                 ax.set_yticks([])
