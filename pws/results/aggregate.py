@@ -77,14 +77,14 @@ class CellMetric(RunTally):
             if self.unfinished:
                 notes.append(f"{len(self.unfinished)}/{total} unfinished")
             if self.missing_metric:
-                notes.append(f"{len(self.missing_metric)}/{total} without {self.display.metric}")
+                notes.append(f"{len(self.missing_metric)}/{total} without {self.metric}")
             return "; ".join(notes)
         if self.failed:
             return "failed: " + (self.failed[0][1] or "no error message")
         if self.unfinished:
             return self.unfinished[0][1]
         if self.missing_metric:
-            return f"no {self.display.metric} in metrics.json"
+            return f"no {self.metric} in metrics.json"
         if self.launch_error:
             return "launch failed: " + self.launch_error
         return "not run"
