@@ -17,8 +17,8 @@ import csv
 import sys
 from pathlib import Path
 
+from pws.paper.experiments import all_tables
 from pws.results.collect import collect_runs, runs_for_table
-from pws.results.experiments import all_tables
 from pws.results.report import build, write
 
 RUN_FIELDS = ["path", "table", "cell", "seed", "scale", "status", "error"]

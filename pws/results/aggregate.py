@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pws.paper.experiments import Display, Table
+from pws.paper.published import paper_value
 from pws.results.collect import Run
-from pws.results.experiments import Display, Table
-from pws.results.published import paper_value
 from pws.results.tally import RunTally
 
 DASH = "-"

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from pws.results.experiments import Table
+from pws.paper.experiments import Table
 from pws.runs.record import METRICS_FILE, read_metrics
 
 LAUNCH_FILE = "launch.json"
@@ -82,20 +82,21 @@ class Run:
             if isinstance(node, dict) and part in node:
                 node = node[part]
             else:
-                node = _MISSING
+                node = MISSING
                 break
-        if node is not _MISSING and not isinstance(node, dict):
+        if node is not MISSING and not isinstance(node, dict):
             return node
         for o in self.overrides:
             k, v = parse_override(o)
             if k == key:
                 return v
         if isinstance(node, dict):  # a group whose choice was not saved: its config node
-            return node.get("name", node.get("method", _MISSING))
-        return _MISSING
+            return node.get("name", node.get("method", MISSING))
+        return MISSING
 
 
-_MISSING = object()
+MISSING = object()
+"""What :meth:`Run.value` returns for a key the run neither overrode nor saved (compare with ``is``)."""
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -221,7 +222,10 @@ def collect_launches(roots: str | os.PathLike[str] | Iterable[str | os.PathLike[
 
 # -- matching runs to cells ------------------------------------------------------------------------------
 
-def _override_dict(overrides: Iterable[str]) -> dict[str, Any]:
+def override_dict(overrides: Iterable[str]) -> dict[str, Any]:
+    """Hydra overrides as ``{key: normalized value}``, without the keys that do not define an experiment
+    (``table``, ``cell``, ``seed``, ``force``, ``hydra.*``): two runs are the same experiment when these
+    dicts are equal."""
     out = {}
     for o in overrides:
         k, v = parse_override(o)
@@ -240,13 +244,13 @@ def match_cell(table: Table, run: Run, scale: str | None = None) -> str | None:
     """
     scale = scale or run.scale
     scales = [scale] if scale in table.scales else list(table.scales)
-    run_explicit = _override_dict(run.overrides)
+    run_explicit = override_dict(run.overrides)
     candidates = []
     for sc in scales:
         cells = table.cells(sc)
-        relevant = set().union(*(_override_dict(c.overrides).keys() for c in cells))
+        relevant = set().union(*(override_dict(c.overrides).keys() for c in cells))
         for c in cells:
-            want = _override_dict(c.overrides)
+            want = override_dict(c.overrides)
             if any(k in relevant and k not in want for k in run_explicit):
                 continue
             if all(normalize_value(run.value(k)) == v for k, v in want.items()):

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pws.paper.experiments import Table, load_table
 from pws.results.aggregate import TableResult, aggregate
-from pws.results.collect import Run, collect_launches, collect_runs, runs_for_table
-from pws.results.experiments import Table, load_table
+from pws.results.collect import Run, collect_launches, collect_runs, override_dict, runs_for_table
 from pws.results.render import CSV_FIELDS, csv_rows, output_stem, write_all
 
 
@@ -53,13 +53,11 @@ def _prefer_canonical(runs: list[Run], wanted: list[str]) -> list[Run]:
     """Runs of one cell made with different overrides (say the demo's 2-epoch runs beside the smoke grid's
     12-epoch ones, both below the folder collected) are not seeds of one experiment: keep those made with
     the cell's own overrides when there are such runs; otherwise keep all."""
-    from pws.results.collect import _override_dict
-
-    made_with = {frozenset(_override_dict(r.overrides).items()) for r in runs if r.overrides}
+    made_with = {frozenset(override_dict(r.overrides).items()) for r in runs if r.overrides}
     if len(made_with) <= 1:
         return runs
-    canonical = _override_dict(wanted)
-    keep = [r for r in runs if not r.overrides or _override_dict(r.overrides) == canonical]
+    canonical = override_dict(wanted)
+    keep = [r for r in runs if not r.overrides or override_dict(r.overrides) == canonical]
     return keep or runs
 
 

@@ -22,6 +22,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -30,8 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pws.results.experiments import REPO_ROOT, Cell, Table, load_table
+from pws.paper.experiments import REPO_ROOT, Cell, Table, load_table
+from pws.results.collect import load_run, override_dict, parse_override
 from pws.results.render import output_stem
+from pws.results.report import render_table
+from pws.runs.record import is_done, read_metrics
 
 # LAUNCHER=<name> -> hydra/launcher=<config in configs/hydra/launcher/>
 LAUNCHERS = {
@@ -65,27 +69,17 @@ def runs_dir(runs_root: str | os.PathLike[str], scale: str, table: str, grid: st
     return Path(runs_root) / scale / output_stem(table, grid)
 
 
-def _is_done(run_dir: Path) -> bool:
-    from pws.runs.record import is_done
-
-    return is_done(run_dir)
-
-
 def _same_overrides(run_dir: Path, wanted: list[str]) -> bool:
     """Whether a finished run was made with ``wanted`` (its saved Hydra overrides, or its record's;
     True when neither is saved). Values compare by meaning (1.0e-3 == 0.001)."""
-    from pws.results.collect import _override_dict, load_run
-
     run = load_run(run_dir)
     if not run.overrides:
         return True
-    return _override_dict(run.overrides) == _override_dict(wanted)
+    return override_dict(run.overrides) == override_dict(wanted)
 
 
 def merge_overrides(overrides: list[str]) -> list[str]:
     """Later overrides of the same key replace earlier ones (``--override`` over a cell's own)."""
-    from pws.results.collect import parse_override
-
     last = {parse_override(o)[0]: i for i, o in enumerate(overrides)}
     return [o for i, o in enumerate(overrides) if last[parse_override(o)[0]] == i]
 
@@ -112,7 +106,7 @@ def plan(
             continue
         sweep_dir = base / cell.id
         overrides = merge_overrides([*cell.overrides, *(extra_overrides or [])])
-        done = [] if force else [s for s in seeds if _is_done(sweep_dir / f"seed{s}")]
+        done = [] if force else [s for s in seeds if is_done(sweep_dir / f"seed{s}")]
         stale = [s for s in done if not _same_overrides(sweep_dir / f"seed{s}", overrides)]
         done = [s for s in done if s not in stale]
         todo = [s for s in seeds if s not in done]
@@ -185,8 +179,6 @@ def execute(launch: Launch, *, scale: str, stream: bool = False, cwd: str | os.P
 
 
 def _cell_summary(launch: Launch, table: Table) -> str:
-    from pws.runs.record import read_metrics
-
     parts = []
     for s in launch.seeds + launch.done:
         rec = read_metrics(launch.sweep_dir / f"seed{s}")
@@ -254,8 +246,6 @@ def reproduce(
     printer=print,
 ):
     """Run (or resume) the grid of ``table_name`` and render it; returns the report (None on dry run)."""
-    from pws.results.report import render_table
-
     table = load_table(table_name)
     seeds = list(seeds if seeds is not None else [0])
     launches = plan(table, scale, seeds, grid=grid, runs_root=runs_root, launcher=launcher, force=force,
@@ -280,8 +270,6 @@ def reproduce(
 
 
 def _shell_quote(arg: str) -> str:
-    import shlex
-
     return shlex.quote(arg)
 
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pws.results.collect import _MISSING, Run, collect_runs, normalize_value
-from pws.results.experiments import REPO_ROOT
+from pws.paper.experiments import REPO_ROOT
+from pws.results.collect import MISSING, Run, collect_runs, normalize_value
 from pws.results.reproduce import LAUNCHERS
 from pws.results.tally import RunTally
 
@@ -138,7 +138,7 @@ def collect_sweep(root: str | os.PathLike[str], ykey: str, xkey: str, metric: st
     n = 0
     for run in runs:
         yv, xv = run.value(ykey), run.value(xkey)
-        if yv is _MISSING or xv is _MISSING:
+        if yv is MISSING or xv is MISSING:
             continue
         yv, xv = normalize_value(yv), normalize_value(xv)
         ys.add(yv)

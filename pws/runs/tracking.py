@@ -12,8 +12,11 @@ What an app does::
 The table and cell come from ``table=``/``cell=`` or from the config's own ``table``/``cell`` keys; explicit
 ``project``/``group``/``name`` win. ``finish`` writes the final metrics into the run's summary and, for a
 cell of the paper's tables, the paper's number and the difference (``paper/<metric>``, ``delta/<metric>``,
-from ``results/published.yaml`` through :func:`pws.results.paper_summary`); the table and cell for that
-come from the constructor, else from the summary's own ``table``/``cell`` keys (a run record has them).
+from ``results/published.yaml`` through :func:`pws.paper.published.paper_summary`); the table and cell for
+that come from the constructor, else from the summary's own ``table``/``cell`` keys (a run record has them).
+
+Layering: this module reads the paper as data (:mod:`pws.paper`) and nothing of :mod:`pws.results`, which
+stands on top of :mod:`pws.runs`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+
+from pws.paper.experiments import row_of
+from pws.paper.published import paper_summary
 
 DEFAULT_PROJECT = "pws-repro"
 # Keys of a run record that are not summary material (curves are logged step by step).
@@ -51,8 +57,6 @@ class Tracker:
         if project is None:
             project = f"pws-{self.table}" if self.table else DEFAULT_PROJECT
         if group is None and self.table and self.cell:
-            from pws.results.experiments import row_of
-
             group = row_of(self.table, self.cell) or self.cell
         if name is None and self.cell:
             name = self.cell
@@ -99,8 +103,6 @@ def summary_with_paper(summary: dict[str, Any], table: str | None = None,
 
     ``table``/``cell`` default to the summary's own ``table``/``cell`` keys (a run record has them).
     """
-    from pws.results.published import paper_summary
-
     out = {k: v for k, v in summary.items() if k not in _NOT_SUMMARY}
     out.update(paper_summary(table or summary.get("table"), cell or summary.get("cell"), summary))
     return out

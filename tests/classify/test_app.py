@@ -122,7 +122,7 @@ def test_smoke_compresses_the_schedule() -> None:
 def test_table_cells_compose() -> None:
     """Cells of Tables 4 and 5 (experiments/) covering every row and every column, at both scales, compose
     and validate with the values the cells ask for (rows and columns add their overrides independently)."""
-    experiments = pytest.importorskip("pws.results.experiments")
+    experiments = pytest.importorskip("pws.paper.experiments")
     for name in ("table4", "table5"):
         table = experiments.load_table(name)
         for scale in ("smoke", "full"):

@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from pws.results.experiments import SCALES, TABLES, load_table
+from pws.paper.experiments import SCALES, TABLES, load_table
 from pws.results.reproduce import LAUNCHERS
 from pws.results.sweep import PRESETS
 

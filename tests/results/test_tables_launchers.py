@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pws.results.experiments import load_table
+from pws.paper.experiments import load_table
 from pws.results.reproduce import plan, reproduce
 from pws.results.sweep import collect_sweep, render_sweep, sweep_command
 

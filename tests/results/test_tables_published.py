@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pws.results import paper_summary, paper_value
-from pws.results.experiments import all_tables, load_table
+from pws.paper.experiments import all_tables, load_table
+from pws.paper.published import paper_summary, paper_value
 
 from .conftest import paper_path
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pws.results.experiments import load_table
+from pws.paper.experiments import load_table
 from pws.results.report import render_table
 
 from .tables_fakeruns import make_run

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from pws.results.experiments import REPO_ROOT
+from pws.paper.experiments import REPO_ROOT
 
 PUBLISHED_FILE = Path(os.environ.get("PWS_PUBLISHED", REPO_ROOT / "results" / "published.yaml"))
 

@@ -1,0 +1,182 @@
+"""The package layering of pws/, read from the source with ``ast`` (nothing is imported).
+
+* No module imports a private name (one starting with ``_``) from another pws module: what is shared
+  between modules is public.
+* The paper as data (``pws.paper``), the run record (``pws.runs``) and the result tables (``pws.results``)
+  form layers, ``pws.paper < pws.runs < pws.results``: a package imports only from its own layer or the
+  layers below it. Imports inside functions count as well (a function-level import does not remove a cycle,
+  it only hides it until the function runs).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PWS = Path(__file__).resolve().parents[1] / "pws"
+LAYERS = ("pws.paper", "pws.runs", "pws.results")  # lowest first
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PWS.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PWS.rglob("*.py"))}
+
+
+def imports(name: str, path: Path) -> Iterator[tuple[int, str, str | None]]:
+    """``(line, module, imported name or None)`` of every import of ``path``, at any depth of the code.
+
+    ``from a.b import c`` gives ``("a.b", "c")``; ``import a.b`` gives ``("a.b", None)``. Relative imports
+    are resolved against ``name``.
+    """
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, None
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                yield node.lineno, target, alias.name
+
+
+def is_pws(module: str) -> bool:
+    return module == "pws" or module.startswith("pws.")
+
+
+def is_private(part: str) -> bool:
+    return part.startswith("_") and not part.startswith("__")
+
+
+def private_imports() -> list[str]:
+    """``path:line: from <module> import <_name>`` for every private name taken from another pws module.
+
+    A private *module* (``pws.data.detection._render``) is private to its package: the modules of that
+    package may import it and its names; nothing outside the package may.
+    """
+    found = []
+    names = modules()
+    for name, path in names.items():
+        for line, target, imported in imports(name, path):
+            if not is_pws(target) or target == name:
+                continue
+            parts, attribute = target.split("."), imported
+            if attribute is not None and f"{target}.{attribute}" in names:  # `from package import module`
+                parts, attribute = [*parts, attribute], None
+            bad = attribute is not None and is_private(attribute)
+            for i, part in enumerate(parts):
+                owner = ".".join(parts[:i])
+                if is_private(part) and not (name == owner or name.startswith(owner + ".")):
+                    bad = True
+            if bad:
+                shown = f"from {target} import {imported}" if imported is not None else f"import {target}"
+                found.append(f"{path.relative_to(PWS.parent)}:{line}: {shown}")
+    return found
+
+
+def layer_of(module: str) -> str | None:
+    for layer in LAYERS:
+        if module == layer or module.startswith(layer + "."):
+            return layer
+    return None
+
+
+def upward_imports() -> list[str]:
+    """``path:line: <layer> imports <higher layer>`` for every import against the order of ``LAYERS``."""
+    found = []
+    rank = {layer: i for i, layer in enumerate(LAYERS)}
+    for name, path in modules().items():
+        own = layer_of(name)
+        if own is None:
+            continue
+        for line, target, imported in imports(name, path):
+            targets = [target] if imported is None else [target, f"{target}.{imported}"]
+            for t in targets:
+                other = layer_of(t)
+                if other is not None and rank[other] > rank[own]:
+                    found.append(f"{path.relative_to(PWS.parent)}:{line}: {own} imports {t}")
+                    break
+    return found
+
+
+def test_the_layers_exist():
+    names = modules()
+    for layer in LAYERS:
+        assert layer in names, f"{layer} is not a package of pws/"
+
+
+def test_no_private_name_is_imported_from_another_module():
+    found = private_imports()
+    assert not found, "private names imported across modules (make them public):\n" + "\n".join(found)
+
+
+def test_paper_runs_results_are_layers_without_cycles():
+    found = upward_imports()
+    assert not found, f"imports against the order {' < '.join(LAYERS)}:\n" + "\n".join(found)
+
+
+def test_the_paper_layer_imports_nothing_else_of_pws():
+    """The published numbers and table definitions are data: they stand on nothing else of the project."""
+    found = [
+        f"{path.relative_to(PWS.parent)}:{line}: {target}"
+        for name, path in modules().items()
+        if layer_of(name) == "pws.paper"
+        for line, target, _ in imports(name, path)
+        if is_pws(target) and layer_of(target) != "pws.paper"
+    ]
+    assert not found, "pws.paper imports other pws packages:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        (
+            "from pws.results.collect import _override_dict\n",
+            ["from pws.results.collect import _override_dict"],
+        ),
+        ("def f():\n    from pws.runs import _secret\n", ["from pws.runs import _secret"]),
+        ("from pws.nn import fold\nfrom torch import _C\n", []),
+        ("from . import _tiny\n", ["from pws.results import _tiny"]),
+        ("from pws.results._helpers import tidy\nfrom . import _helpers\n", []),  # the package's own
+        ("from pws.runs._hidden import tidy\n", ["from pws.runs._hidden import tidy"]),
+        ("import pws.runs._hidden\n", ["import pws.runs._hidden"]),
+    ],
+)
+def test_the_private_import_check_sees_what_it_should(tmp_path, monkeypatch, source, expected):
+    root = tmp_path / "pws"
+    (root / "results").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "results" / "__init__.py").write_text("")
+    (root / "results" / "probe.py").write_text(source)
+    (root / "results" / "_helpers.py").write_text("def tidy():\n    pass\n")
+    (root / "runs").mkdir()
+    (root / "runs" / "__init__.py").write_text("")
+    (root / "runs" / "_hidden.py").write_text("def tidy():\n    pass\n")
+    monkeypatch.setitem(globals(), "PWS", root)
+    assert [f.split(": ", 1)[1] for f in private_imports()] == expected
+
+
+def test_the_layer_check_counts_imports_inside_functions(tmp_path, monkeypatch):
+    root = tmp_path / "pws"
+    for package in ("runs", "results", "paper"):
+        (root / package).mkdir(parents=True)
+        (root / package / "__init__.py").write_text("")
+    (root / "__init__.py").write_text("")
+    (root / "runs" / "tracking.py").write_text("def f():\n    from pws.results.report import build\n")
+    (root / "paper" / "published.py").write_text("from pws import runs\n")
+    (root / "results" / "report.py").write_text(
+        "from pws.paper import published\nfrom pws.runs import record\n"
+    )
+    monkeypatch.setitem(globals(), "PWS", root)
+    found = sorted(f.split(": ", 1)[1] for f in upward_imports())
+    assert found == ["pws.paper imports pws.runs", "pws.runs imports pws.results.report"]
