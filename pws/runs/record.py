@@ -70,12 +70,28 @@ def write_metrics(run_dir: str | os.PathLike[str], record: dict[str, Any]) -> Pa
     return path
 
 
-def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The run's record, or None if it has none (or it cannot be parsed)."""
+class UnreadableRecord(ValueError):
+    """A ``metrics.json`` that exists but is not a JSON object (garbage, binary bytes, cut short)."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        self.path = path
+        super().__init__(f"unreadable metrics.json: {path} ({type(cause).__name__}: {cause})")
+
+
+def read_metrics(run_dir: str | os.PathLike[str], strict: bool = False) -> dict[str, Any] | None:
+    """The run's record, or None if it has none. A file that cannot be parsed raises
+    :class:`UnreadableRecord` (naming it) with ``strict=True``, and reads as None otherwise."""
     path = Path(run_dir) / METRICS_FILE
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        record = json.loads(path.read_bytes().decode("utf-8"))
+        if not isinstance(record, dict):
+            raise ValueError(f"a JSON {type(record).__name__}, not an object")
+        return record
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        if strict:
+            raise UnreadableRecord(path, e) from e
         return None
 
 
