@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,13 @@ import yaml
 from omegaconf import OmegaConf
 from torch import nn
 
+from pws.diagnostics.probe import VarianceProbe
 from pws.models.vgg import vgg16_features
 from pws.nn import METHODS, OUTPUT_NORMS, NormMethod, PWSConv2d, SwitchNorm2d, WNConv2d, as_method
+from pws.nn.convert import convert
 from pws.nn.factory import OPTIONS
+from pws.nn.fold import fold, kernel_of
+from pws.nn.methods import METHOD_TABLE, MMCV_NO_NORM, ReparametrizedConv, conv_kind, mmcv_cfgs
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -133,3 +138,118 @@ BAD = [
 def test_bad_arguments_raise_value_error(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+# ---------------------------------------------------------------- a method is one entry of the table
+
+
+def small_bn_net() -> nn.Module:
+    """conv + BN + ReLU twice, then a conv: what convert() turns into any method."""
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 4, 1),
+    )  # fmt: skip
+
+
+def trained_a_little(model: nn.Module) -> nn.Module:
+    """Two SGD steps, so that alpha, g, biases and running statistics are away from their init."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.train()
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(4, 3, 8, 8)).square().mean().backward()
+        opt.step()
+    return model
+
+
+@pytest.mark.parametrize("name", list(METHOD_TABLE))
+def test_a_method_is_one_entry_of_the_table(name):
+    """Every entry is buildable by the factory, convertible, foldable, known to the probe and to mmcv."""
+    entry = METHOD_TABLE[name]
+    assert entry.name == name and tuple(METHOD_TABLE) == METHODS
+    assert (name in OUTPUT_NORMS) == entry.normalizes_outputs
+    assert OPTIONS[name] == dict(entry.options)
+
+    # the factory
+    method = NormMethod(name)
+    assert method.entry is entry and method.options == dict(entry.options)
+    block = method.conv_norm(3, 8, 3, padding=1)
+    assert type(block.conv) is entry.conv_class
+    assert hasattr(block, "norm") == entry.normalizes_outputs == (block.conv.bias is None)
+    assert isinstance(method.norm(8), nn.Identity) != entry.normalizes_outputs
+    assert block(torch.randn(2, 3, 8, 8)).shape == (2, 8, 8, 8)
+
+    # convert: a BN model becomes the method
+    model = convert(small_bn_net(), name)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 3
+    if entry.normalizes_outputs:
+        assert all(type(c) is nn.Conv2d for c in convs)
+        norms = [type(m) for m in model if not isinstance(m, (nn.Conv2d, nn.ReLU))]
+        assert norms == [type(method.norm(8))] * 2
+    else:
+        assert all(type(c) is entry.conv_class and c.bias is not None for c in convs)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+    # fold: eval-mode outputs unchanged, no conv that computes its kernel left
+    trained_a_little(model)
+    folded = fold(model)
+    assert not any(isinstance(m, ReparametrizedConv) for m in folded.modules())
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        expected = model.eval()(x)
+        assert (folded(x) - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+
+    # the probe: the conv's kind and its kernel, asked of the layer
+    assert conv_kind(block.conv) == entry.kind
+    assert conv_kind(convs[0]) == (entry.kind if not entry.normalizes_outputs else "conv")
+    probe = VarianceProbe(block, lr=1e-2)
+    block.train()
+    block(torch.randn(2, 3, 8, 8)).sum().backward()
+    assert {row["kind"] for row in probe.step()} == {entry.kind}
+    probe.detach()
+    torch.testing.assert_close(
+        nn.functional.conv2d(x, kernel_of(block.conv), block.conv.bias, padding=1), block.conv(x)
+    )
+
+    # mmcv: plain dicts naming registered layers, the options where the layers take them
+    conv_cfg, norm_cfg = mmcv_cfgs(name)
+    _, required = mmcv_cfgs(method, norm_required=True)
+    assert mmcv_cfgs({"method": name}) == (conv_cfg, norm_cfg)
+    assert json.loads(json.dumps([conv_cfg, norm_cfg, required])) == [conv_cfg, norm_cfg, required]
+    assert conv_cfg["type"] == entry.mmcv_conv and entry.mmcv_conv in entry.mmcv_layers
+    if entry.normalizes_outputs:
+        assert conv_cfg == {"type": entry.mmcv_conv} and norm_cfg is not None and required == norm_cfg
+        assert norm_cfg["type"] == entry.mmcv_norm
+        assert {k: norm_cfg[k] for k in entry.options} == dict(entry.options)
+    else:
+        assert norm_cfg is None and required == {"type": MMCV_NO_NORM}
+        assert conv_cfg == {"type": entry.mmcv_conv, **entry.options, "force_bias": True}
+
+
+def test_mmcv_cfgs_carry_the_options_with_their_types():
+    conv, norm = mmcv_cfgs(NormMethod("pws", gamma=0, gamma_mode="equiv"))
+    assert conv == {"type": "PWS", "gamma": 0.0, "fan_in_scale": True, "learn_alpha": True,
+                    "gamma_mode": "equiv", "alpha_init": "ones", "force_bias": True}
+    assert type(conv["gamma"]) is float and norm is None
+    assert mmcv_cfgs({"method": "gn", "num_groups": 8.0}) == (
+        {"type": "HeConv"}, {"type": "GN", "num_groups": 8, "eps": 1e-5}
+    )
+    assert mmcv_cfgs("in")[1] == {"type": "IN", "eps": 1e-5, "affine": True}
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['gama'\] for method 'pws'"):
+        mmcv_cfgs({"method": "pws", "gama": 1e-3})
+    with pytest.raises(ValueError, match=r"unknown normalization method 'bnn'"):
+        mmcv_cfgs("bnn")
+
+
+def test_the_kernel_is_asked_of_the_layer():
+    """PWS and WN answer ``effective_weight()`` (eq. 12; g V / ||V||); a plain conv convolves with weight."""
+    pws, wn, plain = PWSConv2d(4, 6, 3), WNConv2d(4, 6, 3), nn.Conv2d(4, 6, 3)
+    assert isinstance(pws, ReparametrizedConv) and isinstance(wn, ReparametrizedConv)
+    assert not isinstance(plain, ReparametrizedConv)
+    torch.testing.assert_close(pws.effective_weight(), pws.standardized_weight())
+    torch.testing.assert_close(wn.effective_weight(), wn.normalized_weight())
+    assert kernel_of(plain) is plain.weight
+    assert conv_kind(pws) == "pws" and conv_kind(wn) == "wn" and conv_kind(plain) == "conv"
+    assert conv_kind(nn.Linear(2, 2)) == "conv"

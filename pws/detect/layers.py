@@ -15,8 +15,9 @@ add is what mmcv/mmengine need:
   its *direct* base classes: the registered classes below derive from ``PWSConv2d`` / ``WNConv2d`` /
   ``HeConv2d``, not directly from ``nn.Conv2d``, so neither re-initializes them.
 
-They are registered (``'PWS'``, ``'WN'``, ``'HeConv'``, ``'SN'``, ``'LN2d'``, ``'NoNorm'``) by
-:mod:`pws.detect.registry`; this module needs only torch.
+:data:`LAYERS` maps the registry names that the method table (:data:`pws.nn.methods.METHOD_TABLE`,
+``mmcv_conv`` / ``mmcv_norm``) uses to these classes (``'PWS'``, ``'WN'``, ``'HeConv'``, ``'SN'``,
+``'LN2d'``, ``'NoNorm'``); :mod:`pws.detect.registry` registers them. This module needs only torch.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from torch import nn
 
-from pws.nn.factory import he_init
+from pws.nn.methods import MMCV_NO_NORM, he_init
 from pws.nn.pws_conv import PWSConv2d
 from pws.nn.switchable_norm import SwitchNorm2d
 from pws.nn.weight_norm import WNConv2d
@@ -110,3 +111,14 @@ class NoNorm(nn.Identity):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}"
+
+
+# Registry name -> class, for every name of the method table that is not one of mmcv's own layers.
+LAYERS: dict[str, type[nn.Module]] = {
+    "PWS": PWS,
+    "WN": WN,
+    "HeConv": HeConv,
+    "SN": SN,
+    "LN2d": LN2d,
+    MMCV_NO_NORM: NoNorm,
+}

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pws.nn.factory import NormMethod, as_method
+from pws.nn.methods import mmcv_cfgs as method_cfgs
 
 # ImageNet mean in RGB (mmdet's SSD uses std 1, its Mask R-CNN the ImageNet std).
 MEAN_RGB = [123.675, 116.28, 103.53]
@@ -47,48 +48,6 @@ SSD_ANCHORS = {
     "coco": {"basesize_ratio_range": (0.15, 0.9), "first_level": (0.07, 0.15)},
 }
 SSD_ASPECT_RATIOS = [[2], [2, 3], [2, 3], [2, 3], [2], [2]]
-
-
-def method_cfgs(
-    method: NormMethod | str | dict[str, Any], *, norm_required: bool = False
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """``(conv_cfg, norm_cfg)`` of a normalization method (see the module docstring).
-
-    ``norm_required``: return ``NoNorm`` instead of ``None`` for the methods without an output norm, for
-    models that cannot build without a norm layer (mmdet's ResNet).
-    """
-    method = as_method(method)
-    o = method.options
-    m = method.method
-    if m == "pws":
-        conv = dict(
-            type="PWS",
-            gamma=float(o["gamma"]),
-            fan_in_scale=bool(o["fan_in_scale"]),
-            learn_alpha=bool(o["learn_alpha"]),
-            gamma_mode=str(o["gamma_mode"]),
-            alpha_init=str(o["alpha_init"]),
-            force_bias=True,
-        )
-    elif m == "wn":
-        conv = dict(type="WN", g_init=float(o["g_init"]), force_bias=True)
-    elif m == "none":
-        conv = dict(type="HeConv", force_bias=True)
-    else:
-        conv = dict(type="HeConv")
-    if m == "bn":
-        norm: dict[str, Any] | None = dict(type="BN", eps=float(o["eps"]), momentum=float(o["momentum"]))
-    elif m == "gn":
-        norm = dict(type="GN", num_groups=int(o["num_groups"]), eps=float(o["eps"]))
-    elif m == "in":
-        norm = dict(type="IN", eps=float(o["eps"]), affine=True)
-    elif m == "ln":
-        norm = dict(type="LN2d", eps=float(o["eps"]))
-    elif m == "sn":
-        norm = dict(type="SN", eps=float(o["eps"]), momentum=float(o["momentum"]))
-    else:
-        norm = dict(type="NoNorm") if norm_required else None
-    return conv, norm
 
 
 # ------------------------------------------------------------------------------------------------ SSD

@@ -17,6 +17,8 @@ and then, in any model of the config::
     bbox_head=dict(type="FixedSSDHead", ...)       # mmdet 3.3.0's SSDHead, inference bug worked around
     custom_hooks=[dict(type="DivergenceHook"), dict(type="TrainSpeedHook", warmup_iters=50)]
 
+Which convs and norms there are is read from the method table (:data:`pws.nn.methods.METHOD_TABLE`: each
+method's ``mmcv_conv`` and ``mmcv_norm``, plus ``NoNorm``), the classes from :data:`pws.detect.layers.LAYERS`.
 Convs and norms go into mmengine's root ``MODELS`` registry, which mmcv's ``build_conv_layer`` and
 ``build_norm_layer`` search from any scope (mmdet's included); the backbone and head into mmdet's ``MODELS``
 beside ``SSDVGG``/``SSDHead``; the hooks into mmengine's ``HOOKS``. BN, GN and IN are mmcv's own
@@ -28,10 +30,32 @@ from __future__ import annotations
 from mmengine.registry import MODELS
 
 from pws.detect import backbones, heads, hooks
-from pws.detect.layers import PWS, SN, WN, HeConv, LN2d, NoNorm
+from pws.detect.layers import LAYERS
+from pws.nn.methods import METHOD_TABLE, MMCV_NO_NORM, MMCV_OWN_LAYERS
 
-CONVS = {"PWS": PWS, "WN": WN, "HeConv": HeConv}
-NORMS = {"SN": SN, "LN2d": LN2d, "NoNorm": NoNorm}
+
+def _layer(name: str, method: str) -> type:
+    if name not in LAYERS:
+        raise LookupError(
+            f"method {method!r} of pws.nn.methods.METHOD_TABLE names the mmcv layer {name!r}, which "
+            f"pws.detect.layers.LAYERS does not define (it has {', '.join(LAYERS)})"
+        )
+    return LAYERS[name]
+
+
+CONVS = {
+    m.mmcv_conv: _layer(m.mmcv_conv, m.name)
+    for m in METHOD_TABLE.values()
+    if m.mmcv_conv not in MMCV_OWN_LAYERS
+}
+NORMS = {
+    **{
+        m.mmcv_norm: _layer(m.mmcv_norm, m.name)
+        for m in METHOD_TABLE.values()
+        if m.mmcv_norm is not None and m.mmcv_norm not in MMCV_OWN_LAYERS
+    },
+    MMCV_NO_NORM: LAYERS[MMCV_NO_NORM],
+}
 
 for _name, _cls in {**CONVS, **NORMS}.items():
     MODELS.register_module(name=_name, module=_cls, force=True)

@@ -67,8 +67,7 @@ import torch
 from torch import Tensor, nn
 
 from pws.nn.fold import kernel_of
-from pws.nn.pws_conv import PWSConv2d, effective_gamma
-from pws.nn.weight_norm import WNConv2d
+from pws.nn.methods import StandardizedConv, conv_kind
 
 # Column order of a probe row (``VarianceProbe.rows``, ``to_csv``).
 ROW_COLUMNS: tuple[str, ...] = (
@@ -114,19 +113,11 @@ ROW_COLUMNS: tuple[str, ...] = (
 NAN = float("nan")
 
 
-def conv_kind(conv: nn.Module) -> str:
-    """``pws``, ``wn`` or ``conv`` (any other Conv2d)."""
-    if isinstance(conv, PWSConv2d):
-        return "pws"
-    if isinstance(conv, WNConv2d):
-        return "wn"
-    return "conv"
-
-
 def layer_gamma(conv: nn.Module, default: float = 0.0) -> float:
-    """The gamma inside ``sqrt(Var[W_o] + gamma)``: a PWS conv's own (after gamma_mode), else ``default``."""
-    if isinstance(conv, PWSConv2d):
-        return effective_gamma(conv.gamma, conv.fan_in, conv.gamma_mode)
+    """The gamma inside ``sqrt(Var[W_o] + gamma)`` (eq. 12): asked of a conv that standardizes its kernel
+    (:class:`~pws.nn.methods.StandardizedConv`: PWS, after gamma_mode), else ``default``."""
+    if isinstance(conv, StandardizedConv):
+        return float(conv.standardization_gamma())
     return float(default)
 
 

@@ -8,17 +8,18 @@ import torch
 from torch import nn
 
 from pws.nn.factory import NormMethod
-from pws.nn.pws_conv import PWSConv2d
-from pws.nn.weight_norm import WNConv2d
+from pws.nn.methods import CONV_CLASSES
 
 
 def convert(model: nn.Module, method: str, *, keep_weights: bool = True, **options: Any) -> nn.Module:
     """Turn every ``nn.Conv2d`` and ``nn.BatchNorm2d`` of ``model`` into ``method``'s, in place; return it.
 
-    * ``pws``, ``wn``, ``none``: each conv becomes the method's conv (with a bias, beta = 0) and every
-      BatchNorm2d is removed (replaced by Identity) -- the paper's "remove all BN layers and replace all
-      conv layers with PWS".
-    * ``bn``, ``gn``, ``in``, ``ln``, ``sn``: convs stay plain and each BatchNorm2d becomes the method's norm.
+    * methods without an output norm (``pws``, ``wn``, ``none``): each conv of one of the table's conv
+      classes (plain, PWS, WN) becomes the method's conv (with a bias, beta = 0) and every BatchNorm2d is
+      removed (replaced by Identity) -- the paper's "remove all BN layers and replace all conv layers with
+      PWS" (eq. 12).
+    * methods with an output norm (``bn``, ``gn``, ``in``, ``ln``, ``sn``): convs stay plain and each
+      BatchNorm2d becomes the method's norm.
 
     ``keep_weights`` copies the raw conv weights (and biases) into the new convs, so a converted pretrained
     model starts from its weights (for PWS these are standardized by eq. 12 in the forward pass). A model
@@ -28,7 +29,7 @@ def convert(model: nn.Module, method: str, *, keep_weights: bool = True, **optio
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.BatchNorm2d):
             new: nn.Module = spec.norm(module.num_features).to(_device_of(module))
-        elif type(module) in (nn.Conv2d, PWSConv2d, WNConv2d) and not spec.normalizes_outputs:
+        elif type(module) in CONV_CLASSES and not spec.normalizes_outputs:
             new = _convert_conv(module, spec, keep_weights)
         else:
             continue

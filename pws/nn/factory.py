@@ -1,57 +1,26 @@
 """One factory for "a conv and its normalization", by method name, used by every model of the project.
 
-Methods (the paper's Tables 1-5):
-
-=======  =====================================================  ==============================
-method   what it builds                                          options (defaults)
-=======  =====================================================  ==============================
-none     plain conv with bias, He init                            --
-bn       conv (no bias, He init) + BatchNorm2d                   eps (1e-5), momentum (0.1)
-gn       conv + GroupNorm                                        num_groups (32), eps (1e-5)
-in       conv + InstanceNorm2d (affine)                          eps (1e-5)
-ln       conv + GroupNorm with one group (LN over C, H, W)       eps (1e-5)
-sn       conv + Switchable Normalization                         eps (1e-5), momentum (0.1)
-wn       WNConv2d, g initialized to 1 ("WN (g = 1)")             g_init (1.0)
-pws      PWSConv2d, eq. (12)                                     gamma (1e-3), fan_in_scale (True),
-                                                                  learn_alpha (True), gamma_mode
-                                                                  ("var"), alpha_init ("ones")
-=======  =====================================================  ==============================
-
-Methods that normalize the outputs (bn, gn, in, ln, sn) get a bias-free conv; the others (none, wn, pws)
-keep the conv bias (beta) and have no output norm. GroupNorm uses ``gcd(num_groups, channels)`` groups so
-that narrow layers (16 channels in the CIFAR ResNet) still get a valid grouping.
+The methods (the paper's Tables 1-5), what each builds and its options are the entries of
+:data:`pws.nn.methods.METHOD_TABLE` (see :mod:`pws.nn.methods`); :class:`NormMethod` is one entry with
+its options. ``METHODS``, ``OPTIONS`` and ``OUTPUT_NORMS`` are views of that table. GroupNorm uses
+``gcd(num_groups, channels)`` groups so that narrow layers (16 channels in the CIFAR ResNet) still get a
+valid grouping.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
-from pws.nn.pws_conv import PWSConv2d, validate_pws_options
-from pws.nn.switchable_norm import SwitchNorm2d
-from pws.nn.weight_norm import WNConv2d
+from pws.nn.methods import METHOD_TABLE, Method, he_init, method_and_options, method_entry
 
-OPTIONS: dict[str, dict[str, Any]] = {
-    "none": {},
-    "bn": {"eps": 1e-5, "momentum": 0.1},
-    "gn": {"num_groups": 32, "eps": 1e-5},
-    "in": {"eps": 1e-5},
-    "ln": {"eps": 1e-5},
-    "sn": {"eps": 1e-5, "momentum": 0.1},
-    "wn": {"g_init": 1.0},
-    "pws": {
-        "gamma": 1e-3,
-        "fan_in_scale": True,
-        "learn_alpha": True,
-        "gamma_mode": "var",
-        "alpha_init": "ones",
-    },
-}
-METHODS: tuple[str, ...] = tuple(OPTIONS)
-OUTPUT_NORMS: frozenset[str] = frozenset({"bn", "gn", "in", "ln", "sn"})
+OPTIONS: dict[str, dict[str, Any]] = {name: dict(m.options) for name, m in METHOD_TABLE.items()}
+METHODS: tuple[str, ...] = tuple(METHOD_TABLE)
+OUTPUT_NORMS: frozenset[str] = frozenset(name for name, m in METHOD_TABLE.items() if m.normalizes_outputs)
+
+__all__ = ["METHODS", "OPTIONS", "OUTPUT_NORMS", "ConvNorm", "NormMethod", "as_method", "he_init"]
 
 
 class ConvNorm(nn.Sequential):
@@ -66,28 +35,14 @@ class NormMethod:
     """
 
     def __init__(self, method: str, **options: Any) -> None:
-        if method not in OPTIONS:
-            raise ValueError(f"unknown normalization method {method!r}; choose one of {', '.join(METHODS)}")
-        unknown = sorted(set(options) - set(OPTIONS[method]))
-        if unknown:
-            allowed = ", ".join(OPTIONS[method]) or "none"
-            raise ValueError(f"unknown option(s) {unknown} for method {method!r}; allowed: {allowed}")
+        self.entry: Method = method_entry(method)
         self.method = method
-        self.options: dict[str, Any] = {**OPTIONS[method], **options}
-        if method == "pws":
-            validate_pws_options(
-                gamma=self.options["gamma"],
-                gamma_mode=self.options["gamma_mode"],
-                alpha_init=self.options["alpha_init"],
-                learn_alpha=self.options["learn_alpha"],
-            )
-        if method == "gn" and int(self.options["num_groups"]) < 1:
-            raise ValueError(f"gn num_groups must be >= 1, got {self.options['num_groups']!r}")
+        self.options: dict[str, Any] = self.entry.configure(options)
 
     @property
     def normalizes_outputs(self) -> bool:
         """True for bn, gn, in, ln, sn: a norm layer follows the conv and the conv has no bias."""
-        return self.method in OUTPUT_NORMS
+        return self.entry.normalizes_outputs
 
     def conv(
         self,
@@ -100,32 +55,16 @@ class NormMethod:
         groups: int = 1,
         bias: bool | None = None,
     ) -> nn.Conv2d:
-        """The method's conv; ``bias`` defaults to "no bias if an output norm follows"."""
+        """The method's conv (PWS: eq. 12; WN: ``g V / ||V||``; else a plain He-initialized conv);
+        ``bias`` defaults to "no bias if an output norm follows"."""
         if bias is None:
             bias = not self.normalizes_outputs
         args = (in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
-        if self.method == "pws":
-            return PWSConv2d(*args, **self.options)
-        if self.method == "wn":
-            return WNConv2d(*args, **self.options)
-        conv = nn.Conv2d(*args)
-        he_init(conv)
-        return conv
+        return self.entry.conv(*args, options=self.options)
 
     def norm(self, num_features: int) -> nn.Module:
         """The method's output normalization over ``num_features`` channels (Identity if it has none)."""
-        o = self.options
-        if self.method == "bn":
-            return nn.BatchNorm2d(num_features, eps=o["eps"], momentum=o["momentum"])
-        if self.method == "gn":
-            return nn.GroupNorm(math.gcd(int(o["num_groups"]), num_features), num_features, eps=o["eps"])
-        if self.method == "in":
-            return nn.InstanceNorm2d(num_features, eps=o["eps"], affine=True)
-        if self.method == "ln":
-            return nn.GroupNorm(1, num_features, eps=o["eps"])
-        if self.method == "sn":
-            return SwitchNorm2d(num_features, eps=o["eps"], momentum=o["momentum"])
-        return nn.Identity()
+        return self.entry.norm(num_features, self.options)
 
     def conv_norm(
         self,
@@ -151,22 +90,9 @@ class NormMethod:
         return f"NormMethod({self.method!r}{', ' if opts else ''}{opts})"
 
 
-def he_init(conv: nn.Conv2d) -> None:
-    """He (kaiming) normal init, fan-in, ReLU gain; zero bias (He et al. 2015, used for every baseline)."""
-    nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-
-
 def as_method(method: NormMethod | str | Mapping[str, Any]) -> NormMethod:
     """Accept a NormMethod, a method name, or a mapping ``{"method": name, **options}`` (a Hydra node)."""
     if isinstance(method, NormMethod):
         return method
-    if isinstance(method, str):
-        return NormMethod(method)
-    options = dict(method)
-    if "method" not in options:
-        raise ValueError(
-            f"a normalization config needs a 'method' key (one of {', '.join(METHODS)}), got {options}"
-        )
-    return NormMethod(options.pop("method"), **options)
+    entry, options = method_and_options(method)
+    return NormMethod(entry.name, **options)

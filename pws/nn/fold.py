@@ -17,8 +17,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from pws.nn.pws_conv import PWSConv2d
-from pws.nn.weight_norm import WNConv2d
+from pws.nn.methods import ReparametrizedConv
 
 _BATCH_NORMS = (nn.BatchNorm2d,)
 
@@ -26,15 +25,16 @@ _BATCH_NORMS = (nn.BatchNorm2d,)
 def fold(model: nn.Module) -> nn.Module:
     """Return an eval-mode copy of ``model`` with PWS/WN convs and conv+BN pairs as plain convs.
 
-    Outputs equal ``model.eval()``'s to float rounding; no PWSConv2d or WNConv2d is left, and every
-    BatchNorm2d that directly follows a conv (and is that conv's only consumer) becomes an Identity.
+    Outputs equal ``model.eval()``'s to float rounding; no conv that computes its kernel (a
+    :class:`~pws.nn.methods.ReparametrizedConv`: PWSConv2d, WNConv2d) is left, and every BatchNorm2d
+    that directly follows a conv (and is that conv's only consumer) becomes an Identity.
     The result is ordinary PyTorch: it runs under ``torch.jit.script`` and ``torch.export``.
     """
     folded = copy.deepcopy(model).eval()
-    if isinstance(folded, (PWSConv2d, WNConv2d)):  # the model is one layer
+    if _computes_its_kernel(folded):  # the model is one layer
         return plain_conv_like(folded, kernel_of(folded), folded.bias)
     for name, module in list(folded.named_modules()):
-        if isinstance(module, (PWSConv2d, WNConv2d)):
+        if _computes_its_kernel(module):
             folded.set_submodule(name, plain_conv_like(module, kernel_of(module), module.bias))
     for conv_name, bn_name in conv_bn_pairs(folded):
         conv = folded.get_submodule(conv_name)
@@ -44,13 +44,17 @@ def fold(model: nn.Module) -> nn.Module:
     return folded
 
 
+def _computes_its_kernel(module: nn.Module) -> bool:
+    return isinstance(module, nn.Conv2d) and isinstance(module, ReparametrizedConv)
+
+
 @torch.no_grad()
 def kernel_of(conv: nn.Conv2d) -> torch.Tensor:
-    """The kernel a (PWS, WN or plain) conv actually convolves with."""
-    if isinstance(conv, PWSConv2d):
-        return conv.standardized_weight()
-    if isinstance(conv, WNConv2d):
-        return conv.normalized_weight()
+    """The kernel a conv convolves with, asked of the layer: ``effective_weight()`` of a
+    :class:`~pws.nn.methods.ReparametrizedConv` (``alpha_o W_hat_o`` of eq. 12 for PWS, ``g_o V_o/||V_o||``
+    for WN), the ``weight`` of any other conv."""
+    if isinstance(conv, ReparametrizedConv):
+        return conv.effective_weight()
     return conv.weight
 
 

@@ -196,10 +196,18 @@ class PWSConv2d(nn.Conv2d):
         s = math.sqrt(2.0 / self.fan_in) if self.fan_in_scale else 1.0
         return self.alpha * s
 
+    def standardization_gamma(self) -> float:
+        """The constant inside ``sqrt(Var[W_o] + gamma)`` of eq. (12), after ``gamma_mode``."""
+        return effective_gamma(self.gamma, self.fan_in, self.gamma_mode)
+
     def standardized_weight(self) -> Tensor:
         """The kernel the layer convolves with: ``alpha_o * W_hat_o`` of eq. (12)."""
-        gamma = effective_gamma(self.gamma, self.fan_in, self.gamma_mode)
-        return standardize_weight(self.weight, gamma, self.kernel_scale())
+        return standardize_weight(self.weight, self.standardization_gamma(), self.kernel_scale())
+
+    def effective_weight(self) -> Tensor:
+        """The kernel the layer convolves with, ``alpha_o * W_hat_o`` of eq. (12) (the
+        :class:`pws.nn.methods.ReparametrizedConv` protocol; the same as :meth:`standardized_weight`)."""
+        return self.standardized_weight()
 
     def forward(self, x: Tensor) -> Tensor:
         if self.alpha_init == "data" and self.training and not self.alpha_is_initialized():

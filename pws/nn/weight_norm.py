@@ -43,9 +43,14 @@ class WNConv2d(nn.Conv2d):
             nn.init.zeros_(self.bias)
 
     def normalized_weight(self) -> Tensor:
-        """``g_o * V_o / ||V_o||`` per output filter."""
+        """``g_o * V_o / ||V_o||`` per output filter (the paper's WN; its variance is eq. 9)."""
         norm = self.weight.flatten(1).norm(dim=1)
         return self.weight * (self.g / norm).view(-1, *([1] * (self.weight.dim() - 1)))
+
+    def effective_weight(self) -> Tensor:
+        """The kernel the layer convolves with, ``g_o * V_o / ||V_o||`` (variance: eq. 9; the
+        :class:`pws.nn.methods.ReparametrizedConv` protocol; the same as :meth:`normalized_weight`)."""
+        return self.normalized_weight()
 
     def forward(self, x: Tensor) -> Tensor:
         return self._conv_forward(x, self.normalized_weight(), self.bias)

@@ -14,9 +14,10 @@ from mmcv.cnn import ConvModule, build_conv_layer, build_norm_layer  # noqa: E40
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 
-import pws.detect.registry  # noqa: E402, F401
 from pws.detect.layers import PWS, SN, WN, HeConv, LN2d, NoNorm  # noqa: E402
-from pws.nn import PWSConv2d, SwitchNorm2d, WNConv2d  # noqa: E402
+from pws.detect.registry import CONVS, NORMS  # noqa: E402
+from pws.nn import NormMethod, PWSConv2d, SwitchNorm2d, WNConv2d  # noqa: E402
+from pws.nn.methods import METHOD_TABLE, MMCV_OWN_LAYERS, conv_kind, mmcv_cfgs  # noqa: E402
 
 register_all_modules(init_default_scope=True)
 
@@ -160,3 +161,29 @@ def test_fixed_ssd_head_predicts() -> None:
         rescale=False,
     )
     assert len(results) == 1 and results[0].bboxes.shape[1] == 4 and len(results[0]) <= 10
+
+
+@pytest.mark.parametrize("name", list(METHOD_TABLE))
+def test_every_method_of_the_table_builds_in_mmcv_as_in_pws_nn(name: str) -> None:
+    """The mmcv layers a method's configs name are registered, and compute what the factory's layers do."""
+    entry = METHOD_TABLE[name]
+    assert set(entry.mmcv_layers) <= set(CONVS) | set(NORMS) | MMCV_OWN_LAYERS
+    method = NormMethod(name)
+    conv_cfg, norm_cfg = mmcv_cfgs(method)
+    conv = build_conv_layer(conv_cfg, 4, 8, 3, padding=1, bias=False)  # mmdet's ResNet asks bias=False
+    reference = method.conv(4, 8, 3, padding=1)
+    assert isinstance(conv, entry.conv_class) and conv_kind(conv) == entry.kind
+    assert (conv.bias is None) == entry.normalizes_outputs == (reference.bias is None)
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.uniform_(0.5, 1.5)
+    reference.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 4, 6, 6)
+    torch.testing.assert_close(conv(x), reference(x))
+    _, required = mmcv_cfgs(method, norm_required=True)
+    for cfg in (norm_cfg, required):
+        if cfg is None:
+            continue
+        _, norm = build_norm_layer(cfg, 64)  # 64 channels: mmcv's GN takes num_groups as it is (no gcd)
+        y = torch.randn(2, 64, 5, 5)
+        torch.testing.assert_close(norm(y), method.norm(64)(y))

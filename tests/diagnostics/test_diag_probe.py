@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from pws.diagnostics import ROW_COLUMNS, VarianceProbe
-from pws.diagnostics.probe import input_stats, output_stats, weight_grad_stats
+from pws.diagnostics.probe import conv_kind, input_stats, layer_gamma, output_stats, weight_grad_stats
 from pws.diagnostics.ssd_like import SSDLike
-from pws.nn import NormMethod, PWSConv2d, convert
+from pws.nn import NormMethod, PWSConv2d, WNConv2d, convert
 
 
 def make_det_batch():
@@ -139,6 +139,20 @@ def test_pws_layer_gamma_and_figure2_numbers():
     assert pws_row["inv_std_max"] == pytest.approx(1 / math.sqrt(var_min + pws_row["gamma"]), rel=1e-5)
     assert math.isnan(pws_row["var_y"])  # activations=False records no forward numbers
     assert set(pws_row) == set(ROW_COLUMNS)
+
+
+def test_layer_gamma_and_kind_are_asked_of_the_layer():
+    """The probe asks the layer (``standardization_gamma()``, the method table's kind), not its class name."""
+    pws, wn, plain = PWSConv2d(8, 16, 3, gamma=1e-4), WNConv2d(16, 16, 3), nn.Conv2d(8, 16, 3)
+    assert layer_gamma(pws, default=0.5) == pws.standardization_gamma() == 1e-4
+    assert layer_gamma(wn, default=0.5) == layer_gamma(plain, default=0.5) == 0.5
+    assert [conv_kind(c) for c in (pws, wn, plain)] == ["pws", "wn", "conv"]
+    model = nn.Sequential(pws, nn.ReLU(), wn, nn.ReLU(), nn.Conv2d(16, 4, 1))
+    probe = VarianceProbe(model, lr=1e-2, default_gamma=0.5)
+    model(torch.randn(2, 8, 9, 9)).square().mean().backward()
+    rows = probe.step()
+    assert [r["kind"] for r in rows] == ["pws", "wn", "conv"]
+    assert [r["gamma"] for r in rows] == [1e-4, 0.5, 0.5]
 
 
 def test_eq5_iid_prediction_matches_a_1x1_conv_on_independent_inputs():
