@@ -137,6 +137,59 @@ def test_the_paper_layer_imports_nothing_else_of_pws():
     assert not found, "pws.paper imports other pws packages:\n" + "\n".join(found)
 
 
+def module_cycle(prefixes: tuple[str, ...]) -> list[str]:
+    """One cycle of imports between the modules under ``prefixes`` (any depth of the code), or []."""
+    names = modules()
+    inside = {n for n in names if any(n == p or n.startswith(p + ".") for p in prefixes)}
+    graph: dict[str, set[str]] = {}
+    for name in inside:
+        edges = set()
+        for _, target, imported in imports(name, names[name]):
+            for t in ([target] if imported is None else [f"{target}.{imported}", target]):
+                if t in inside and t != name:
+                    edges.add(t)
+                    break
+        graph[name] = edges
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []
+
+
+def test_no_import_cycle_between_the_modules_of_the_layers():
+    """Within the layers too, modules import each other one way (a package importing its own submodules
+    in ``__init__`` is not a cycle unless a submodule imports the package back)."""
+    cycle = module_cycle(LAYERS)
+    assert not cycle, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_layers_of_pws_nn_import_no_mmcv():
+    """The method table names mmcv/mmdet layers as strings; pws.nn itself needs only torch."""
+    found = [
+        f"{path.relative_to(PWS.parent)}:{line}: {target}"
+        for name, path in modules().items()
+        if name == "pws.nn" or name.startswith("pws.nn.")
+        for line, target, _ in imports(name, path)
+        if target.split(".")[0] in ("mmcv", "mmdet", "mmengine")
+    ]
+    assert not found, "\n".join(found)
+
+
 @pytest.mark.parametrize(
     "source, expected",
     [
@@ -180,3 +233,17 @@ def test_the_layer_check_counts_imports_inside_functions(tmp_path, monkeypatch):
     monkeypatch.setitem(globals(), "PWS", root)
     found = sorted(f.split(": ", 1)[1] for f in upward_imports())
     assert found == ["pws.paper imports pws.runs", "pws.runs imports pws.results.report"]
+
+
+def test_the_cycle_check_sees_a_cycle_hidden_in_a_function(tmp_path, monkeypatch):
+    root = tmp_path / "pws"
+    (root / "results").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "results" / "__init__.py").write_text("")
+    (root / "results" / "report.py").write_text("from pws.results.collect import Run\n")
+    (root / "results" / "collect.py").write_text("def f():\n    from pws.results import report\n")
+    monkeypatch.setitem(globals(), "PWS", root)
+    assert module_cycle(("pws.results",)) in (
+        ["pws.results.collect", "pws.results.report", "pws.results.collect"],
+        ["pws.results.report", "pws.results.collect", "pws.results.report"],
+    )
