@@ -1,27 +1,34 @@
-"""Classification runs of Tables 4 and 5: ``python -m pws.classify`` (a Hydra app; ``configs/classify.yaml``).
+"""Classification runs of Tables 4 and 5: ``python -m pws.classify`` (``configs/classify.yaml``), an app of
+:mod:`pws.engine`.
 
-Modules, one job each:
-
-=================  ======================================================================================
-``app``            the Hydra entry point (run directory, overrides, exit codes)
-``run``            one run start to end: validate, skip/resume, build, train, record
-``config``         config validation into a ``Plan`` (one clear error for every bad value), resolvers
-``trainer``        the training loop: SGD steps, step LR, evaluation, divergence, exact resumption
-``data``           data sets and the deterministic, resumable, rank-aware training order
-``checkpoint``     atomic checkpoints, random-number states
-``preemption``     SIGTERM/SIGUSR1 (and submitit's SIGUSR2): save and stop
-``distributed``    torchrun -> DistributedDataParallel (gloo on CPU, nccl on GPU)
-``evaluate``       top-1 error on the test set, over all ranks
-``ema``            the authors' EMA evaluation option
-``record``         metrics.json of a run
-``tracking``       the one place that talks to wandb
-``progress``       tqdm bars on a terminal, log lines elsewhere
-=================  ======================================================================================
+=============  ========================================================================================
+``app``        the app: data, the mmengine config (model, loaders, metric, optimizer, schedule, EMA)
+``config``     config validation into a ``Plan`` (one clear error listing every bad value)
+``model``      the paper's nets as an mmengine model (loss, error; logits for evaluation)
+``metric``     top-1 / top-5 error and the test loss (an mmengine metric)
+``datasets``   the data sets as the Runner's datasets
+=============  ========================================================================================
 
 ``run(cfg, run_dir)`` is the programmatic entry (a config composed with Hydra's compose API).
 """
 
-from pws.classify.config import ConfigError, Plan, RunFailed, make_plan
-from pws.classify.run import run
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from pws.classify.config import Plan, make_plan
+from pws.engine.errors import ConfigError, RunFailed
+
+
+def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Run (or resume, or skip) the classification run ``cfg`` in ``run_dir``; return its record."""
+    from pws.classify.app import CLASSIFY
+    from pws.engine.lifecycle import execute
+
+    return execute(CLASSIFY, cfg, run_dir, overrides)
+
 
 __all__ = ["ConfigError", "Plan", "RunFailed", "make_plan", "run"]

@@ -1,39 +1,147 @@
-"""The Hydra entry point of ``python -m pws.classify`` (config root ``configs/``, primary ``classify.yaml``).
+"""``python -m pws.classify``: the classification runs of Tables 4 and 5 as an app of the engine.
 
-Under torchrun the processes of rank > 0 leave Hydra's files (``.hydra/``, the log file) to rank 0:
-``hydra.output_subdir=null`` and console-only logging are added to their command line.
+The app validates its config (:mod:`pws.classify.config`), builds or checks the data set and writes the
+mmengine config: the network (``PWSClassifier``), the two splits (``ClassificationSplit``) with
+mmengine's ``DefaultSampler``, the metric (``ClassificationError``), SGD with alpha kept out of weight
+decay, the step schedule, and the authors' EMA option (mmengine's ``EMAHook`` with ``TFStyleEMA``).
+Everything else (resume, preemption, divergence, records, wandb, DDP) is :mod:`pws.engine`'s.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
+import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pws.classify.config import CONFIG_DIR, CONFIG_NAME
-from pws.classify.distributed import rank_from_env
-from pws.classify.preemption import Preempted
-from pws.classify.run import run
+import pws.classify.datasets
+import pws.classify.metric
+import pws.classify.model
+import pws.engine.ema
+import pws.engine.loops  # noqa: F401  (registers the types with mmengine)
+from pws.classify.config import Plan, make_plan
+from pws.classify.datasets import splits
+from pws.engine.cli import hydra_app
+from pws.optim import mmengine_paramwise_cfg
 
-log = logging.getLogger("pws.classify")
-
-
-@hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base="1.3")
-def _app(cfg: DictConfig) -> None:
-    hc = HydraConfig.get()
-    if rank_from_env() > 0:
-        logging.getLogger().setLevel(logging.WARNING)
-    try:
-        run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
-    except Preempted:
-        sys.exit(0)  # checkpoint saved: the scheduler (or the user) runs the same command again
+METRICS = ("top1_error", "top5_error", "test_loss")
 
 
-def main() -> None:
-    if rank_from_env() > 0:
-        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
-    _app()
+@dataclass(frozen=True)
+class ClassifyApp:
+    """The classification app (see the module)."""
+
+    name: str = "classify"
+
+    def plan(self, cfg: DictConfig, world_size: int) -> Plan:
+        return make_plan(cfg, world_size)
+
+    def base_record(self, plan: Plan, cfg: DictConfig) -> dict[str, Any]:
+        return {
+            "plan": plan.summary(),
+            "epochs": plan.epochs,
+            "world_size": plan.world_size,
+            "device": plan.device,
+        }
+
+    def _data_options(self, plan: Plan) -> dict[str, Any]:
+        options = {
+            "name": plan.data,
+            "root": plan.data_root,
+            "train_augment": plan.augment,
+            "download": plan.download,
+            **plan.data_kwargs,
+        }
+        if plan.max_steps_per_epoch is not None:  # a cap for benchmarks and tiny runs: a fixed subset
+            cap = plan.max_steps_per_epoch * plan.batch_size
+            options["train_size"] = min(options.get("train_size") or cap, cap)
+        return options
+
+    def prepare(self, plan: Plan, base_dir: Path) -> dict[str, Any]:
+        train, _, num_classes = splits(**self._data_options(plan))
+        if len(train) < plan.batch_size:  # type: ignore[arg-type]
+            raise ValueError(
+                f"the training set ({len(train)} images) is smaller than one batch "  # type: ignore[arg-type]
+                f"({plan.batch_size}): lower data.batch_size"
+            )
+        return {"num_classes": num_classes}
+
+    def mmengine_config(self, plan: Plan, prepared: dict[str, Any], world_size: int) -> dict[str, Any]:
+        data = self._data_options(plan)
+        loader = dict(
+            batch_size=plan.per_rank_batch,
+            num_workers=plan.num_workers,
+            persistent_workers=False,
+            collate_fn=dict(type="default_collate"),
+            pin_memory=plan.device.startswith("cuda"),
+        )
+        optimizer = dict(
+            type="SGD",
+            lr=plan.lr,
+            momentum=plan.momentum,
+            weight_decay=plan.weight_decay,
+            nesterov=plan.nesterov,
+        )
+        optim_wrapper: dict[str, Any] = dict(
+            type="OptimWrapper", optimizer=optimizer, paramwise_cfg=mmengine_paramwise_cfg()
+        )
+        if plan.amp:
+            optim_wrapper.update(type="AmpOptimWrapper", dtype=plan.amp_dtype)
+        config: dict[str, Any] = dict(
+            model=dict(
+                type="PWSClassifier",
+                arch=plan.model,
+                num_classes=prepared["num_classes"],
+                norm={"method": plan.method.method, **plan.method.options},
+                channels_last=plan.channels_last,
+                **plan.model_kwargs,
+            ),
+            train_dataloader=dict(
+                **loader,
+                drop_last=plan.drop_last,
+                dataset=dict(type="ClassificationSplit", split="train", **data),
+                sampler=dict(type="DefaultSampler", shuffle=True, seed=plan.seed),
+            ),
+            val_dataloader=dict(
+                **loader,
+                drop_last=False,
+                dataset=dict(type="ClassificationSplit", split="test", **data),
+                sampler=dict(type="DefaultSampler", shuffle=False, round_up=False),
+            ),
+            val_evaluator=dict(type="ClassificationError"),
+            train_cfg=dict(by_epoch=True, max_epochs=plan.epochs, val_interval=plan.eval_every),
+            val_cfg=dict(),
+            optim_wrapper=optim_wrapper,
+            param_scheduler=[
+                dict(type="MultiStepLR", by_epoch=True, milestones=plan.milestones, gamma=plan.lr_factor)
+            ],
+            default_hooks=dict(
+                logger=dict(type="LoggerHook", interval=plan.log_every),
+                checkpoint=dict(interval=plan.checkpoint_every, max_keep_ckpts=1),
+            ),
+            env_cfg=dict(dist_cfg=dict(backend="nccl" if plan.device.startswith("cuda") else "gloo")),
+            log_processor=dict(by_epoch=True, window_size=plan.log_every),
+        )
+        if plan.ema_decay is not None:
+            config["custom_hooks"] = [
+                dict(
+                    type="EMAHook",
+                    ema_type="TFStyleEMA",
+                    decay=plan.ema_decay,
+                    warmup=plan.ema_warmup,
+                    priority="NORMAL",
+                )
+            ]
+        return config
+
+    def metric_names(self, plan: Plan) -> list[str]:
+        return list(METRICS)
+
+    def summarize(self, plan: Plan, evaluated: dict[str, float]) -> dict[str, float]:
+        return {k: float(evaluated.get(k, math.nan)) for k in METRICS}
+
+
+CLASSIFY = ClassifyApp()
+main = hydra_app(CLASSIFY, shown=("top1_error", "top5_error", "train_fps"))

@@ -1,4 +1,4 @@
-"""The composed Hydra config checked and turned into a :class:`Plan`: what one run will do, before any work.
+"""The composed Hydra config of a classification run checked and turned into a :class:`Plan`, before any work.
 
 :func:`make_plan` validates every value a user can set (``optim.lr > 0``, ``norm.gamma >= 0``, ...) and
 collects *all* problems into one :class:`ConfigError` (one line per problem, naming the key and what is
@@ -7,28 +7,27 @@ Unknown config *groups* or keys are Hydra's own errors (they name the choices th
 
 The scale's ``classify`` section (``configs/scale/{smoke,full}.yaml``) enters through interpolations in the
 group files (model widths, crop sizes, workers) and through ``scale.classify.epochs``: when set, the
-schedule is compressed to that many epochs and its milestones scaled in proportion (200 epochs with steps
-at 100/150/180 become 12 epochs with steps at 6/9/11).
+schedule is shortened to that many epochs by the engine's one rule
+(:func:`pws.engine.schedule.shorten_schedule`).
+Invalid values raise :class:`pws.engine.errors.ConfigError` (exit 2), in the format of every app.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from hydra.errors import CompactHydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from pws.engine.schedule import shorten_schedule
+from pws.engine.schema import Validator, common_values, plain
 from pws.nn.factory import NormMethod
 from pws.runs.run_dir import register_resolvers
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CONFIG_NAME = "classify"
 
 MODEL_KEYS = ("name",)  # every other key of the model group is a kwarg of build_classifier
@@ -36,19 +35,10 @@ DATA_LOADER_KEYS = ("name", "root", "batch_size", "augment", "download", "num_wo
 OPTIMIZERS = ("sgd",)
 SCHEDULES = ("step",)
 AMP_DTYPES = ("float16", "bfloat16")
-WANDB_MODES = ("online", "offline", "disabled")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 register_resolvers()
-
-
-class ConfigError(CompactHydraException):
-    """An invalid configuration value; Hydra prints the message alone (no stack trace) and exits 1."""
-
-
-class RunFailed(CompactHydraException):
-    """The run stopped for a reason the user can fix (missing data, ...); the message says what and how."""
 
 
 @dataclass
@@ -94,6 +84,12 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def log_interval(self) -> int:
+        return self.log_every
+
+    fps_warmup_iters: int = 2  # steps of each session left out of the throughput (loader start-up)
+
+    @property
     def per_rank_batch(self) -> int:
         return self.batch_size // self.world_size
 
@@ -124,22 +120,6 @@ class Plan:
         }
 
 
-def compress_schedule(epochs: int, milestones: list[int], target: int | None) -> tuple[int, list[int]]:
-    """The schedule shortened to ``target`` epochs (None: unchanged), milestones scaled and deduplicated.
-
-    Each milestone ``m`` becomes ``round(m * target / epochs)``, kept only if it lies in ``[1, target - 1]``
-    and differs from the previous one.
-    """
-    if target is None or target == epochs:
-        return epochs, list(milestones)
-    scaled: list[int] = []
-    for m in milestones:
-        s = round(m * target / epochs)
-        if 1 <= s <= target - 1 and (not scaled or s > scaled[-1]):
-            scaled.append(s)
-    return target, scaled
-
-
 def world_size_from_env() -> int:
     """WORLD_SIZE as set by torchrun (1 without it)."""
     try:
@@ -154,18 +134,8 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
     Raises :class:`ConfigError` listing every invalid value. ``world_size`` defaults to torchrun's.
     """
     world_size = world_size_from_env() if world_size is None else world_size
-    if isinstance(cfg, DictConfig):
-        try:
-            c = OmegaConf.to_container(cfg, resolve=True)
-        except Exception as e:  # an interpolation that cannot resolve
-            raise ConfigError(f"invalid configuration: {e}") from e
-    else:
-        c = dict(cfg)
-    assert isinstance(c, dict)
-    v = _Validator(c)
-
-    seed = v.integer("seed", minimum=0)
-    force = v.boolean("force")
+    v = Validator(plain(cfg))
+    common = common_values(v)
 
     model_cfg = v.section("model")
     model = v.string("model.name")
@@ -224,7 +194,7 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
                    f"got {milestones}")  # fmt: skip
     scale_epochs = v.integer("scale.classify.epochs", minimum=1, optional=True)
     if epochs is not None and milestones is not None:
-        epochs, milestones = compress_schedule(epochs, milestones, scale_epochs)
+        epochs, milestones = shorten_schedule(epochs, milestones, scale_epochs)
 
     scale = v.string("scale.name")
     device = v.string("train.device")
@@ -247,13 +217,6 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
     ema_decay = v.number("ema.decay", minimum=0.0, below=1.0)
     ema_warmup = v.boolean("ema.warmup")
 
-    wandb_mode = v.string("wandb.mode")
-    if wandb_mode is not None and wandb_mode not in WANDB_MODES:
-        v.fail(f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {wandb_mode!r}")
-    table = v.string("table", optional=True)
-    row = v.string("row", optional=True)
-    cell = v.string("cell", optional=True)
-
     v.raise_if_failed()
 
     notes = []
@@ -263,19 +226,20 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
         amp = channels_last = False
     assert method is not None
     return Plan(
-        seed=seed, scale=scale, model=model, model_kwargs=model_kwargs, method=method, data=data,
+        seed=common["seed"], scale=scale, model=model, model_kwargs=model_kwargs, method=method, data=data,
         data_root=data_root, data_kwargs=data_kwargs, augment=augment, download=download,
         num_workers=num_workers, batch_size=batch_size, world_size=world_size, lr=lr, momentum=momentum,
         weight_decay=weight_decay, nesterov=nesterov, epochs=epochs, milestones=milestones,
         lr_factor=lr_factor, device=device, amp=amp, amp_dtype=amp_dtype, channels_last=channels_last,
         drop_last=drop_last, max_steps_per_epoch=max_steps, log_every=log_every, eval_every=eval_every,
         checkpoint_every=checkpoint_every, ema_decay=ema_decay if ema_enabled else None,
-        ema_warmup=ema_warmup, wandb_mode=wandb_mode, force=force, table=table, row=row, cell=cell,
+        ema_warmup=ema_warmup, wandb_mode=common["wandb_mode"], force=common["force"], table=common["table"],
+        row=common["row"], cell=common["cell"],
         notes=notes,
     )  # fmt: skip
 
 
-def _resolve_device(device: str, v: _Validator) -> str:
+def _resolve_device(device: str, v: Validator) -> str:
     import torch
 
     if device == "auto":
@@ -295,130 +259,3 @@ def _data_options(name: str) -> dict[str, Any]:
     from pws.data.classification import dataset_options
 
     return dataset_options(name)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-_MISSING = object()
-
-
-class _Validator:
-    """Reads dotted keys from a plain dict, collecting one message per invalid value."""
-
-    def __init__(self, cfg: dict[str, Any]) -> None:
-        self.cfg = cfg
-        self.errors: list[str] = []
-
-    def fail(self, message: str) -> None:
-        self.errors.append(message)
-
-    def raise_if_failed(self) -> None:
-        if self.errors:
-            lines = "\n".join(f"  - {e}" for e in self.errors)
-            raise ConfigError(f"invalid configuration ({len(self.errors)} problem(s)):\n{lines}")
-
-    def get(self, key: str) -> Any:
-        node: Any = self.cfg
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return _MISSING
-            node = node[part]
-        return node
-
-    def section(self, key: str) -> dict[str, Any]:
-        value = self.get(key)
-        if not isinstance(value, dict):
-            self.fail(f"{key} must be a config group (got {value!r})")
-            return {}
-        return value
-
-    def _present(self, key: str, optional: bool) -> Any:
-        value = self.get(key)
-        if value is _MISSING:
-            self.fail(f"{key} is missing from the config")
-            return _MISSING
-        if value is None and not optional:
-            self.fail(f"{key} must be set (got null)")
-            return _MISSING
-        return value
-
-    def string(self, key: str, optional: bool = False) -> Any:
-        value = self._present(key, optional)
-        if value is _MISSING or value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            self.fail(f"{key} must be a non-empty string, got {value!r}")
-            return None
-        return value
-
-    def boolean(self, key: str) -> Any:
-        value = self._present(key, False)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, bool):
-            self.fail(f"{key} must be true or false, got {value!r}")
-            return None
-        return value
-
-    def integer(self, key: str, minimum: int | None = None, optional: bool = False) -> Any:
-        value = self._present(key, optional)
-        if value is _MISSING or value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(f"{key} must be an integer, got {value!r}")
-            return None
-        if minimum is not None and value < minimum:
-            self.fail(f"{key} must be >= {minimum}, got {value}")
-            return None
-        return value
-
-    def number(
-        self,
-        key: str,
-        minimum: float | None = None,
-        above: float | None = None,
-        maximum: float | None = None,
-        below: float | None = None,
-    ) -> Any:
-        value = self._present(key, False)
-        if value is _MISSING:
-            return None
-        if not _is_number(value) or not math.isfinite(value):
-            self.fail(f"{key} must be a finite number, got {value!r}")
-            return None
-        value = float(value)
-        bounds = [
-            (minimum, ">=", value < (minimum or 0.0)),
-            (above, ">", value <= (above or 0.0)),
-            (maximum, "<=", value > (maximum or 0.0)),
-            (below, "<", value >= (below or 0.0)),
-        ]
-        broken = [f"{op} {bound:g}" for bound, op, bad in bounds if bound is not None and bad]
-        if broken:
-            self.fail(f"{key} must be {' and '.join(broken)}, got {value:g}")
-            return None
-        return value
-
-    def int_list(self, key: str) -> Any:
-        value = self._present(key, False)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, list) or any(isinstance(x, bool) or not isinstance(x, int) for x in value):
-            self.fail(f"{key} must be a list of integers (epochs), got {value!r}")
-            return None
-        return list(value)
-
-    def known_kwargs(self, group: str, name: str, kwargs: dict[str, Any], options: Any) -> None:
-        try:
-            allowed = options(name)
-        except ValueError as e:
-            self.fail(f"{group}.name: {e}")
-            return
-        unknown = sorted(set(kwargs) - set(allowed))
-        if unknown:
-            self.fail(
-                f"{group} {name!r} does not take {', '.join(unknown)}; its options are "
-                f"{', '.join(allowed) or 'none'}"
-            )

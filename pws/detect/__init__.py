@@ -2,12 +2,11 @@
 
 * :mod:`pws.detect.registry` -- load through mmengine ``custom_imports``: registers the PWS and WN convs,
   the plain He-initialized conv, SN, LN2d and NoNorm norms, the VGG-16 SSD backbone with conv/norm configs,
-  the fixed SSD head and the run hooks;
+  the fixed SSD head, and the engine's hooks and loop (:mod:`pws.engine`);
 * :mod:`pws.detect.models` -- mmdet model configs (SSD-VGG16, SSD-R50, Mask R-CNN R50-FPN) with the
   normalization method mapped to ``conv_cfg``/``norm_cfg``;
 * :mod:`pws.detect.config` -- Hydra config -> mmengine config;
-* :mod:`pws.detect.app` -- the Hydra app;
-* :mod:`pws.detect.checkpoint` -- resuming mmengine checkpoints under torch's weights-only loading.
+* :mod:`pws.detect.app` -- the app of :mod:`pws.engine` (``python -m pws.detect``).
 
 Importing this package does not import mmdet; the submodules that need the stack import it.
 """

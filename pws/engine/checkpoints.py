@@ -1,4 +1,12 @@
-"""Loading mmengine's own checkpoints under torch >= 2.6 (``torch.load`` defaults to ``weights_only=True``).
+"""The checkpoints of a run: mmengine's, found, checked before a resume, moved aside when unreadable.
+
+Where they are: ``<run_dir>/epoch_<N>.pth`` (mmengine's ``CheckpointHook``, every epoch) and
+``<run_dir>/preempted_iter_<N>.pth`` (:mod:`pws.engine.hooks.preemption`); ``<run_dir>/last_checkpoint``
+names the newest. :func:`latest_checkpoint` reads that pointer and :func:`check_readable` loads the file
+once before the Runner is built, so an unreadable checkpoint ends the run with its path and the way out
+(``force=true`` moves it aside with :func:`move_aside` and starts again; nothing is deleted).
+
+Loading mmengine's own checkpoints under torch >= 2.6 (``torch.load`` defaults to ``weights_only=True``):
 
 mmengine 0.10.7 calls ``torch.load(filename, map_location=...)`` without ``weights_only``. torch >= 2.6 then
 uses its weights-only unpickler, which refuses the Python objects mmengine itself pickles into every
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,3 +58,62 @@ def mmengine_checkpoints() -> Iterator[None]:
         return
     with safe_globals(trusted_checkpoint_types()):
         yield
+
+
+LAST_CHECKPOINT = "last_checkpoint"
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint ``<run_dir>/last_checkpoint`` names (None without one)."""
+    pointer = Path(run_dir) / LAST_CHECKPOINT
+    if not pointer.is_file():
+        return None
+    try:
+        text = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UnreadableCheckpoint(pointer, e) from e
+    if not text:
+        raise UnreadableCheckpoint(pointer, ValueError("empty pointer file"))
+    return Path(text)
+
+
+class UnreadableCheckpoint(RuntimeError):
+    """A checkpoint (or the pointer to it) that cannot be loaded; the message names the file."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        self.path = path
+        super().__init__(f"cannot read checkpoint {path} ({type(cause).__name__}: {cause})")
+
+
+def check_readable(path: Path) -> None:
+    """Load ``path`` once (on the CPU, weights only); raise :class:`UnreadableCheckpoint` if that fails."""
+    if not path.is_file():
+        raise UnreadableCheckpoint(path, FileNotFoundError("the file does not exist"))
+    try:
+        with mmengine_checkpoints():
+            torch.load(path, map_location="cpu")
+    except Exception as e:  # a truncated zip, a foreign pickle, ...: named, not a traceback
+        raise UnreadableCheckpoint(path, e) from e
+
+
+def move_aside(run_dir: str | Path) -> list[Path]:
+    """Rename every checkpoint of the run and its pointer to ``<name>.unused-<n>``; return the new paths."""
+    run_dir = Path(run_dir)
+    moved = []
+    for path in [*run_dir.glob("*.pth"), run_dir / LAST_CHECKPOINT]:
+        if path.is_file():
+            n = 1
+            while (target := path.with_name(f"{path.name}.unused-{n}")).exists():
+                n += 1
+            path.rename(target)
+            moved.append(target)
+    return moved
+
+
+def remove_partial_writes(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files of writes that a kill interrupted (``.<name>.*.tmp``); return them."""
+    removed = []
+    for path in Path(run_dir).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

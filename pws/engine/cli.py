@@ -1,0 +1,59 @@
+"""The command line of every app: Hydra composes the config, :func:`~pws.engine.lifecycle.execute` runs it.
+
+Errors end in one line on stderr, ``pws.<app>: error: <message>``, and the exit code of their kind
+(:mod:`pws.engine.errors`: 2 for an invalid value, 1 for a run that cannot go on, 0 after a preemption
+checkpoint). Under torchrun the processes of rank > 0 leave Hydra's files (``.hydra/``, the log file) to
+rank 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_original_cwd
+from omegaconf import DictConfig
+
+from pws.engine.app import App
+from pws.engine.errors import ConfigError, Preempted, RunFailed
+from pws.engine.lifecycle import execute, world
+from pws.engine.schema import CONFIG_DIR, check_known_keys
+from pws.runs.run_dir import register_resolvers
+
+log = logging.getLogger("pws.engine")
+
+register_resolvers()  # ${pws.nonempty:...} in the run directory's name
+
+
+def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:
+    """The ``main()`` of ``python -m pws.<app.name>``; ``shown``: the metrics its last line prints."""
+
+    @hydra.main(config_path=str(CONFIG_DIR), config_name=app.name, version_base="1.3")
+    def _main(cfg: DictConfig) -> None:
+        hc = HydraConfig.get()
+        if world()[0] > 0:
+            logging.getLogger().setLevel(logging.WARNING)
+        try:
+            check_known_keys(cfg, app.name, list(hc.overrides.task))
+            record = execute(
+                app, cfg, Path(hc.runtime.output_dir), list(hc.overrides.task), base_dir=get_original_cwd()
+            )
+        except (ConfigError, RunFailed) as e:
+            print(f"pws.{app.name}: error: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        except Preempted as e:
+            print(f"pws.{app.name}: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        values = ", ".join(f"{k}={record[k]:.2f}" for k in shown if isinstance(record.get(k), (int, float)))
+        print(f"pws.{app.name}: {record.get('status')}: {values}")
+
+    def main() -> None:
+        if world()[0] > 0:
+            sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+        _main()
+
+    return main

@@ -1,0 +1,17 @@
+"""The project's mmengine hooks, one module each, used by every app (registered under their class names)."""
+
+from pws.engine.hooks.divergence import DivergenceHook
+from pws.engine.hooks.preemption import PreemptionHook
+from pws.engine.hooks.random_state import RandomStateHook
+from pws.engine.hooks.record import RunRecordHook
+from pws.engine.hooks.throughput import ThroughputHook
+from pws.engine.hooks.tracking import WandbHook
+
+__all__ = [
+    "DivergenceHook",
+    "PreemptionHook",
+    "RandomStateHook",
+    "RunRecordHook",
+    "ThroughputHook",
+    "WandbHook",
+]

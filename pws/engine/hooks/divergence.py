@@ -1,0 +1,28 @@
+"""A non-finite training loss ends the run as ``diverged`` (the paper's tables print NaN for it)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from pws.engine.outputs import scalars
+from pws.runs.record import Diverged
+
+
+@HOOKS.register_module(name="DivergenceHook", force=True)
+class DivergenceHook(Hook):
+    """Raise :class:`~pws.runs.record.Diverged` after the first iteration whose total loss is NaN or inf."""
+
+    priority = "HIGHEST"
+
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
+        loss = scalars(outputs).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise Diverged(
+                f"non-finite training loss {loss} at iteration {runner.iter + 1} (epoch {runner.epoch + 1})"
+            )

@@ -1,0 +1,99 @@
+"""Cluster preemption: SIGTERM, SIGUSR1 and SIGUSR2 (submitit's) make the run save and stop.
+
+The signal handler only records the signal. After the current training iteration (all its hooks done),
+every rank learns of it (one all-reduce per iteration under DDP), the checkpoint of exactly that iteration
+is written (``preempted_iter_<N>.pth``, and mmengine's ``last_checkpoint`` points to it) and
+:class:`~pws.engine.errors.Preempted` is raised; the app exits 0 and the same command resumes. A handler
+that was installed before ours (submitit's requeue handler) is called after the checkpoint is written, so
+the job is still requeued. The handlers are put back when training ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+from mmengine.dist import all_reduce, get_world_size, is_main_process
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from pws.engine.errors import Preempted
+from pws.runs.record import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGUSR1", "SIGUSR2")
+PREFIX = "preempted_iter_"
+LAST_CHECKPOINT = "last_checkpoint"  # mmengine's pointer to the newest checkpoint of a work_dir
+
+
+@HOOKS.register_module(name="PreemptionHook", force=True)
+class PreemptionHook(Hook):
+    """Checkpoint at the iteration a preemption signal arrived in, then raise :class:`Preempted`."""
+
+    priority = "LOWEST"  # after every other hook of the iteration (EMA, schedulers, records)
+
+    def __init__(self, signals: tuple[str, ...] = SIGNALS) -> None:
+        self.signals = [getattr(signal, s) for s in signals if hasattr(signal, s)]
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+            log.warning("received %s: saving a checkpoint after this iteration", signal.Signals(signum).name)
+
+    def before_train(self, runner: Any) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("not in the main thread: preemption signals are not handled")
+            return
+        for s in self.signals:
+            self._previous[s] = signal.signal(s, self._handle)
+
+    def after_train(self, runner: Any) -> None:
+        self.restore_handlers()
+
+    def restore_handlers(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous.clear()
+
+    def _requested(self) -> int | None:
+        if get_world_size() == 1:
+            return self.signum
+        flag = torch.tensor([self.signum or 0], dtype=torch.int64)
+        all_reduce(flag, op="max")
+        return int(flag.item()) or None
+
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
+        signum = self._requested()
+        if signum is None:
+            return
+        name = f"{PREFIX}{runner.iter + 1}.pth"
+        runner.save_checkpoint(runner.work_dir, name, by_epoch=False)
+        if is_main_process():
+            atomic_write_bytes(
+                Path(runner.work_dir) / LAST_CHECKPOINT, str(Path(runner.work_dir) / name).encode()
+            )
+        previous = self._previous.get(signum)
+        self.restore_handlers()
+        if callable(previous) and previous is not signal.default_int_handler:
+            previous(signum, None)  # a requeue handler installed before ours (submitit)
+        raise Preempted(signum, runner.epoch, runner.iter + 1)
+
+    def after_train_epoch(self, runner: Any) -> None:
+        """Remove the preemption checkpoints of earlier sessions once an epoch checkpoint supersedes them."""
+        if not is_main_process():
+            return
+        pointer = Path(runner.work_dir) / LAST_CHECKPOINT
+        newest = pointer.read_text().strip() if pointer.is_file() else ""
+        for path in Path(runner.work_dir).glob(f"{PREFIX}*.pth"):
+            if str(path) != newest:
+                path.unlink(missing_ok=True)

@@ -1,0 +1,125 @@
+"""The run record: ``metrics.json`` written after every epoch of every app, and its per-epoch history.
+
+Each history entry holds the epoch, the iteration count, the LR of the epoch's last iteration (read from
+the optimizer, so the schedule actually applied is what is recorded), the epoch's mean of every scalar the
+model logs (``train_loss`` for the total loss, ``train_<name>`` for the others) and the evaluation that
+followed the epoch (the app's metric names). The history and the running sums of the current epoch travel
+in every checkpoint, so a resumed run keeps every epoch, exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from pws.engine.outputs import current_lr, scalars
+from pws.runs.record import write_metrics
+
+KEY = "pws_record"
+
+Summarize = Callable[[dict[str, Any]], dict[str, float]]
+
+
+@HOOKS.register_module(name="RunRecordHook", force=True)
+class RunRecordHook(Hook):
+    """Keeps the history and writes ``metrics.json`` (status ``running``) after every epoch.
+
+    ``base``: the record's fixed fields (task, scale, seed, config, versions, ...); ``summarize``: the
+    app's mapping from mmengine's evaluation (``{"pascal_voc/mAP": 0.77}``) to the record's metrics in %
+    (``{"mAP": 77.0}``); ``extras``: callables adding fields (the throughput).
+    """
+
+    priority = "LOW"
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        base: dict[str, Any],
+        summarize: Summarize,
+        extras: tuple[Callable[[], dict[str, Any]], ...] = (),
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.base = base
+        self.summarize = summarize
+        self.extras = extras
+        self.history: list[dict[str, Any]] = []
+        self.metrics: dict[str, float] = {}  # the latest evaluation, in the record's names
+        self.evaluated: dict[str, float] = {}  # the same, as mmengine returned it
+        self._sums: dict[str, float] = {}
+        self._count = 0
+        self._lr = math.nan
+
+    # ----------------------------------------------------------------------------------------- training
+
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
+        for key, value in scalars(outputs).items():
+            self._sums[key] = self._sums.get(key, 0.0) + value
+        self._count += 1
+        self._lr = current_lr(runner)
+
+    def after_train_epoch(self, runner: Any) -> None:
+        entry: dict[str, Any] = {"epoch": runner.epoch + 1, "iter": runner.iter, "lr": self._lr}
+        for key, total in self._sums.items():
+            name = "train_loss" if key == "loss" else f"train_{key}"
+            entry[name] = total / self._count if self._count else math.nan
+        self.history.append(entry)
+        self._sums, self._count = {}, 0
+        self.write("running")
+
+    def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
+        if not metrics:
+            return
+        self.evaluated = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        self.metrics = self.summarize(self.evaluated)
+        if self.history and self.history[-1]["epoch"] == runner.epoch:
+            self.history[-1].update(self.metrics)
+        self.write("running")
+
+    # -------------------------------------------------------------------------------------- checkpoints
+
+    def before_save_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
+        checkpoint[KEY] = {
+            "history": self.history,
+            "metrics": self.metrics,
+            "evaluated": self.evaluated,
+            "sums": self._sums,
+            "count": self._count,
+            "lr": self._lr,
+        }
+
+    def after_load_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(KEY)
+        if saved is None:
+            return
+        self.history = list(saved["history"])
+        self.metrics = dict(saved["metrics"])
+        self.evaluated = dict(saved["evaluated"])
+        self._sums = dict(saved["sums"])
+        self._count = int(saved["count"])
+        self._lr = float(saved["lr"])
+
+    # ----------------------------------------------------------------------------------------- records
+
+    def record(self, status: str, **extra: Any) -> dict[str, Any]:
+        """The whole record at this point: base fields, status, metrics, history, extras."""
+        out = {**self.base, "status": status, **self.metrics, "evaluated": self.evaluated}
+        for add in self.extras:
+            out.update(add())
+        out["history"] = self.history
+        out.update(extra)
+        return out
+
+    def write(self, status: str, **extra: Any) -> dict[str, Any]:
+        """Write ``metrics.json`` (rank 0 only) and return the record."""
+        record = self.record(status, **extra)
+        if is_main_process():
+            write_metrics(self.run_dir, record)
+        return record

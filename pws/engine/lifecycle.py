@@ -1,0 +1,317 @@
+"""One run, start to end, for every app: :func:`execute`.
+
+1. ``app.plan``: every value checked before any work (:class:`ConfigError`, exit 2).
+2. The run directory: created and checked writable, locked for this process (:mod:`pws.engine.lock`),
+   temporary files of interrupted writes removed.
+3. Skip, resume or start: a record that says ``finished`` or ``diverged`` is skipped unless
+   ``force=true`` (which moves the checkpoints aside and starts again); otherwise the newest checkpoint
+   (``last_checkpoint``) is checked readable and resumed. An unreadable checkpoint or metrics.json ends
+   the run as ``failed`` with the file's path and the way out.
+4. ``app.prepare`` (the data) and ``app.mmengine_config``; the engine adds the loop, the seed, the
+   launcher, the checkpoint hook and its own hooks (:mod:`pws.engine.hooks`), and mmengine's Runner trains.
+5. The outcome is written to ``metrics.json``: ``finished`` (the last evaluation), ``diverged`` (metrics
+   NaN, returned normally so that a sweep goes on), ``failed`` (the reason; raised again), or, on a
+   preemption signal, ``running`` with ``interrupted`` (the checkpoint is saved; :class:`Preempted`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from pws.data.errors import DataMissingError
+from pws.engine.app import App, Plan
+from pws.engine.checkpoints import (
+    UnreadableCheckpoint,
+    check_readable,
+    latest_checkpoint,
+    mmengine_checkpoints,
+    move_aside,
+    remove_partial_writes,
+)
+from pws.engine.errors import ConfigError, Preempted, RunFailed
+from pws.engine.hooks import (
+    DivergenceHook,
+    PreemptionHook,
+    RandomStateHook,
+    RunRecordHook,
+    ThroughputHook,
+    WandbHook,
+)
+from pws.engine.lock import RunDirLock
+from pws.runs.record import (
+    DONE_STATUSES,
+    Diverged,
+    UnreadableRecord,
+    atomic_write_bytes,
+    environment_info,
+    read_metrics,
+    write_metrics,
+)
+from pws.runs.tracking import Tracker
+
+log = logging.getLogger("pws.engine")
+
+CONFIG_FILE = "config.yaml"
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment (before any process group exists)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def engine_record(app: App, cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """The fields every record has, whatever the app (what a run is, where and with what it ran)."""
+    return {
+        "task": app.name,
+        "scale": OmegaConf.select(cfg, "scale.name"),
+        "seed": OmegaConf.select(cfg, "seed"),
+        "table": OmegaConf.select(cfg, "table"),
+        "row": OmegaConf.select(cfg, "row"),
+        "cell": OmegaConf.select(cfg, "cell"),
+        "method": OmegaConf.select(cfg, "norm.method"),
+        "model": OmegaConf.select(cfg, "model.name"),
+        "data": OmegaConf.select(cfg, "data.name"),
+        "overrides": list(overrides),
+        "config": OmegaConf.to_container(cfg, resolve=False),
+        **environment_info(),
+    }
+
+
+def execute(
+    app: App,
+    cfg: DictConfig,
+    run_dir: str | Path,
+    overrides: list[str] | None = None,
+    base_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run (or resume, or skip) ``cfg`` of ``app`` in ``run_dir``; return its record (see the module)."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    rank, world_size = world()
+    base = engine_record(app, cfg, list(overrides or []))
+    _make_writable(run_dir)
+    try:
+        plan = app.plan(cfg, world_size)
+    except ConfigError as e:
+        if rank == 0:
+            write_metrics(run_dir, {**base, "status": "failed", "error": f"invalid configuration: {e}"})
+        raise
+    lock = RunDirLock(run_dir)
+    if rank == 0:
+        lock.acquire()
+    try:
+        return _Run(app, plan, cfg, run_dir, base, rank, world_size, started).go(
+            Path(base_dir or os.getcwd())
+        )
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Denormal floats flushed to zero while the run trains on a CPU, and the default put back after.
+
+    Activations and gradients of nets without output norms get tiny; a CPU computes with denormal floats
+    orders of magnitude slower. (No effect on a GPU, which flushes them in its own kernels' settings.)
+    """
+    flushed = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
+
+
+def _make_writable(run_dir: Path) -> None:
+    """Create ``run_dir`` and check that a file can be written there (one line naming the path if not)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise RunFailed(f"cannot write to the run directory {run_dir}: {e.strerror or e}") from e
+
+
+class _Run:
+    """The state of one invocation of :func:`execute` (one process)."""
+
+    def __init__(
+        self,
+        app: App,
+        plan: Plan,
+        cfg: DictConfig,
+        run_dir: Path,
+        base: dict[str, Any],
+        rank: int,
+        world_size: int,
+        started: float,
+    ) -> None:
+        self.app, self.plan, self.cfg, self.run_dir = app, plan, cfg, run_dir
+        self.base = {**base, **app.base_record(plan, cfg)}
+        self.rank, self.world_size, self.started = rank, world_size, started
+        self.is_main = rank == 0
+
+    def go(self, base_dir: Path) -> dict[str, Any]:
+        if self.is_main:
+            for path in remove_partial_writes(self.run_dir):
+                log.info("removed %s (a write that was interrupted)", path)
+        skip = self._skip_or_clean()
+        if skip is not None:
+            return skip
+        checkpoint = self._checkpoint()
+        try:
+            prepared = self.app.prepare(self.plan, base_dir)
+        except DataMissingError as e:
+            raise self._fail(RunFailed(f"data missing: {e}")) from e
+        except ValueError as e:  # a malformed annotation file, ... (the message names it)
+            raise self._fail(RunFailed(str(e))) from e
+        if self.is_main:
+            text = OmegaConf.to_yaml(self.cfg, resolve=True)
+            atomic_write_bytes(self.run_dir / CONFIG_FILE, text.encode())
+        return self._train(prepared, checkpoint)
+
+    # --------------------------------------------------------------------------------------- decisions
+
+    def _skip_or_clean(self) -> dict[str, Any] | None:
+        try:
+            record = read_metrics(self.run_dir, strict=True)
+        except UnreadableRecord as e:
+            if not self.plan.force:
+                raise self._fail(
+                    RunFailed(f"{e}; force=true moves it aside and starts the run again"), write=False
+                ) from e
+            record = None
+            if self.is_main:
+                e.path.rename(e.path.with_name(e.path.name + ".unreadable"))
+        done = record is not None and record.get("status") in DONE_STATUSES
+        if done and not self.plan.force:
+            log.info("%s: already %s; force=true runs it again", self.run_dir, record.get("status"))  # type: ignore[union-attr]
+            return record
+        if (done or self.plan.force) and self.is_main:
+            for path in move_aside(self.run_dir):
+                log.info("force=true: moved %s aside", path)
+        return None
+
+    def _checkpoint(self) -> Path | None:
+        try:
+            path = latest_checkpoint(self.run_dir)
+            if path is not None:
+                check_readable(path)
+        except UnreadableCheckpoint as e:
+            raise self._fail(RunFailed(f"{e}; force=true moves it aside and starts the run again")) from e
+        return path
+
+    # ---------------------------------------------------------------------------------------- training
+
+    def _train(self, prepared: dict[str, Any], checkpoint: Path | None) -> dict[str, Any]:
+        from mmengine.config import Config
+        from mmengine.runner import Runner
+
+        plan = self.plan
+        mm = self.app.mmengine_config(plan, prepared, self.world_size)
+        mm.update(
+            work_dir=str(self.run_dir),
+            launcher="pytorch" if self.world_size > 1 else "none",
+            randomness=dict(seed=plan.seed, deterministic=False),
+            resume=checkpoint is not None,
+            load_from=str(checkpoint) if checkpoint is not None else None,
+        )
+        train_cfg = {k: v for k, v in mm["train_cfg"].items() if k != "by_epoch"}
+        mm["train_cfg"] = {**train_cfg, "type": "ExactResumeEpochLoop", "seed": plan.seed}
+        hooks = dict(mm.get("default_hooks", {}))
+        hooks["checkpoint"] = {
+            **hooks.get("checkpoint", {}),
+            "type": "CheckpointHook",
+            "by_epoch": True,
+            "save_last": True,
+        }
+        mm["default_hooks"] = hooks
+        tracker = self._tracker() if self.is_main else None
+        speed = ThroughputHook(warmup_iters=plan.fps_warmup_iters)
+        record = RunRecordHook(
+            self.run_dir,
+            self.base,
+            lambda ev: self.app.summarize(plan, ev),
+            extras=(speed.summary, self._wall_time),
+        )
+        preemption = PreemptionHook()
+        self.record = record
+        try:
+            runner = Runner.from_cfg(Config(mm))
+            for hook in (
+                DivergenceHook(),
+                speed,
+                RandomStateHook(),
+                record,
+                WandbHook(tracker, plan.log_interval),
+                preemption,
+            ):
+                runner.register_hook(hook)
+            if self.is_main:
+                record.write("running")
+            with mmengine_checkpoints(), flush_denormals():
+                runner.train()
+                if not record.evaluated:  # resumed after the last epoch was trained: evaluate now
+                    runner.val()
+            result = record.write("finished")
+        except Diverged as e:
+            log.warning("diverged: %s; metrics recorded as NaN", e)
+            nan = {k: math.nan for k in self.app.metric_names(plan)}
+            result = record.write("diverged", error=str(e), diverged_at=str(e), **nan)
+        except Preempted as e:
+            log.warning("%s", e)
+            record.write("running", interrupted=str(e))
+            self._close(tracker, None)
+            raise
+        except Exception as e:
+            preemption.restore_handlers()
+            record.write("failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            self._close(tracker, None)
+            raise
+        self._close(tracker, result)
+        return result
+
+    def _tracker(self) -> Tracker:
+        plan, cfg = self.plan, self.cfg
+        config = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(config, dict)
+        return Tracker(
+            self.run_dir,
+            config,
+            mode=plan.wandb_mode,
+            table=cfg.get("table"),
+            cell=cfg.get("cell"),
+            group=cfg.get("row"),
+            tags=[
+                self.app.name,
+                str(self.base.get("scale")),
+                str(self.base.get("model")),
+                str(self.base.get("method")),
+            ],
+        )
+
+    def _close(self, tracker: Tracker | None, result: dict[str, Any] | None) -> None:
+        if tracker is not None:
+            summary = {k: v for k, v in (result or {}).items() if isinstance(v, (int, float, str))}
+            tracker.finish(summary)
+
+    def _wall_time(self) -> dict[str, float]:
+        return {"wall_time_s": time.perf_counter() - self.started}
+
+    def _fail(self, error: RunFailed, write: bool = True) -> RunFailed:
+        """``error``, after recording the run as failed with its message (for the caller to raise)."""
+        if write and self.is_main:
+            write_metrics(self.run_dir, {**self.base, "status": "failed", "error": str(error)})
+        return error
