@@ -1,56 +1,211 @@
-"""mmdet model configs for the paper's detectors, with the normalization method mapped to conv_cfg/norm_cfg.
+"""The paper's detectors as mmdet's own configs plus the project's changes: ``configs/mmdet/<model>.py``.
 
-Mapping of a :class:`pws.nn.NormMethod` (the ``norm`` node of the app) onto mmcv configs
-(:func:`method_cfgs`):
+Each model is one short mmengine config file that inherits mmdetection's shipped config (``_base_ =
+['mmdet::...']``, resolved offline from the mmdet wheel) and states only what the paper's model changes,
+with a header saying what differs from mmdet's and why (:func:`describe_differences`;
+``python -m pws.detect.models ssd_vgg16 [--full]`` prints it, or the whole resolved config):
 
-=======  ==================================================  ===============================
-method   conv_cfg                                            norm_cfg
-=======  ==================================================  ===============================
-pws      ``PWS`` (gamma, fan_in_scale, learn_alpha,           none (``NoNorm`` where a model
-         gamma_mode, alpha_init), with bias (beta)            insists on one: mmdet's ResNet)
-wn       ``WN`` (g_init), with bias                           none / ``NoNorm``
-none     ``HeConv`` (plain, He fan-in), with bias             none / ``NoNorm``
-bn       ``HeConv``, no bias                                  ``BN`` (eps, momentum)
-gn       ``HeConv``, no bias                                  ``GN`` (num_groups, eps)
-in       ``HeConv``, no bias                                  ``IN`` (eps, affine)
-ln       ``HeConv``, no bias                                  ``LN2d`` (eps): GroupNorm(1, C)
-sn       ``HeConv``, no bias                                  ``SN`` (eps, momentum)
-=======  ==================================================  ===============================
+==================  ===============================  ===============================================
+model               file in ``configs/mmdet/``       inherits
+==================  ===============================  ===============================================
+ssd_vgg16           ``ssd320_vgg16.py``              ``mmdet::pascal_voc/ssd300_voc0712.py``
+ssd_r50             ``ssd320_r50.py``                ``ssd320_vgg16.py``
+mask_rcnn_r50_fpn   ``mask_rcnn_r50_fpn.py``         ``mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py``
+==================  ===============================  ===============================================
 
-So for pws, wn and none every conv of the backbone and of SSD's extra layers uses that method and no BN
-remains (the paper: "remove all BN layers and replace all conv layers in the backbone with PWS"); for the
-output norms the conv is plain and followed by that norm. SSD's prediction convs (the head) stay plain, as
-in mmdet and in the paper's SSD.
-
-Builders: :func:`ssd_vgg16` (Tables 1-3, SSD320), :func:`ssd_r50` (Table 2's ResNet-50 rows) and
-:func:`mask_rcnn_r50_fpn` (Table 3). They return plain dicts (mmengine model configs); nothing here imports
-mmdet, and nothing is downloaded: ``init_cfg`` is ``None`` or a local checkpoint.
+:func:`model_config` loads a file and sets what a run chooses about the model: the normalization method
+(:func:`pws.nn.methods.mmcv_cfgs`: pws, wn, none put that conv, with its bias, into every conv of the
+backbone and of SSD's extra layers and no norm anywhere; bn, gn, in, ln, sn a plain conv followed by that
+norm; SSD's prediction convs stay plain, as in mmdet and the paper's SSD), the number of classes, SSD's
+anchors for the input size and data format (:func:`ssd_anchor_generator`), the pipelines' resize, the test
+score threshold and a local backbone checkpoint (never a download).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pws.nn.factory import NormMethod, as_method
-from pws.nn.methods import mmcv_cfgs as method_cfgs
+from pws.nn.methods import mmcv_cfgs
 
-# ImageNet mean in RGB (mmdet's SSD uses std 1, its Mask R-CNN the ImageNet std).
-MEAN_RGB = [123.675, 116.28, 103.53]
-STD_RGB = [58.395, 57.12, 57.375]
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "mmdet"
+CONFIG_FILES = {
+    "ssd_vgg16": "ssd320_vgg16.py",
+    "ssd_r50": "ssd320_r50.py",
+    "mask_rcnn_r50_fpn": "mask_rcnn_r50_fpn.py",
+}
+# The model options of configs/model/<name>.yaml that model_config takes (besides input_size, test_score_thr).
+OPTIONS = {
+    "ssd_vgg16": ("backbone_checkpoint", "l2_norm_scale"),
+    "ssd_r50": ("backbone_checkpoint", "frozen_stages", "norm_eval"),
+    "mask_rcnn_r50_fpn": (
+        "backbone_checkpoint",
+        "frozen_stages",
+        "norm_eval",
+        "neck_heads",
+        "neck_heads_pws",
+    ),
+}
+NECK_HEADS = ("plain", "method")
 
 # SSD's anchor boxes per level as fractions of the input size (SSD's rule, mmdet's SSDAnchorGenerator):
-# levels 2..6 evenly from basesize_ratio_range, level 1 below it.
+# levels 2..6 evenly over basesize_ratio_range, level 1 below it.
 SSD_ANCHORS = {
     "voc": {"basesize_ratio_range": (0.2, 0.9), "first_level": (0.1, 0.2)},
     "coco": {"basesize_ratio_range": (0.15, 0.9), "first_level": (0.07, 0.15)},
 }
-SSD_ASPECT_RATIOS = [[2], [2, 3], [2, 3], [2, 3], [2], [2]]
 
 
-# ------------------------------------------------------------------------------------------------ SSD
+def config_path(name: str) -> Path:
+    """The config file of a model; ValueError naming the models for an unknown one."""
+    if name not in CONFIG_FILES:
+        raise ValueError(f"unknown detection model {name!r}; choose one of {', '.join(CONFIG_FILES)}")
+    return CONFIG_DIR / CONFIG_FILES[name]
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> None:
+    """ValueError for a model option the model does not take, or a bad ``neck_heads``."""
+    config_path(name)
+    unknown = sorted(set(options) - set(OPTIONS[name]))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} of model {name}; allowed: {', '.join(OPTIONS[name])}")
+    if options.get("neck_heads", "plain") not in NECK_HEADS:
+        raise ValueError(f"model.neck_heads must be 'plain' or 'method', got {options['neck_heads']!r}")
+
+
+def load_config(name: str) -> dict[str, Any]:
+    """The model's config file as mmengine resolves it (mmdet's config merged with ours), as plain dicts.
+
+    Imports :mod:`pws.detect.registry` (the file's ``custom_imports``), hence mmdet.
+    """
+    from mmengine.config import Config
+
+    return Config.fromfile(str(config_path(name))).to_dict()
+
+
+def describe_differences(name: str) -> list[str]:
+    """The "Differences from ..." items of the model's config file header, one string each."""
+    items: list[str] = []
+    listing = False
+    for line in config_path(name).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        text = line[1:].strip()
+        if text.startswith("Differences from"):
+            listing = True
+        elif listing and text.startswith("- "):
+            items.append(text[2:])
+        elif listing and items and text and line.startswith("#   "):
+            items[-1] += " " + text
+        else:
+            listing = False
+    return items
+
+
+def model_config(
+    name: str,
+    method: NormMethod | str | Mapping[str, Any],
+    *,
+    num_classes: int,
+    data_format: str = "voc",
+    input_size: int | list[int] | None = None,
+    score_thr: float | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """The whole mmengine config of the model's file with the run's model choices set (see the module
+    docstring); ``options`` are the model's :data:`OPTIONS`. ``input_size``: SSD's square side, Mask R-CNN's
+    keep-ratio scale; None keeps the file's."""
+    check_options(name, options)
+    method = as_method(method)
+    cfg = load_config(name)
+    model = cfg["model"]
+    if name == "ssd_vgg16":
+        conv, norm = mmcv_cfgs(method)
+        model["backbone"].update(conv_cfg=conv, norm_cfg=norm, init_cfg=_pretrained(options))
+        if "l2_norm_scale" in options:
+            model["neck"]["l2_norm_scale"] = options["l2_norm_scale"]
+    else:
+        _resnet(model["backbone"], method, options)
+    if name.startswith("ssd"):
+        conv, norm = mmcv_cfgs(method)
+        model["neck"].update(conv_cfg=conv, norm_cfg=norm)
+        model["bbox_head"]["num_classes"] = num_classes
+        size = int(cfg["input_size"] if input_size is None else input_size)
+        if size != cfg["input_size"] or data_format != "voc":  # the files' anchors: VOC's, at input_size
+            model["bbox_head"]["anchor_generator"].update(ssd_anchor_generator(size, data_format))
+            cfg["input_size"] = size
+        scale = (size, size)
+        test_cfg = model["test_cfg"]
+    else:
+        if options.get("neck_heads", "plain") == "method":
+            _method_in_neck_and_heads(model, method, options.get("neck_heads_pws"))
+        model["roi_head"]["bbox_head"]["num_classes"] = num_classes
+        model["roi_head"]["mask_head"]["num_classes"] = num_classes
+        scale = None if input_size is None else tuple(int(v) for v in input_size)
+        test_cfg = model["test_cfg"]["rcnn"]
+    if scale is not None:
+        for pipeline in (cfg["train_pipeline"], cfg["test_pipeline"]):
+            for step in pipeline:
+                if step["type"] == "Resize":
+                    step["scale"] = scale
+    if score_thr is not None:
+        test_cfg["score_thr"] = score_thr
+    return cfg
+
+
+def _resnet(backbone: dict[str, Any], method: NormMethod, options: Mapping[str, Any]) -> None:
+    """mmdet's ResNet with the method (NoNorm for none/wn/pws: it needs a norm); with a local checkpoint,
+    mmdet's start: stage 1 frozen, BN in eval mode (``frozen_stages``/``norm_eval`` override both)."""
+    conv, norm = mmcv_cfgs(method, norm_required=True)
+    if norm is not None and norm["type"] == "BN":
+        norm = {**norm, "requires_grad": True}
+    backbone.update(conv_cfg=conv, norm_cfg=norm)
+    init_cfg = _pretrained(options)
+    if init_cfg is not None:
+        backbone.update(init_cfg=init_cfg, frozen_stages=1, norm_eval=method.method == "bn")
+    for key in ("frozen_stages", "norm_eval"):
+        if options.get(key) is not None:
+            backbone[key] = options[key]
+
+
+def _method_in_neck_and_heads(
+    model: dict[str, Any], method: NormMethod, neck_heads_pws: Mapping[str, Any] | None
+) -> None:
+    """The method also in the FPN, a 4-conv box head and the mask head, as mmdet's
+    ``gn+ws/mask-rcnn_r50_fpn_gn-ws-all_2x_coco.py``; PWS there with gamma 1e-1 in "equiv" mode (the
+    authors'; ``neck_heads_pws``), the backbone's other options. FC layers and the RPN conv stay plain."""
+    if method.method == "pws":
+        method = NormMethod(
+            "pws", **{**method.options, "gamma": 0.1, "gamma_mode": "equiv", **(neck_heads_pws or {})}
+        )
+    conv, norm = mmcv_cfgs(method)
+    model["neck"].update(conv_cfg=conv, norm_cfg=norm)
+    roi = model["roi_head"]
+    roi["bbox_head"].update(
+        type="Shared4Conv1FCBBoxHead", conv_out_channels=256, conv_cfg=conv, norm_cfg=norm
+    )
+    roi["mask_head"].update(conv_cfg=conv, norm_cfg=norm)
+
+
+def _pretrained(options: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``init_cfg`` for ``options['backbone_checkpoint']``, a local file (never a download); None without."""
+    checkpoint = options.get("backbone_checkpoint")
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint).expanduser()
+    if "://" in str(checkpoint) or not path.is_file():
+        raise FileNotFoundError(
+            f"backbone checkpoint {checkpoint!r} is not a local file; nothing is downloaded: give the path "
+            f"of a checkpoint on disk (e.g. a torchvision ResNet-50 state dict saved with torch.save)"
+        )
+    return dict(type="Pretrained", checkpoint=str(path.resolve()))
+
+
+# ------------------------------------------------------------------------------------------ SSD anchors
 
 
 def ssd_feature_sizes(input_size: int) -> list[int]:
@@ -73,7 +228,7 @@ def ssd_feature_sizes(input_size: int) -> list[int]:
 
 
 def ssd_anchor_generator(input_size: int, anchors: str = "voc") -> dict[str, Any]:
-    """mmdet ``SSDAnchorGenerator`` config for any input size (the shipped rule knows only 300 and 512).
+    """mmdet ``SSDAnchorGenerator`` config for any input size (mmdet's rule knows only 300 and 512).
 
     Sizes follow SSD's rule: levels 2..6 evenly spaced over ``basesize_ratio_range`` of the input (VOC:
     0.2-0.9, COCO: 0.15-0.9), level 1 at 0.1-0.2 (VOC) or 0.07-0.15 (COCO); at 320 on VOC the anchor
@@ -89,19 +244,25 @@ def ssd_anchor_generator(input_size: int, anchors: str = "voc") -> dict[str, Any
     for ratio in range(lo, hi + 1, step):
         min_sizes.append(int(input_size * ratio / 100))
         max_sizes.append(int(input_size * (ratio + step) / 100))
-    strides = [round(input_size / f) for f in ssd_feature_sizes(input_size)]
     return dict(
         type="SSDAnchorGenerator",
         scale_major=False,
         input_size=input_size,
+        basesize_ratio_range=spec["basesize_ratio_range"],
         min_sizes=min_sizes,
         max_sizes=max_sizes,
-        strides=strides,
-        ratios=SSD_ASPECT_RATIOS,
+        strides=[round(input_size / f) for f in ssd_feature_sizes(input_size)],
+        ratios=[[2], [2, 3], [2, 3], [2, 3], [2], [2]],
     )
 
 
-def _ssd(
+# ------------------------------------------------------------- legacy builders (to compare, then removed)
+MEAN_RGB = [123.675, 116.28, 103.53]
+STD_RGB = [58.395, 57.12, 57.375]
+from collections.abc import Sequence  # noqa: E402
+
+
+def _legacy_ssd(
     backbone: dict[str, Any],
     neck: dict[str, Any],
     *,
@@ -153,7 +314,7 @@ def _ssd(
     )
 
 
-def ssd_vgg16(
+def legacy_ssd_vgg16(
     method: NormMethod | str | dict[str, Any],
     *,
     num_classes: int,
@@ -170,9 +331,12 @@ def ssd_vgg16(
     preprocessing: RGB minus the ImageNet mean, std 1.
     """
     ssd_feature_sizes(input_size)
-    conv_cfg, norm_cfg = method_cfgs(method)
+    conv_cfg, norm_cfg = mmcv_cfgs(method)
     backbone = dict(
-        type="NormSSDVGG", conv_cfg=conv_cfg, norm_cfg=norm_cfg, init_cfg=_pretrained(backbone_checkpoint)
+        type="NormSSDVGG",
+        conv_cfg=conv_cfg,
+        norm_cfg=norm_cfg,
+        init_cfg=_legacy_pretrained(backbone_checkpoint),
     )
     neck = dict(
         type="SSDNeck",
@@ -184,7 +348,7 @@ def ssd_vgg16(
         conv_cfg=conv_cfg,
         norm_cfg=norm_cfg,
     )
-    return _ssd(
+    return _legacy_ssd(
         backbone,
         neck,
         num_classes=num_classes,
@@ -195,7 +359,7 @@ def ssd_vgg16(
     )
 
 
-def _resnet50(
+def _legacy_resnet50(
     method: NormMethod | str | dict[str, Any],
     *,
     out_indices: tuple[int, ...],
@@ -203,7 +367,7 @@ def _resnet50(
     frozen_stages: int | None,
     norm_eval: bool | None,
 ) -> dict[str, Any]:
-    conv_cfg, norm_cfg = method_cfgs(method, norm_required=True)
+    conv_cfg, norm_cfg = mmcv_cfgs(method, norm_required=True)
     pretrained = checkpoint is not None
     if norm_cfg is not None and norm_cfg["type"] == "BN":
         norm_cfg = {**norm_cfg, "requires_grad": True}
@@ -220,11 +384,11 @@ def _resnet50(
         # mmdet's default zeroes the last norm of each block, which only exists with an output norm, and
         # leaves most PWS layers without gradient at first: off for every method.
         zero_init_residual=False,
-        init_cfg=_pretrained(checkpoint),
+        init_cfg=_legacy_pretrained(checkpoint),
     )
 
 
-def ssd_r50(
+def legacy_ssd_r50(
     method: NormMethod | str | dict[str, Any],
     *,
     num_classes: int,
@@ -241,8 +405,8 @@ def ssd_r50(
     normalized with the ImageNet mean and std, as mmdet's ResNet detectors.
     """
     ssd_feature_sizes(input_size)
-    conv_cfg, norm_cfg = method_cfgs(method)
-    backbone = _resnet50(
+    conv_cfg, norm_cfg = mmcv_cfgs(method)
+    backbone = _legacy_resnet50(
         method, out_indices=(1, 2, 3), checkpoint=backbone_checkpoint, frozen_stages=None, norm_eval=None
     )
     neck = dict(
@@ -255,7 +419,7 @@ def ssd_r50(
         conv_cfg=conv_cfg,
         norm_cfg=norm_cfg,
     )
-    return _ssd(
+    return _legacy_ssd(
         backbone,
         neck,
         num_classes=num_classes,
@@ -269,7 +433,7 @@ def ssd_r50(
 # ---------------------------------------------------------------------------------------- Mask R-CNN
 
 
-def mask_rcnn_r50_fpn(
+def legacy_mask_rcnn_r50_fpn(
     method: NormMethod | str | dict[str, Any],
     *,
     num_classes: int = 80,
@@ -297,7 +461,7 @@ def mask_rcnn_r50_fpn(
     """
     if neck_heads not in ("plain", "method"):
         raise ValueError(f"neck_heads must be 'plain' or 'method', got {neck_heads!r}")
-    backbone = _resnet50(
+    backbone = _legacy_resnet50(
         method,
         out_indices=(0, 1, 2, 3),
         checkpoint=backbone_checkpoint,
@@ -310,9 +474,9 @@ def mask_rcnn_r50_fpn(
     if neck_heads == "method":
         if method.method == "pws":
             options = {**method.options, **{"gamma": 0.1, "gamma_mode": "equiv", **(neck_heads_pws or {})}}
-            head_conv, head_norm = method_cfgs(NormMethod("pws", **options))
+            head_conv, head_norm = mmcv_cfgs(NormMethod("pws", **options))
         else:
-            head_conv, head_norm = method_cfgs(method)
+            head_conv, head_norm = mmcv_cfgs(method)
     bbox_head: dict[str, Any] = dict(
         in_channels=256,
         fc_out_channels=1024,
@@ -440,7 +604,7 @@ def mask_rcnn_r50_fpn(
     )
 
 
-def _pretrained(checkpoint: str | None) -> dict[str, Any] | None:
+def _legacy_pretrained(checkpoint: str | None) -> dict[str, Any] | None:
     """``init_cfg`` for a local checkpoint (never a download); None keeps the layers' own init."""
     if checkpoint is None:
         return None
@@ -453,4 +617,20 @@ def _pretrained(checkpoint: str | None) -> dict[str, Any] | None:
     return dict(type="Pretrained", checkpoint=str(path.resolve()))
 
 
-BUILDERS = {"ssd_vgg16": ssd_vgg16, "ssd_r50": ssd_r50, "mask_rcnn_r50_fpn": mask_rcnn_r50_fpn}
+def main(argv: list[str] | None = None) -> None:
+    """``python -m pws.detect.models [MODEL ...] [--full]``: each model's differences from mmdet's config,
+    or (``--full``) the whole config mmengine resolves from its file."""
+    args = sys.argv[1:] if argv is None else argv
+    names = [a for a in args if not a.startswith("-")] or list(CONFIG_FILES)
+    for name in names:
+        print(f"{name}: {config_path(name)}")
+        if "--full" in args:
+            from mmengine.config import Config
+
+            print(Config.fromfile(str(config_path(name))).pretty_text)
+        else:
+            print("".join(f"  - {item}\n" for item in describe_differences(name)))
+
+
+if __name__ == "__main__":
+    main()
