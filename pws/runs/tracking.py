@@ -22,6 +22,7 @@ stands on top of :mod:`pws.runs`.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from pws.paper.experiments import row_of
 from pws.paper.published import paper_summary
 
 DEFAULT_PROJECT = "pws-repro"
+RUN_ID_FILE = "wandb_run_id"  # in the run directory: one wandb run per run directory, across resumes
 # Keys of a run record that are not summary material (curves are logged step by step).
 _NOT_SUMMARY = ("history",)
 
@@ -68,6 +70,8 @@ class Tracker:
 
         self.run = wandb.init(
             dir=str(Path(run_dir)),
+            id=run_id(run_dir),
+            resume="allow",
             mode=mode,
             project=project,
             group=group,
@@ -95,6 +99,21 @@ class Tracker:
             self.run.summary[key] = value
         self.run.finish()
         self.run = None
+
+
+def run_id(run_dir: str | os.PathLike[str]) -> str:
+    """The wandb run id of ``run_dir``: made once and kept in ``<run_dir>/wandb_run_id``, so that a resumed
+    run (any number of times) continues the same wandb run."""
+    path = Path(run_dir) / RUN_ID_FILE
+    try:
+        existing = path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        existing = ""
+    if existing.isalnum():
+        return existing
+    new = uuid.uuid4().hex[:12]
+    path.write_text(new + "\n")
+    return new
 
 
 def summary_with_paper(summary: dict[str, Any], table: str | None = None,
