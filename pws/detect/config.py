@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from pws.detect.models import check_options, model_config
+from pws.engine.schedule import shorten_schedule
 from pws.nn.factory import NormMethod, as_method
 from pws.optim import mmengine_paramwise_cfg
 
-# mmdet's COCO detection datasets and metric, for SSD (whose file is on VOC) on COCO.
-COCO_DATASETS = "mmdet::_base_/datasets/coco_detection.py"
+# mmdet's COCO detection datasets and metric (in the mmdet wheel's configs), for SSD (whose file is on VOC)
+# on COCO.
+COCO_DATASETS = "_base_/datasets/coco_detection.py"
 MODEL_KEYS = ("name", "input_size", "test_score_thr", "description")  # the rest: model_config's options
 
 
@@ -96,14 +98,6 @@ def _positive(name: str, value: Any, kind: type = float, allow_zero: bool = Fals
     return value
 
 
-def shorten_milestones(milestones: list[int], epochs: int, schedule_epochs: int) -> list[int]:
-    """The schedule's LR steps scaled to ``epochs`` (smoke runs keep the schedule's shape)."""
-    if epochs == schedule_epochs:
-        return list(milestones)
-    scaled = [max(1, round(m * epochs / schedule_epochs)) for m in milestones]
-    return [m for m in scaled if m < epochs]
-
-
 def resolve_settings(cfg: Any) -> Settings:
     """Effective settings from the Hydra config: explicit keys > scale ``detect`` section > schedule.
 
@@ -129,7 +123,7 @@ def resolve_settings(cfg: Any) -> Settings:
     schedule_epochs = int(_get(schedule, "epochs"))
     epochs = int(_get(scale, "epochs", schedule_epochs))
     epochs = _positive("epochs", epochs, int)
-    milestones = shorten_milestones(list(_get(schedule, "milestones", [])), epochs, schedule_epochs)
+    _, milestones = shorten_schedule(schedule_epochs, list(_get(schedule, "milestones", [])), epochs)
 
     batch_size = _get(data, "batch_size", _get(scale, "batch_size", _get(schedule, "batch_size")))
     lr = _get(optim, "lr", _get(schedule, "lr"))
@@ -269,10 +263,12 @@ def _set_data(cfg: dict[str, Any], settings: Settings, data_root: str | os.PathL
     )
 
 
-def _mmdet_config(name: str) -> dict[str, Any]:
+def _mmdet_config(path: str) -> dict[str, Any]:
+    """One of the configs the mmdet wheel ships (what ``mmdet::<path>`` names in a ``_base_``)."""
     from mmengine.config import Config
+    from mmengine.utils import get_installed_path
 
-    return Config.fromfile(name).to_dict()
+    return Config.fromfile(str(Path(get_installed_path("mmdet")) / ".mim" / "configs" / path)).to_dict()
 
 
 def _cuda_available() -> bool:

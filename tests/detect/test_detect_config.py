@@ -1,4 +1,8 @@
-"""The Hydra configs of the detection app and the mmengine configs built from them (no mmdet needed)."""
+"""The Hydra configs of the detection app and the mmengine configs built from them.
+
+:func:`resolve_settings` needs no mmdet; :func:`build_config` loads the model's file in configs/mmdet/
+(mmdet's shipped config plus the project's changes), so its tests need the stack.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +10,93 @@ import math
 
 import pytest
 
-from pws.detect.config import build_config, resolve_settings, shorten_milestones
-from pws.detect.models import method_cfgs, ssd_anchor_generator, ssd_feature_sizes
+from pws.detect.config import build_config, resolve_settings
+from pws.detect.models import ssd_anchor_generator, ssd_feature_sizes
+from pws.engine.schedule import shorten_schedule
 from pws.nn.factory import METHODS
+from pws.nn.methods import mmcv_cfgs
 
-from .conftest import compose_detect
+from .conftest import compose_detect, require_stack
 
 MODELS = ("ssd_vgg16", "ssd_r50", "mask_rcnn_r50_fpn")
 
 
+@pytest.fixture
+def stack() -> None:
+    require_stack()
+
+
+def _build(overrides: list[str], data_root: str = "/data/x") -> tuple:
+    settings = resolve_settings(compose_detect(overrides))
+    return settings, build_config(settings, data_root=data_root, work_dir="/tmp/unused")
+
+
+def _leaves(dataset: dict) -> list[dict]:
+    return dataset["datasets"] if dataset["type"] == "ConcatDataset" else [dataset]
+
+
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("scale", ["smoke", "full"])
-def test_every_model_composes_at_every_scale(model: str, scale: str) -> None:
+def test_every_model_composes_at_every_scale(stack, model: str, scale: str) -> None:
     data = "synthetic_coco" if model.startswith("mask") else "synthetic_voc"
-    cfg = compose_detect([f"model={model}", f"data={data}", f"scale={scale}"])
-    settings = resolve_settings(cfg)
-    config = build_config(settings, data_root="/nonexistent", work_dir="/tmp/unused")
+    settings, config = _build([f"model={model}", f"data={data}", f"scale={scale}"], "/nonexistent")
     assert config["model"]["type"] == ("MaskRCNN" if model.startswith("mask") else "SingleStageDetector")
     assert config["custom_imports"]["imports"] == ["pws.detect.registry"]
+    assert config["default_scope"] == "mmdet" and config["work_dir"] == "/tmp/unused"
     # alpha's zero weight decay goes through paramwise_cfg
     assert config["optim_wrapper"]["paramwise_cfg"] == {"custom_keys": {".alpha": {"decay_mult": 0.0}}}
+    # the run's data root, batch size and workers; the model file's pipelines; no RepeatDataset
+    train = config["train_dataloader"]
+    assert train["batch_size"] == settings.batch_size and train["dataset"]["type"] != "RepeatDataset"
+    for loader, pipeline in ((train, "train_pipeline"), (config["val_dataloader"], "test_pipeline")):
+        assert loader["num_workers"] == settings.num_workers
+        assert loader["persistent_workers"] is (settings.num_workers > 0)
+        for dataset in _leaves(loader["dataset"]):
+            assert dataset["data_root"] == "/nonexistent/" and dataset["pipeline"] == config[pipeline]
+    assert config["test_dataloader"] == config["val_dataloader"]
+    assert config["train_cfg"]["max_epochs"] == settings.epochs
+    assert config["default_hooks"]["checkpoint"]["max_keep_ckpts"] == settings.max_keep_ckpts
 
 
-def test_full_scale_is_the_papers_voc_setting() -> None:
-    s = resolve_settings(compose_detect(["scale=full", "data=voc0712"]))
+def test_full_scale_is_the_papers_voc_setting(stack) -> None:
+    s, config = _build(["scale=full", "data=voc0712"], "/data/VOCdevkit")
     assert (s.model, s.method.method, s.method.options["gamma"]) == ("ssd_vgg16", "pws", 1e-3)
     assert (s.epochs, s.milestones, s.lr, s.momentum, s.weight_decay) == (240, [90, 170], 1e-2, 0.9, 5e-4)
     assert (s.batch_size, s.input_size, s.clip_grad_max_norm, s.warmup_iters) == (16, 320, None, 0)
-    config = build_config(s, data_root="/data/VOCdevkit", work_dir="/tmp/unused")
-    # VOC07+12 trainval -> VOC07 test, the VOC2007 11-point AP
-    assert [d["ann_file"] for d in config["train_dataloader"]["dataset"]["datasets"]] == [
+    # VOC07+12 trainval -> VOC07 test (mmdet's ssd300_voc0712 datasets), the VOC2007 11-point AP
+    train = config["train_dataloader"]
+    assert train["batch_sampler"] is None and train["dataset"]["type"] == "ConcatDataset"
+    assert [d["ann_file"] for d in train["dataset"]["datasets"]] == [
         "VOC2007/ImageSets/Main/trainval.txt",
         "VOC2012/ImageSets/Main/trainval.txt",
     ]
     assert config["val_dataloader"]["dataset"]["ann_file"] == "VOC2007/ImageSets/Main/test.txt"
-    assert config["val_evaluator"] == dict(type="VOCMetric", metric="mAP", eval_mode="11points", iou_thrs=0.5)
+    evaluator = config["val_evaluator"]
+    assert (evaluator["type"], evaluator["metric"], evaluator["eval_mode"]) == (
+        "VOCMetric",
+        "mAP",
+        "11points",
+    )
     assert config["optim_wrapper"]["clip_grad"] is None
-    assert [p["type"] for p in config["param_scheduler"]] == ["MultiStepLR"]
+    optimizer = config["optim_wrapper"]["optimizer"]
+    assert (optimizer["type"], optimizer["lr"], optimizer["momentum"], optimizer["weight_decay"]) == (
+        "SGD",
+        1e-2,
+        0.9,
+        5e-4,
+    )
+    (steps,) = config["param_scheduler"]  # no warm-up ("no tricks")
+    assert (steps["type"], steps["end"], steps["milestones"], steps["gamma"]) == (
+        "MultiStepLR",
+        240,
+        [90, 170],
+        0.1,
+    )
+    # mmdet's SSD augmentation at 320; the anchors of the file (VOC at 320)
+    resizes = [t for t in config["train_pipeline"] if t["type"] == "Resize"]
+    assert [t["scale"] for t in resizes] == [(320, 320)]
+    assert config["model"]["bbox_head"]["anchor_generator"]["min_sizes"] == [32, 64, 118, 172, 227, 281]
+    assert config["model"]["test_cfg"]["score_thr"] == 0.02
 
 
 @pytest.mark.parametrize(
@@ -54,16 +108,36 @@ def test_full_scale_is_the_papers_voc_setting() -> None:
     ],
 )
 def test_coco_schedules(
-    schedule: str, epochs: int, milestones: list[int], batch: int, lr: float, wd: float
+    stack, schedule: str, epochs: int, milestones: list[int], batch: int, lr: float, wd: float
 ) -> None:
     model = "mask_rcnn_r50_fpn" if schedule.startswith("mask") else "ssd_vgg16"
-    s = resolve_settings(
-        compose_detect([f"model={model}", "data=coco", f"schedule={schedule}", "scale=full"])
-    )
+    s, config = _build([f"model={model}", "data=coco", f"schedule={schedule}", "scale=full"], "/data/coco")
     assert (s.epochs, s.milestones, s.batch_size, s.lr, s.weight_decay) == (epochs, milestones, batch, lr, wd)
-    config = build_config(s, data_root="/data/coco", work_dir="/tmp/unused")
-    metrics = config["val_evaluator"]["metric"]
-    assert metrics == (["bbox", "segm"] if model.startswith("mask") else ["bbox"])
+    evaluator = config["val_evaluator"]
+    assert evaluator["type"] == "CocoMetric"
+    assert evaluator["ann_file"] == "/data/coco/annotations/instances_val2017.json"
+    assert evaluator["metric"] == (["bbox", "segm"] if model.startswith("mask") else "bbox")
+    train = config["train_dataloader"]["dataset"]
+    assert (train["type"], train["data_root"]) == ("CocoDataset", "/data/coco/")
+    assert train["ann_file"] == "annotations/instances_train2017.json"
+    if model.startswith("ssd"):  # SSD's file is on VOC: mmdet's COCO datasets, SSD's pipelines and anchors
+        assert train["pipeline"] == config["train_pipeline"]
+        assert [t["type"] for t in train["pipeline"]][2:4] == ["Expand", "MinIoURandomCrop"]
+        assert config["model"]["bbox_head"]["anchor_generator"]["min_sizes"] == [22, 48, 105, 163, 220, 278]
+        assert config["model"]["bbox_head"]["num_classes"] == 80
+    else:  # mmdet's 500-iteration linear warm-up, then the steps
+        warmup, steps = config["param_scheduler"]
+        assert (warmup["type"], warmup["end"], warmup["start_factor"]) == ("LinearLR", 500, 0.001)
+        assert (steps["end"], steps["milestones"]) == (12, [8, 11])
+
+
+def test_smoke_mask_rcnn_is_capped_and_keeps_every_detection(stack) -> None:
+    _, config = _build(["model=mask_rcnn_r50_fpn", "data=synthetic_coco", "schedule=mask_rcnn_1x"])
+    for pipeline in ("train_pipeline", "test_pipeline"):
+        assert [t["scale"] for t in config[pipeline] if t["type"] == "Resize"] == [(320, 192)]
+    assert config["model"]["test_cfg"]["rcnn"]["score_thr"] == 0.0
+    assert config["optim_wrapper"]["clip_grad"] == {"max_norm": 35.0}
+    assert config["param_scheduler"][0]["end"] == 2  # the warm-up capped
 
 
 def test_explicit_keys_override_scale_and_schedule() -> None:
@@ -83,6 +157,7 @@ def test_explicit_keys_override_scale_and_schedule() -> None:
         ("data.batch_size=0", "data.batch_size"),
         ("norm.gamma=-1", "gamma"),
         ("model.name=yolo", "unknown detection model"),
+        ("+model.neck_heads=method", "unknown option"),
     ],
 )
 def test_invalid_values_fail_with_one_clear_message(override: str, message: str) -> None:
@@ -101,38 +176,34 @@ def test_smoke_scale_shortens_the_schedule() -> None:
     )
     assert s.epochs == 2 and s.milestones == [1] and s.warmup_iters == 2
     assert s.input_size == [320, 192] and s.test_score_thr == 0.0
-    assert shorten_milestones([90, 170], 240, 240) == [90, 170]
-    assert shorten_milestones([90, 170], 24, 240) == [9, 17]
+    assert shorten_schedule(240, [90, 170], 240) == (240, [90, 170])
+    assert shorten_schedule(240, [90, 170], 24) == (24, [9, 17])
+    # two steps that land on one epoch merge: the LR drops once (x0.1), never x0.01 at once
+    assert shorten_schedule(240, [160, 200], 2) == (2, [1])
 
 
-def test_ssd320_anchors_and_feature_maps() -> None:
+def test_ssd_anchor_rule() -> None:
     assert ssd_feature_sizes(320) == [40, 20, 10, 5, 3, 1]
     assert ssd_feature_sizes(300) == [38, 19, 10, 5, 3, 1]
     voc = ssd_anchor_generator(320, "voc")
     assert voc["min_sizes"] == [32, 64, 118, 172, 227, 281]
     assert voc["max_sizes"] == [64, 118, 172, 227, 281, 336]
     assert voc["strides"] == [8, 16, 32, 64, 107, 320]
-    # the same rule gives mmdet's hard-coded SSD300 VOC anchors
+    # the same rule gives mmdet's hard-coded SSD300 VOC and COCO anchors
     ssd300 = ssd_anchor_generator(300, "voc")
     assert ssd300["min_sizes"] == [30, 60, 111, 162, 213, 264]
     assert ssd300["max_sizes"] == [60, 111, 162, 213, 264, 315]
     coco = ssd_anchor_generator(300, "coco")
-    assert coco["min_sizes"] == [21, 45, 99, 153, 207, 261] and coco["max_sizes"] == [
-        45,
-        99,
-        153,
-        207,
-        261,
-        315,
-    ]
+    assert coco["min_sizes"] == [21, 45, 99, 153, 207, 261]
+    assert coco["max_sizes"] == [45, 99, 153, 207, 261, 315]
     with pytest.raises(ValueError, match="288"):
         ssd_feature_sizes(160)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_method_mapping(method: str) -> None:
-    conv, norm = method_cfgs(method)
-    _, required = method_cfgs(method, norm_required=True)
+    conv, norm = mmcv_cfgs(method)
+    _, required = mmcv_cfgs(method, norm_required=True)
     if method in ("pws", "wn", "none"):
         assert conv["type"] == {"pws": "PWS", "wn": "WN", "none": "HeConv"}[method]
         assert conv["force_bias"] is True  # beta of eq. (12) even where mmdet asks bias=False
