@@ -3,7 +3,7 @@
 The app validates its config (:mod:`pws.classify.config`), builds or checks the data set and writes the
 mmengine config: the network (``PWSClassifier``), the two splits (``ClassificationSplit``) with
 mmengine's ``DefaultSampler``, the metric (``ClassificationError``), SGD with alpha kept out of weight
-decay, the step schedule, and the authors' EMA option (mmengine's ``EMAHook`` with ``TFStyleEMA``).
+decay, the step schedule.
 Everything else (resume, preemption, divergence, records, wandb, DDP) is :mod:`pws.engine`'s.
 """
 
@@ -19,7 +19,6 @@ from omegaconf import DictConfig
 import pws.classify.datasets
 import pws.classify.metric
 import pws.classify.model
-import pws.engine.ema
 import pws.engine.loops  # noqa: F401  (registers the types with mmengine)
 from pws.classify.config import Plan, make_plan
 from pws.classify.datasets import splits
@@ -124,16 +123,6 @@ class ClassifyApp:
             env_cfg=dict(dist_cfg=dict(backend="nccl" if plan.device.startswith("cuda") else "gloo")),
             log_processor=dict(by_epoch=True, window_size=plan.log_every),
         )
-        if plan.ema_decay is not None:
-            config["custom_hooks"] = [
-                dict(
-                    type="EMAHook",
-                    ema_type="TFStyleEMA",
-                    decay=plan.ema_decay,
-                    warmup=plan.ema_warmup,
-                    priority="NORMAL",
-                )
-            ]
         return config
 
     def metric_names(self, plan: Plan) -> list[str]:

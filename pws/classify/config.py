@@ -213,9 +213,6 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
     eval_every = v.integer("train.eval_every", minimum=1)
     checkpoint_every = v.integer("train.checkpoint_every", minimum=1)
 
-    ema_enabled = v.boolean("ema.enabled")
-    ema_decay = v.number("ema.decay", minimum=0.0, below=1.0)
-    ema_warmup = v.boolean("ema.warmup")
 
     v.raise_if_failed()
 
@@ -232,9 +229,9 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
         weight_decay=weight_decay, nesterov=nesterov, epochs=epochs, milestones=milestones,
         lr_factor=lr_factor, device=device, amp=amp, amp_dtype=amp_dtype, channels_last=channels_last,
         drop_last=drop_last, max_steps_per_epoch=max_steps, log_every=log_every, eval_every=eval_every,
-        checkpoint_every=checkpoint_every, ema_decay=ema_decay if ema_enabled else None,
-        ema_warmup=ema_warmup, wandb_mode=common["wandb_mode"], force=common["force"], table=common["table"],
-        row=common["row"], cell=common["cell"],
+        checkpoint_every=checkpoint_every, ema_decay=common["ema_decay"],
+        ema_warmup=common["ema_warmup"], wandb_mode=common["wandb_mode"], force=common["force"],
+        table=common["table"], row=common["row"], cell=common["cell"],
         notes=notes,
     )  # fmt: skip
 

@@ -51,6 +51,8 @@ class DetectPlan:
     seed: int
     force: bool
     wandb_mode: str
+    ema_decay: float | None
+    ema_warmup: bool
 
     @property
     def log_interval(self) -> int:
@@ -126,6 +128,8 @@ class DetectApp:
             seed=common["seed"],
             force=common["force"],
             wandb_mode=common["wandb_mode"],
+            ema_decay=common["ema_decay"],
+            ema_warmup=common["ema_warmup"],
         )
 
     def base_record(self, plan: DetectPlan, cfg: DictConfig) -> dict[str, Any]:

@@ -15,6 +15,8 @@ class Plan(Protocol):
     seed: int
     force: bool
     wandb_mode: str
+    ema_decay: float | None  # the authors' weight average (None: off), evaluated instead of the weights
+    ema_warmup: bool
     log_interval: int
     fps_warmup_iters: int
 

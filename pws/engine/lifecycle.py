@@ -8,7 +8,8 @@
    (``last_checkpoint``) is checked readable and resumed. An unreadable checkpoint or metrics.json ends
    the run as ``failed`` with the file's path and the way out.
 4. ``app.prepare`` (the data) and ``app.mmengine_config``; the engine adds the loop, the seed, the
-   launcher, the checkpoint hook and its own hooks (:mod:`pws.engine.hooks`), and mmengine's Runner trains.
+   launcher, the checkpoint hook, the EMA option (mmengine's ``EMAHook``) and its own hooks
+   (:mod:`pws.engine.hooks`), and mmengine's Runner trains.
 5. The outcome is written to ``metrics.json``: ``finished`` (the last evaluation), ``diverged`` (metrics
    NaN, returned normally so that a sweep goes on), ``failed`` (the reason; raised again), or, on a
    preemption signal, ``running`` with ``interrupted`` (the checkpoint is saved; :class:`Preempted`).
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+import pws.engine.ema  # noqa: F401  (registers TFStyleEMA for EMAHook)
 from pws.data.errors import DataMissingError
 from pws.engine.app import App, Plan
 from pws.engine.checkpoints import (
@@ -230,6 +232,11 @@ class _Run:
         )
         train_cfg = {k: v for k, v in mm["train_cfg"].items() if k != "by_epoch"}
         mm["train_cfg"] = {**train_cfg, "type": "ExactResumeEpochLoop", "seed": plan.seed}
+        if (
+            plan.ema_decay is not None
+        ):  # mmengine's EMAHook swaps the average in for evaluation and checkpoints
+            ema = dict(type="EMAHook", ema_type="TFStyleEMA", decay=plan.ema_decay, warmup=plan.ema_warmup)
+            mm["custom_hooks"] = [*mm.get("custom_hooks", []), ema]
         hooks = dict(mm.get("default_hooks", {}))
         hooks["checkpoint"] = {
             **hooks.get("checkpoint", {}),

@@ -2,7 +2,8 @@
 
 * :class:`Validator` reads dotted keys of the composed config and collects *every* problem into one
   :class:`~pws.engine.errors.ConfigError` (one line per problem, naming the key and what is allowed);
-* :func:`common_values` checks the keys both apps have (seed, force, wandb, the table cell);
+* :func:`common_values` checks the keys both apps have (seed, force, the EMA option, wandb, the table
+  cell);
 * :func:`check_known_keys` refuses a key the configs do not know (``+optim.lrr=0.1``), as a misspelt one,
   naming the closest known key.
 """
@@ -25,15 +26,20 @@ WANDB_MODES = ("online", "offline", "disabled")
 
 
 def common_values(v: Validator) -> dict[str, Any]:
-    """The values every app takes: ``seed`` (0 .. 2**32 - 1), ``force``, ``wandb.mode``, table/row/cell."""
+    """The values every app takes: ``seed`` (0 .. 2**32 - 1), ``force``, ``ema.*`` (the authors' weight
+    average, :mod:`pws.engine.ema`), ``wandb.mode``, table/row/cell."""
     seed = v.integer("seed", minimum=0)
     if seed is not None and seed > SEED_MAX:
         v.fail(f"seed must be <= {SEED_MAX}, got {seed}")
     mode = v.string("wandb.mode")
     if mode is not None and mode not in WANDB_MODES:
         v.fail(f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {mode!r}")
+    ema_enabled = v.boolean("ema.enabled")
+    ema_decay = v.number("ema.decay", minimum=0.0, below=1.0)
     return {
         "seed": seed,
+        "ema_decay": ema_decay if ema_enabled else None,
+        "ema_warmup": v.boolean("ema.warmup"),
         "force": v.boolean("force"),
         "wandb_mode": mode,
         "table": v.string("table", optional=True),

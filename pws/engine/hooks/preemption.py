@@ -5,12 +5,15 @@ every rank learns of it (one all-reduce per iteration under DDP), the checkpoint
 is written (``preempted_iter_<N>.pth``, and mmengine's ``last_checkpoint`` points to it) and
 :class:`~pws.engine.errors.Preempted` is raised; the app exits 0 and the same command resumes. A handler
 that was installed before ours (submitit's requeue handler) is called after the checkpoint is written, so
-the job is still requeued. The handlers are put back when training ends.
+the job is still requeued. The handlers are put back when training ends. A process forked while they are
+installed (mmdet's evaluation pool, data workers) is ended by the signal as by default, so that a pool can
+still be terminated.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -42,8 +45,13 @@ class PreemptionHook(Hook):
         self.signals = [getattr(signal, s) for s in signals if hasattr(signal, s)]
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._pid = os.getpid()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:  # a forked child (a data or evaluation worker): die as by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         if self.signum is None:
             self.signum = signum
             log.warning("received %s: saving a checkpoint after this iteration", signal.Signals(signum).name)
@@ -52,6 +60,7 @@ class PreemptionHook(Hook):
         if threading.current_thread() is not threading.main_thread():
             log.warning("not in the main thread: preemption signals are not handled")
             return
+        self._pid = os.getpid()
         for s in self.signals:
             self._previous[s] = signal.signal(s, self._handle)
 
