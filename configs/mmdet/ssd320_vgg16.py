@@ -12,7 +12,8 @@
 # - trained from scratch: no init_cfg (mmdet's downloads the pretrained open-mmlab://vgg16_caffe); the
 #   project's convs keep their own init (He fan-in).
 # - bbox_head FixedSSDHead: mmdet 3.3.0's SSDHead with its inference bug worked around (no loss_cls).
-# - batch_sampler None, as mmdet's ssd300_coco.py: every image is resized to a square.
+# - as mmdet's ssd300_coco.py: batch_sampler None (every image is resized to a square) and evaluation in
+#   batches of 8 (the VOC file inherits 1 from the two-stage detectors' VOC datasets).
 # - custom_hooks: NumClassCheckHook only; the project's DivergenceHook (added by the app) replaces
 #   CheckInvalidLossHook, recording a divergence instead of failing 50 iterations later.
 # Kept from mmdet: SSDNeck's extra layers and the L2Norm (scale 20) of conv4_3, the head, box coder, train and
@@ -54,6 +55,6 @@ train_dataloader = dict(
         )
     ),
 )
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = dict(batch_size=8, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 custom_hooks = [dict(type="NumClassCheckHook")]
