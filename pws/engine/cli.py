@@ -9,6 +9,7 @@ rank 0.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_original_cwd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pws.engine.app import App
 from pws.engine.errors import ConfigError, Preempted, RunFailed
@@ -27,6 +28,31 @@ from pws.runs.run_dir import register_resolvers
 log = logging.getLogger("pws.engine")
 
 register_resolvers()  # ${pws.nonempty:...} in the run directory's name
+
+
+def unwritable_run_dir(app_name: str, argv: list[str]) -> str | None:
+    """Why the run directory of the command line ``argv`` cannot be written (None: it can, or it is not a
+    single run). Checked before Hydra starts, since Hydra writes its own files there first and would fail
+    with a traceback instead of one line."""
+    if any(a.startswith("-") for a in argv):  # --multirun, --cfg, --help, ...: Hydra's business
+        return None
+    from hydra import compose, initialize_config_dir
+
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name=app_name):
+            cfg = compose(app_name, overrides=list(argv), return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)
+            run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
+    except Exception:  # noqa: BLE001 - a bad override: Hydra reports it in its own words
+        return None
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        return f"cannot write to the run directory {run_dir}: {e.strerror or e}"
+    return None
 
 
 def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:
@@ -54,6 +80,9 @@ def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:
     def main() -> None:
         if world()[0] > 0:
             sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+        elif (problem := unwritable_run_dir(app.name, sys.argv[1:])) is not None:
+            print(f"pws.{app.name}: error: {problem}", file=sys.stderr)
+            sys.exit(RunFailed.exit_code)
         _main()
 
     return main
