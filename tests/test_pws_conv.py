@@ -399,3 +399,20 @@ def test_single_weight_filters_are_rejected():
     with pytest.raises(ValueError, match=r"n = 1 .* n >= 2"):
         PWSConv2d(4, 4, 1, groups=4)
     PWSConv2d(4, 4, 3, groups=4)  # depthwise 3x3: n = 9 is fine
+
+
+def test_gamma_auto_is_the_papers_suggestion_per_layer() -> None:
+    """gamma='auto' is the Conclusion's 0.1 * sqrt(n_l / 2), per layer (n_l = in_channels/groups * k * k)."""
+    import math
+
+    from pws.nn.methods import mmcv_cfgs
+    from pws.nn.pws_conv import auto_gamma
+
+    a, b = PWSConv2d(64, 8, 3, gamma="auto"), PWSConv2d(16, 8, 1, gamma="auto")
+    assert a.standardization_gamma() == pytest.approx(0.1 * math.sqrt(64 * 9 / 2))
+    assert b.standardization_gamma() == pytest.approx(0.1 * math.sqrt(16 / 2))
+    assert auto_gamma(576) == pytest.approx(1.697056, rel=1e-6)
+    assert "auto" in repr(a)
+    assert mmcv_cfgs({"method": "pws", "gamma": "auto"})[0]["gamma"] == "auto"
+    with pytest.raises(ValueError, match="auto"):
+        PWSConv2d(4, 4, 3, gamma="automatic")

@@ -42,7 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
-from pws.nn.pws_conv import PWSConv2d, validate_pws_options
+from pws.nn.pws_conv import AUTO_GAMMA, PWSConv2d, validate_pws_options
 from pws.nn.switchable_norm import SwitchNorm2d
 from pws.nn.weight_norm import WNConv2d
 
@@ -196,7 +196,7 @@ class Method:
         ``force_bias=True`` (the beta of eq. 12 even where mmdet asks for ``bias=False``). Without an
         output norm the norm_cfg is None, or ``NoNorm`` when ``norm_required``.
         """
-        typed = {k: type(self.options[k])(v) for k, v in options.items()}
+        typed = {k: v if v == AUTO_GAMMA else type(self.options[k])(v) for k, v in options.items()}
         if self.normalizes_outputs:
             return {"type": self.mmcv_conv}, {"type": self.mmcv_norm, **typed, **self.mmcv_norm_options}
         return {"type": self.mmcv_conv, **typed, "force_bias": True}, (

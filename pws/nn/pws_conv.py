@@ -34,6 +34,17 @@ GAMMA_MODES = ("var", "equiv")
 ALPHA_INITS = ("ones", "data")
 
 
+AUTO_GAMMA = "auto"
+
+
+def auto_gamma(fan_in: int) -> float:
+    """The paper's suggestion for gamma (its Conclusion): ``0.1 * sqrt(n_l / 2)`` for a layer of ``n_l``
+    fan-in weights (576 -> 1.7). Note that this is far larger than the 1e-5 .. 1e-3 of its experiments and
+    than ``Var[W_o] = 2 / n_l`` at He initialization: as printed, it makes ``1 / sqrt(Var[W_o] + gamma)``
+    almost constant, so the kernel's scale is then carried by alpha."""
+    return 0.1 * math.sqrt(fan_in / 2.0)
+
+
 def effective_gamma(gamma: float, fan_in: int, gamma_mode: str) -> float:
     """The constant added to Var[W_o] in eq. (12).
 
@@ -138,7 +149,7 @@ class PWSConv2d(nn.Conv2d):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         *,
-        gamma: float = 1e-3,
+        gamma: float | str = 1e-3,
         fan_in_scale: bool = True,
         learn_alpha: bool = True,
         gamma_mode: str = "var",
@@ -152,7 +163,8 @@ class PWSConv2d(nn.Conv2d):
             in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
             padding_mode, device, dtype,
         )
-        self.gamma = float(gamma)
+        self.gamma_auto = gamma == AUTO_GAMMA
+        self.gamma = auto_gamma(self.fan_in) if self.gamma_auto else float(gamma)
         self.fan_in_scale = bool(fan_in_scale)
         self.learn_alpha = bool(learn_alpha)
         self.gamma_mode = gamma_mode
@@ -234,25 +246,31 @@ class PWSConv2d(nn.Conv2d):
         self.alpha_initialized.fill_(True)
         self._alpha_ready = True
 
+    def _gamma_text(self) -> str:
+        return f"auto ({self.gamma:.4g})" if self.gamma_auto else f"{self.gamma}"
+
     def extra_repr(self) -> str:
         return (
-            f"{super().extra_repr()}, gamma={self.gamma}, gamma_mode={self.gamma_mode}, "
+            f"{super().extra_repr()}, gamma={self._gamma_text()}, gamma_mode={self.gamma_mode}, "
             f"fan_in_scale={self.fan_in_scale}, learn_alpha={self.learn_alpha}, alpha_init={self.alpha_init}"
         )
 
 
 def validate_pws_options(
-    *, gamma: float, gamma_mode: str, alpha_init: str, learn_alpha: bool = True
+    *, gamma: float | str, gamma_mode: str, alpha_init: str, learn_alpha: bool = True
 ) -> None:
     """Raise ValueError naming the bad option and what is allowed."""
-    if (
+    if gamma == AUTO_GAMMA:
+        pass
+    elif (
         isinstance(gamma, bool)
         or not isinstance(gamma, (int, float))
         or not math.isfinite(gamma)
         or gamma < 0
     ):
         raise ValueError(
-            f"PWS gamma must be a finite number >= 0 (the paper uses 1e-5 .. 1e-3), got {gamma!r}"
+            f"PWS gamma must be a finite number >= 0 (the paper uses 1e-5 .. 1e-3) or 'auto' "
+            f"(0.1 sqrt(n_l / 2) per layer), got {gamma!r}"
         )
     if gamma_mode not in GAMMA_MODES:
         raise ValueError(f"PWS gamma_mode must be one of {GAMMA_MODES}, got {gamma_mode!r}")
