@@ -9,7 +9,6 @@ rank 0.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pws.engine.app import App
 from pws.engine.errors import ConfigError, Preempted, RunFailed
-from pws.engine.lifecycle import execute, world
+from pws.engine.lifecycle import execute, unwritable, world
 from pws.engine.schema import CONFIG_DIR, check_known_keys
 from pws.runs.run_dir import register_resolvers
 
@@ -45,14 +44,7 @@ def unwritable_run_dir(app_name: str, argv: list[str]) -> str | None:
             run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
     except Exception:  # noqa: BLE001 - a bad override: Hydra reports it in its own words
         return None
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-test-{os.getpid()}.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        return f"cannot write to the run directory {run_dir}: {e.strerror or e}"
-    return None
+    return unwritable(run_dir)
 
 
 def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:

@@ -102,7 +102,8 @@ def execute(
     run_dir = Path(run_dir)
     rank, world_size = world()
     base = engine_record(app, cfg, list(overrides or []))
-    _make_writable(run_dir)
+    if (problem := unwritable(run_dir)) is not None:
+        raise RunFailed(problem)
     try:
         plan = app.plan(cfg, world_size)
     except ConfigError as e:
@@ -135,15 +136,16 @@ def flush_denormals() -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
-def _make_writable(run_dir: Path) -> None:
-    """Create ``run_dir`` and check that a file can be written there (one line naming the path if not)."""
+def unwritable(run_dir: Path) -> str | None:
+    """Create ``run_dir`` and try to write a file there: None if that works, else why not (naming it)."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / f".write-test-{os.getpid()}.tmp"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise RunFailed(f"cannot write to the run directory {run_dir}: {e.strerror or e}") from e
+        return f"cannot write to the run directory {run_dir}: {e.strerror or e}"
+    return None
 
 
 class _Run:
