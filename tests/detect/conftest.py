@@ -1,11 +1,14 @@
 """Fixtures of the detection tests: the Hydra config of a run (compose API) and the generated data sets.
 
 The tests that need mmdetection skip with a reason when the stack (mmcv with ops, mmengine, mmdet) is not
-installed; `make install` installs it, so CI runs them.
+installed, except where it is meant to be installed: in CI (``CI`` set) or with ``PWS_REQUIRE_STACK=1`` a
+stack that does not import FAILS them (a broken install must not turn the detection tests into skips).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 from pathlib import Path
 
 import pytest
@@ -37,7 +40,11 @@ def _no_wandb(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def require_stack() -> None:
-    """Skip unless mmcv (with its compiled ops), mmengine and mmdet import."""
+    """Skip unless mmcv (with its compiled ops), mmengine and mmdet import (fail instead in CI)."""
+    if os.environ.get("CI") or os.environ.get("PWS_REQUIRE_STACK"):
+        for module in ("mmengine", "mmcv", "mmcv.ops", "mmdet"):
+            importlib.import_module(module)  # an ImportError here fails the test
+        return
     pytest.importorskip(
         "mmengine", reason="mmengine not installed (make install installs the detection stack)"
     )
