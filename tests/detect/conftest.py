@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from pws.detect.app import CONFIG_DIR
+from pws.engine.schema import CONFIG_DIR
 
 
 def compose_detect(overrides: list[str] | None = None):
     """The composed config of ``python -m pws.detect <overrides>``."""
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("detect", overrides=list(overrides or []))
 
 
