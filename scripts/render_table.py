@@ -4,7 +4,9 @@
     python scripts/render_table.py table4 --runs runs/smoke/table4 --scale smoke [--out results/smoke]
 
 Writes <out>/<table>.md, .csv, .tex, <table>_vs_paper.png, <table>_curves.png and logs the table to wandb
-(offline unless WANDB_MODE says otherwise), then prints the Markdown table.
+(offline unless WANDB_MODE says otherwise), then prints the Markdown table. Exit status 1 when some run's
+metrics.json could not be read (named; its cell says so), 2 when the table's definition or
+results/published.yaml cannot be (named, with the line).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pws.paper.files import BadFile
 from pws.results.report import render_table
 from pws.results.reproduce import print_report
 
@@ -32,10 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     name = Path(args.table).stem
     runs = args.runs or [str(Path("runs") / args.scale / (f"{name}_{args.grid}" if args.grid else name))]
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    report = render_table(args.table, runs, args.scale, args.out or Path("results") / args.scale,
-                          grid=args.grid, seeds=seeds, plots=not args.no_plots, wandb_mode=args.wandb)
+    try:
+        report = render_table(args.table, runs, args.scale, args.out or Path("results") / args.scale,
+                              grid=args.grid, seeds=seeds, plots=not args.no_plots, wandb_mode=args.wandb)
+    except (BadFile, FileNotFoundError) as e:  # the table's definition or results/published.yaml
+        print(f"render_table: error: {e}", file=sys.stderr)
+        return 2
     print_report(report)
-    return 0
+    return 1 if report.problems else 0
 
 
 if __name__ == "__main__":

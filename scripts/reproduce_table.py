@@ -5,7 +5,8 @@
 
 Each cell is a Hydra multirun over the seeds into runs/<scale>/<table>/<cell>/seed<k>; cells already
 finished are skipped; then results/<scale>/<table>.md, .csv, .tex and the plots are written and the table
-is printed. See pws/results/reproduce.py.
+is printed. See pws/results/reproduce.py. A seed whose metrics.json cannot be read is named and not run
+(exit status 1) unless --force; a bad table definition is named with its line (exit status 2).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pws.paper.files import BadFile
 from pws.results.reproduce import LAUNCHERS, print_report, reproduce
 
 
@@ -44,17 +46,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-plots", action="store_true")
     args = p.parse_args(argv)
     extra = [o for ov in args.override for o in ov.split() if o]
-    report = reproduce(
-        args.table, scale=args.scale, seeds=args.seeds, launcher=args.launcher, force=args.force,
-        grid=args.grid, runs_root=args.runs, out_root=args.out, extra_overrides=extra,
-        cells=args.cells.split(",") if args.cells else None, cell_jobs=args.cell_jobs,
-        dry_run=args.dry_run, stream=args.stream, plots=not args.no_plots,
-    )
+    try:
+        report = reproduce(
+            args.table, scale=args.scale, seeds=args.seeds, launcher=args.launcher, force=args.force,
+            grid=args.grid, runs_root=args.runs, out_root=args.out, extra_overrides=extra,
+            cells=args.cells.split(",") if args.cells else None, cell_jobs=args.cell_jobs,
+            dry_run=args.dry_run, stream=args.stream, plots=not args.no_plots,
+        )
+    except (BadFile, FileNotFoundError) as e:  # the table's definition or results/published.yaml
+        print(f"reproduce_table: error: {e}", file=sys.stderr)
+        return 2
     if report is not None:
         print_report(report)
-        bad = [c for c in report.result.cells.values() if c.status in ("failed", "not run", "unfinished")]
+        bad = [c for c in report.result.cells.values() if c.mean is None]
         if bad:
             print(f"{len(bad)} printed cells have no number (see the reasons in the table).")
+        if report.problems:
+            print("Runs with an unreadable metrics.json were not run again: --force moves the file aside "
+                  "and runs them.")
+            return 1
     return 0
 
 

@@ -7,7 +7,8 @@
 
 gamma: PWS, norm.gamma (rows) x optim.lr (columns); lr: method (rows) x optim.lr (columns). One Hydra
 multirun into runs/<scale>/sweep-<name>/; the apps skip runs already finished; then
-results/<scale>/sweep_<name>.md, .csv and .png (heatmap).
+results/<scale>/sweep_<name>.md, .csv and .png (heatmap). A run whose metrics.json cannot be read is
+named below the table (exit status 1) and its cell says so.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     print(sweep_markdown(res))
     for key, path in paths.items():
         print(f"  {key:<4} {path}")
+    if res.unreadable:
+        print(f"{len(res.unreadable)} metrics.json file(s) could not be read (listed above).",
+              file=sys.stderr)
+        return 1
     return 0
 
 

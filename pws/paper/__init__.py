@@ -2,7 +2,8 @@
 
 * :mod:`pws.paper.published` — ``results/published.yaml`` (the numbers the paper prints) and
   ``paper_summary`` (``paper/*``, ``delta/*`` of a run's wandb summary);
-* :mod:`pws.paper.experiments` — ``experiments/tableN.yaml``: rows, columns, per-cell Hydra overrides.
+* :mod:`pws.paper.experiments` — ``experiments/tableN.yaml``: rows, columns, per-cell Hydra overrides;
+* :mod:`pws.paper.files` — reading them: an unusable file raises ``BadFile`` naming it (and the line).
 
 The lowest layer of the result code: ``pws.paper < pws.runs < pws.results``. It reads YAML files and
 imports nothing else of the project (no torch, matplotlib or wandb either), so the apps can compare a
@@ -10,6 +11,10 @@ run to the paper (``pws.runs.tracking``) and the result tables can be built (``p
 """
 
 from pws.paper.experiments import Cell, Table, load_table, row_of
+from pws.paper.files import BadFile
 from pws.paper.published import paper_cell, paper_summary, paper_value, published
 
-__all__ = ["Cell", "Table", "load_table", "paper_cell", "paper_summary", "paper_value", "published", "row_of"]
+__all__ = [
+    "BadFile", "Cell", "Table", "load_table", "paper_cell", "paper_summary", "paper_value", "published",
+    "row_of",
+]

@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pws.paper.files import BadFile, read_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS_DIR = Path(os.environ.get("PWS_EXPERIMENTS_DIR", REPO_ROOT / "experiments"))
@@ -146,7 +146,21 @@ class Table:
 
 
 def _load_table(path: Path) -> Table:
-    raw = yaml.safe_load(path.read_text())
+    """The table defined in ``path``; :class:`BadFile` naming the file for anything wrong with it."""
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise BadFile(path, f"not a table definition: a YAML {type(raw).__name__}, not a mapping")
+    try:
+        return _table_from(raw, path)
+    except BadFile:
+        raise
+    except KeyError as e:
+        raise BadFile(path, f"no key {e} where the table definition needs one") from e
+    except (TypeError, ValueError, AttributeError) as e:
+        raise BadFile(path, f"not a valid table definition ({type(e).__name__}: {e})") from e
+
+
+def _table_from(raw: dict[str, Any], path: Path) -> Table:
     name = raw["table"]
     metric = raw["metric"]
     hib = bool(raw.get("higher_is_better", True))
@@ -157,7 +171,7 @@ def _load_table(path: Path) -> Table:
     for d in raw.get("display") or [{"label": c.get("label", k), "column": k} for k, c in columns.items()]:
         column = d.get("column", only_column)
         if column not in columns:
-            raise ValueError(f"{path}: display column {d} names no run column (columns: {list(columns)})")
+            raise BadFile(path, f"display column {d} names no run column (columns: {list(columns)})")
         display.append(Display(
             label=str(d.get("label", column)),
             column=column,
@@ -170,8 +184,8 @@ def _load_table(path: Path) -> Table:
     for rid, r in rows.items():
         info = r.setdefault("info", [rid])
         if len(info) != len(info_columns):
-            raise ValueError(f"{path}: row {rid!r} has {len(info)} info fields for {len(info_columns)} "
-                             f"info columns {info_columns}")
+            raise BadFile(path, f"row {rid!r} has {len(info)} info fields for {len(info_columns)} "
+                                f"info columns {info_columns}")
     return Table(
         name=name, title=raw.get("title", name), app=raw["app"], metric=metric, higher_is_better=hib,
         decimals=decimals, info_columns=info_columns, rows=rows, columns=columns, display=display,
@@ -185,7 +199,10 @@ def _load_cached(path: str, mtime: float) -> Table:
 
 
 def load_table(name: str, experiments_dir: str | os.PathLike[str] | None = None) -> Table:
-    """The table ``name`` (``table1`` .. ``table5`` or a path to a table YAML)."""
+    """The table ``name`` (``table1`` .. ``table5`` or a path to a table YAML).
+
+    A definition that cannot be read or used raises :class:`~pws.paper.files.BadFile` naming the file
+    (and the line of a YAML syntax error); a missing one ``FileNotFoundError``."""
     path = Path(name)
     if not path.suffix:
         path = Path(experiments_dir or EXPERIMENTS_DIR) / f"{name}.yaml"

@@ -1,4 +1,8 @@
-"""The paper's numbers (``results/published.yaml``) and the per-run comparison ``paper/*``, ``delta/*``."""
+"""The paper's numbers (``results/published.yaml``) and the per-run comparison ``paper/*``, ``delta/*``.
+
+A ``published.yaml`` that cannot be read (YAML syntax error, binary bytes, not a mapping of tables, a
+value that is not a number) raises :class:`~pws.paper.files.BadFile` naming the file.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pws.paper.experiments import REPO_ROOT
+from pws.paper.files import BadFile, read_yaml
 
 PUBLISHED_FILE = Path(os.environ.get("PWS_PUBLISHED", REPO_ROOT / "results" / "published.yaml"))
 
 
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: float) -> dict[str, Any]:
-    return yaml.safe_load(Path(path).read_text())
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise BadFile(path, f"not the paper's numbers: a YAML {type(raw).__name__}, not a mapping of tables")
+    for table, entry in raw.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("cells", {}), dict):
+            raise BadFile(path, f"{table}: not a mapping with a `cells` mapping")
+    return raw
 
 
 def published(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -33,15 +42,28 @@ def paper_value(table: str, cell: str, metric: str) -> float | None:
         value = published()[table]["cells"][cell][metric]
     except (KeyError, TypeError):
         return None
-    return float(value)
+    return _number(value, table, cell, metric)
+
+
+def _number(value: Any, table: str, cell: str, metric: str) -> float:
+    if isinstance(value, bool):
+        value = None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise BadFile(PUBLISHED_FILE, f"{table}: cell {cell!r}: {metric} is {value!r}, not a number "
+                                      "(.nan where the paper prints NaN)") from None
 
 
 def paper_cell(table: str, cell: str) -> dict[str, float]:
     """All the paper's metrics for one cell (empty when the cell is not in the paper)."""
     try:
-        return {k: float(v) for k, v in published()[table]["cells"][cell].items()}
-    except (KeyError, TypeError, AttributeError):
+        entry = published()[table]["cells"][cell]
+    except (KeyError, TypeError):
         return {}
+    if not isinstance(entry, dict):
+        raise BadFile(PUBLISHED_FILE, f"{table}: cell {cell!r} is {entry!r}, not a mapping of metrics")
+    return {k: _number(v, table, cell, k) for k, v in entry.items()}
 
 
 def _as_float(value: Any) -> float | None:

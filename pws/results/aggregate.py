@@ -8,7 +8,10 @@ The rules, in the paper's terms:
 * a seed that **diverged** is NaN, as the paper prints; a cell whose every completed seed diverged prints
   ``NaN``; seeds that diverged beside finished ones are counted in the cell's note (``1/3 diverged``);
 * a cell with no completed seed prints a dash and the reason: ``- (not run)``, ``- (failed: <error>)``,
-  ``- (running)`` / ``- (incomplete)``, or ``- (launch failed: <error>)`` from the driver's launch record.
+  ``- (unreadable metrics.json: <path>)``, ``- (running)`` (its process is alive), ``- (stopped: killed?,
+  rerun resumes it)`` (its record says running but no live process holds it), ``- (incomplete: no
+  metrics.json)``, or ``- (launch failed: <error>)`` from the driver's launch record. A running, stopped or
+  failed run never gives its last evaluation as the cell's number.
 """
 
 from __future__ import annotations
@@ -47,42 +50,22 @@ class CellMetric(RunTally):
 
     @property
     def status(self) -> str:
-        """ok / diverged / partial (finished and diverged seeds) / failed / unfinished / not run."""
-        if self.values and self.diverged_seeds:
-            return "partial"
-        if self.values:
-            return "ok"
-        if self.diverged_seeds:
-            return "diverged"
-        if self.failed:
+        """ok / partial (finished and diverged seeds) / diverged / unreadable / failed / running / stopped /
+        incomplete / not run (see :attr:`RunTally.state`); a cell whose launch failed before any run
+        started is failed."""
+        state = self.state
+        if state == "not run" and self.launch_error:
             return "failed"
-        if self.unfinished:
-            return "unfinished"
-        if self.missing_metric:
-            return "failed"
-        if self.launch_error:
-            return "failed"
-        return "not run"
+        return state
 
     @property
     def reason(self) -> str:
         """Why the cell has no number, or what its note says (empty for a plain finished cell)."""
-        notes = []
-        total = self.n_completed + len(self.failed) + len(self.unfinished) + len(self.missing_metric)
-        if self.values and self.diverged_seeds:
-            notes.append(f"{len(self.diverged_seeds)}/{total} diverged")
         if self.values or self.diverged_seeds:
-            if self.failed:
-                notes.append(f"{len(self.failed)}/{total} failed")
-            if self.unfinished:
-                notes.append(f"{len(self.unfinished)}/{total} unfinished")
-            if self.missing_metric:
-                notes.append(f"{len(self.missing_metric)}/{total} without {self.metric}")
-            return "; ".join(notes)
-        if self.failed:
-            return "failed: " + (self.failed[0][1] or "no error message")
-        if self.unfinished:
-            return self.unfinished[0][1]
+            return "; ".join(self.notes())
+        why = self.why()
+        if why is not None:
+            return why
         if self.missing_metric:
             return f"no {self.metric} in metrics.json"
         if self.launch_error:

@@ -4,14 +4,31 @@ A run is assigned to a table cell by the ``table`` and ``cell`` keys of its reco
 runs launched by hand without them are matched to a cell through their Hydra overrides and choices (see
 :func:`match_cell`). Folders the reproduce driver launched also hold ``launch.json`` (the command and its
 exit status): a cell whose launch failed before any run started is reported with that reason.
+
+What a run is (:attr:`Run.status`) comes from its record and, for a run without a final one, from its
+lock (``<run_dir>/.lock``, the pid and host of the process that holds the run directory):
+
+* ``finished``, ``diverged``, ``failed``: as the record says;
+* ``running``: the record says running and the lock's process is alive (or on another host, where it
+  cannot be checked from here);
+* ``stopped``: the record says running but no live process holds the lock (killed, or preempted: the
+  record has ``interrupted``); rerunning the cell resumes it from its last checkpoint;
+* ``incomplete``: no ``metrics.json`` (the run did not get far enough), ``running`` if its lock is live;
+* ``unreadable``: a ``metrics.json`` that is there but cannot be read (garbage, binary bytes, not a JSON
+  object): :attr:`Run.error` names the file; collection goes on with every other run.
+
+Only a finished or diverged run has a result: :meth:`Run.result` is None for every other status (the
+record of a running or failed run holds the metrics of its last evaluation, which are not its result).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
+import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +36,11 @@ from typing import Any
 
 import yaml
 
+from pws.engine.lock import LOCK_FILE
 from pws.paper.experiments import Table
-from pws.runs.record import METRICS_FILE, read_metrics
+from pws.runs.record import DONE_STATUSES, METRICS_FILE, UnreadableRecord, read_metrics
+
+log = logging.getLogger(__name__)
 
 LAUNCH_FILE = "launch.json"
 SKIP_DIRS = {"wandb", ".submitit", "checkpoints", "ckpt", "__pycache__", ".git", "tb", "logs"}
@@ -40,33 +60,115 @@ class Run:
     cell: str | None = None
     seed: int | None = None
     scale: str | None = None
+    unreadable: UnreadableRecord | None = None   # its metrics.json is there but cannot be read
+    process: str = "none"                         # its lock: see :func:`lock_state`
+    holder: dict[str, Any] | None = None          # the lock's content (pid, host)
 
     @property
-    def status(self) -> str:
-        """finished / diverged / failed / running (started, no final record) / incomplete (no record)."""
+    def metrics_file(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def record_status(self) -> str | None:
+        """The status the record says (None without a readable record)."""
         if self.record is None:
-            return "incomplete"
+            return None
         return str(self.record.get("status") or "running")
 
     @property
+    def live(self) -> bool:
+        """Whether a process holds the run directory (its lock's pid is alive, or is on another host)."""
+        return self.process in ("alive", "elsewhere")
+
+    @property
+    def status(self) -> str:
+        """finished / diverged / failed / running / stopped / incomplete / unreadable (see the module)."""
+        if self.unreadable is not None:
+            return "unreadable"
+        status = self.record_status
+        if status is None:
+            return "running" if self.live else "incomplete"
+        if status == "running" and not self.live:
+            return "stopped"
+        return status
+
+    @property
     def error(self) -> str | None:
-        if self.record is None:
+        """What went wrong, in full (runs.csv's ``error``): the error of a failed run, the file of an
+        unreadable record, why a stopped run stopped; None for a finished, diverged or running run."""
+        status = self.status
+        if status == "unreadable":
+            return str(self.unreadable)
+        if status == "incomplete":
             return "no metrics.json (the run did not get far enough to write one)"
+        if status == "stopped":
+            return self._stopped_why()
+        if self.record is None:
+            return None
         err = self.record.get("error")
-        return str(err).strip().splitlines()[-1][:200] if err else None
+        return str(err).strip().splitlines()[-1][:200] if err and str(err).strip() else None
+
+    @property
+    def note(self) -> str:
+        """One short line for a run without a result, as a table cell shows it: ``running``,
+        ``stopped: killed? rerun resumes it``, ``unreadable metrics.json: <path>``, ``failed: <error>``..."""
+        status = self.status
+        if status == "unreadable":
+            return f"unreadable metrics.json: {self.metrics_file}"
+        if status == "incomplete":
+            return "incomplete: no metrics.json"
+        if status == "running":
+            if self.process == "elsewhere" and self.holder:
+                return f"running on {self.holder.get('host')}"
+            return "running"
+        if status == "stopped":
+            how = "preempted" if self.interrupted else "killed?"
+            return f"stopped: {how}, rerun resumes it"
+        if status == "failed":
+            return "failed: " + (self.error or "no error message")
+        return status
+
+    @property
+    def interrupted(self) -> str | None:
+        """The preemption message of a run stopped by a preemption signal (the record's ``interrupted``)."""
+        value = (self.record or {}).get("interrupted")
+        return str(value) if value else None
+
+    def _stopped_why(self) -> str:
+        if self.interrupted:
+            how = f"preempted ({self.interrupted})"
+        elif self.holder is None:
+            how = f"killed? its record says running but there is no lock file {self.path / LOCK_FILE}"
+        else:
+            how = (f"killed? its record says running but the process of its lock {self.path / LOCK_FILE} "
+                   f"(pid {self.holder.get('pid')} on {self.holder.get('host')}) is gone")
+        return how + "; rerunning the cell resumes it from its last checkpoint"
 
     def metric(self, name: str) -> float | None:
-        """A final metric of the run (NaN for a diverged run without the key), None if absent."""
+        """A metric of the record (NaN for a diverged run without the key), None if absent; whatever the
+        status (a running run's last evaluation too): see :meth:`result` for the run's result."""
         if self.record is None:
             return None
         if name in self.record and self.record[name] is not None:
+            value = self.record[name]
+            if isinstance(value, bool):
+                return None
             try:
-                return float(self.record[name])
+                return float(value)
             except (TypeError, ValueError):
                 return None
         if self.status == "diverged":
             return math.nan
         return None
+
+    def result(self, name: str) -> float | None:
+        """The run's result for metric ``name``: its value when the run finished, NaN when it diverged,
+        None for every other status and when the record has no such number."""
+        if self.status not in DONE_STATUSES:
+            return None
+        if self.status == "diverged":
+            return math.nan
+        return self.metric(name)
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -125,32 +227,90 @@ def normalize_value(value: Any) -> Any:
 
 
 def _read_yaml(path: Path) -> Any:
+    """A run's saved YAML (Hydra's config, overrides, choices), None when absent; one that cannot be read
+    is named in a warning and read as absent (the run is still collected)."""
     try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        log.warning("%s: cannot be read (%s: %s); the run is collected without it", path, type(e).__name__, e)
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        log.warning("%s: not valid YAML; the run is collected without it", where)
         return None
 
 
-def load_run(path: str | os.PathLike[str]) -> Run:
-    path = Path(path)
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def lock_state(run_dir: str | os.PathLike[str]) -> tuple[str, dict[str, Any] | None]:
+    """Who holds ``run_dir`` by its lock file (``<run_dir>/.lock``: the pid and host of the process):
+    ``("alive", holder)`` (the pid is alive on this host), ``("elsewhere", holder)`` (another host: not
+    checked), ``("gone", holder)`` (no such process here any more, or a lock that cannot be read: as the
+    engine sees it, nobody holds it), ``("none", None)`` (no lock file)."""
+    path = Path(run_dir) / LOCK_FILE
     try:
-        record = read_metrics(path)
-    except OSError:  # unreadable (permissions, ...): collected as a run without a record
-        record = None
+        holder = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return "none", None
+    except (OSError, ValueError):  # a kill between creating and writing it; UnicodeDecodeError too
+        return "gone", None
+    if not isinstance(holder, dict):
+        return "gone", None
+    pid, host = holder.get("pid"), holder.get("host")
+    if host is not None and host != socket.gethostname():
+        return "elsewhere", holder
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return "gone", holder
+    return ("alive" if _pid_alive(pid) else "gone"), holder
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """The run in ``path``; a ``metrics.json`` that cannot be read gives a run of status ``unreadable``
+    (naming the file) instead of an exception."""
+    path = Path(path)
+    unreadable = None
+    try:
+        record = read_metrics(path, strict=True)
+    except UnreadableRecord as e:
+        record, unreadable = None, e
+    except OSError as e:  # permissions, a folder named metrics.json, ...
+        record, unreadable = None, UnreadableRecord(path / METRICS_FILE, e)
     rec = record or {}
     # Hydra's .hydra/ when the app keeps it; else the app's own resolved config.yaml and the record's
     # overrides (pws.classify writes both into the run dir).
-    overrides = _read_yaml(path / ".hydra" / "overrides.yaml") or rec.get("overrides") or []
-    config = _read_yaml(path / ".hydra" / "config.yaml") or _read_yaml(path / "config.yaml") or {}
-    if not isinstance(config, dict):
-        config = {}
-    hydra_cfg = _read_yaml(path / ".hydra" / "hydra.yaml") or {}
-    choices = (((hydra_cfg.get("hydra") or {}).get("runtime") or {}).get("choices") or {})
-    choices = {k: v for k, v in choices.items() if not k.startswith("hydra/")}
+    overrides = _read_yaml(path / ".hydra" / "overrides.yaml")
+    if not isinstance(overrides, list) or not overrides:
+        overrides = rec.get("overrides") if isinstance(rec.get("overrides"), list) else []
+    config = (_mapping(_read_yaml(path / ".hydra" / "config.yaml"))
+              or _mapping(_read_yaml(path / "config.yaml")))
+    hydra_cfg = _mapping(_read_yaml(path / ".hydra" / "hydra.yaml"))
+    choices = _mapping(_mapping(_mapping(hydra_cfg.get("hydra")).get("runtime")).get("choices"))
+    choices = {k: v for k, v in choices.items() if not str(k).startswith("hydra/")}
+    process, holder = lock_state(path)
     run = Run(path=path, record=record, overrides=[str(o) for o in overrides], config=config,
-              choices=choices)
-    run.table = rec.get("table") or config.get("table")
-    run.cell = rec.get("cell") or config.get("cell")
+              choices=choices, unreadable=unreadable, process=process, holder=holder)
+    table, cell = rec.get("table") or config.get("table"), rec.get("cell") or config.get("cell")
+    run.table = str(table) if table else None
+    run.cell = str(cell) if cell else None
     seed = rec.get("seed", config.get("seed"))
     try:
         run.seed = int(seed) if seed is not None else None
@@ -212,8 +372,13 @@ def collect_launches(roots: str | os.PathLike[str] | Iterable[str | os.PathLike[
             continue
         for p in sorted(Path(folder).rglob(LAUNCH_FILE)):
             try:
-                rec = json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError):
+                rec = json.loads(p.read_bytes().decode("utf-8"))
+            except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                log.warning("%s: cannot be read (%s: %s); the cell's launch is not reported", p,
+                            type(e).__name__, e)
+                continue
+            if not isinstance(rec, dict):
+                log.warning("%s: not a JSON object; the cell's launch is not reported", p)
                 continue
             rec["path"] = str(p)
             out.append(rec)
@@ -280,3 +445,26 @@ def runs_for_table(table: Table, runs: Iterable[Run], scale: str | None = None) 
     for rs in out.values():
         rs.sort(key=lambda r: (r.seed if r.seed is not None else 1 << 30, str(r.path)))
     return out
+
+
+# -- runs.csv --------------------------------------------------------------------------------------------
+
+RUN_FIELDS = ["path", "table", "cell", "seed", "scale", "status", "error"]
+
+
+def runs_table(runs: Iterable[Run]) -> tuple[list[str], list[list[Any]]]:
+    """``runs.csv`` of ``runs``: the header and one line per run, with every numeric key of the records as a
+    column. Only a run with a result fills them (finished; diverged: NaN as the paper prints); for a run
+    that is running, stopped, failed, incomplete or unreadable they stay empty (its record holds its last
+    evaluation, which is not a result) and ``status``/``error`` say what it is."""
+    runs = list(runs)
+    metrics = sorted({k for r in runs for k, v in (r.record or {}).items()
+                      if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "seed"})
+    lines = []
+    for r in runs:
+        done = r.status in DONE_STATUSES
+        values = [(r.record or {}).get(m, "") if done else "" for m in metrics]
+        lines.append([str(r.path), r.table or "", r.cell or "", "" if r.seed is None else r.seed,
+                      r.scale or "", r.status, (r.error or "") if r.status != "finished" else "",
+                      *values, " ".join(r.overrides)])
+    return [*RUN_FIELDS, *metrics, "overrides"], lines

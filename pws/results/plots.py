@@ -4,6 +4,12 @@
   beside the paper's; diverged cells are marked NaN and runs without a number with a dash, as in the table.
 * ``<stem>_curves.png``: training curves per method like the paper's Figures 3-5: the training loss and
   the test error (or mAP) against epochs, one panel per run column, one line per row (mean over seeds).
+
+No number of a run without a result is drawn as one: in the bar chart a cell without a number has its
+status written where its bar would be (``running``, ``stopped``, ``failed``, ``unreadable``, ``not run``;
+``NaN`` for a diverged cell); in the curves the solid line of a row is the mean over its finished runs
+(its diverged ones when none finished), and the runs still running, stopped or failed are a dashed line
+(the curve so far) ending in their status.
 """
 
 from __future__ import annotations
@@ -44,6 +50,15 @@ def _scale_note(res: TableResult) -> str:
 
 def plot_vs_paper(res: TableResult, path: str | Path) -> Path:
     """Bar chart of ours vs the paper per cell; one panel per printed column."""
+    fig = vs_paper_figure(res)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def vs_paper_figure(res: TableResult) -> Any:
+    """The figure of :func:`plot_vs_paper` (the caller closes it)."""
     displays = res.displays
     n = len(displays)
     ncols = min(n, 2)
@@ -94,10 +109,7 @@ def plot_vs_paper(res: TableResult, path: str | Path) -> Path:
                loc="upper right", fontsize=8, ncol=2)
     fig.suptitle(f"{res.table.title}: ours vs paper{_scale_note(res)}", fontsize=11, x=0.45)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _flat(entry: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -160,6 +172,20 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
     """Training loss and test metric against epochs per method (row), one panel column per run column.
 
     Returns None (and writes nothing) when no run has a history."""
+    fig = curves_figure(res, runs_by_cell)
+    if fig is None:
+        return None
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+UNFINISHED_LABEL = "not finished (dashed: the curve so far, not a result)"
+
+
+def curves_figure(res: TableResult, runs_by_cell: dict[str, list[Run]]) -> Any:
+    """The figure of :func:`plot_curves` (the caller closes it), None when no run has a history."""
     all_hist = [_flat(h) for rs in runs_by_cell.values() for r in rs for h in r.history]
     if not all_hist:
         return None
@@ -180,11 +206,23 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
                 runs = runs_by_cell.get(res.table.cell_id(column, row), [])
                 if not runs:
                     continue
-                xs, ys, _ = _curve([r for r in runs if r.status != "diverged"] or runs, key)
+                finished = [r for r in runs if r.status == "finished"]
+                diverged = [r for r in runs if r.status == "diverged"]
+                others = [r for r in runs if r.status not in ("finished", "diverged")]
+                xs, ys, _ = _curve(finished or diverged, key)
                 if len(xs):
                     last_epoch = max(last_epoch, float(xs.max()))
                     ax.plot(xs, ys, marker="o" if len(xs) < 15 else None, ms=3, color=cmap(ri % 10),
                             label=res.table.row_label(row))
+                uxs, uys, _ = _curve(others, key)
+                if len(uxs):  # running / stopped / failed: the curve so far, dashed, ending in the status
+                    last_epoch = max(last_epoch, float(uxs.max()))
+                    ax.plot(uxs, uys, linestyle="--", color=cmap(ri % 10),
+                            label=UNFINISHED_LABEL if len(xs) else res.table.row_label(row))
+                    states = sorted({r.status for r in others})
+                    if np.isfinite(uys[-1]):
+                        ax.annotate(", ".join(states), (uxs[-1], uys[-1]), textcoords="offset points",
+                                    xytext=(3, 3), fontsize=7, color=cmap(ri % 10))
                 dxs, dys, _ = _curve([r for r in runs if r.status == "diverged"], key)
                 finite = np.flatnonzero(np.isfinite(dys))
                 if len(finite):
@@ -220,12 +258,16 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
             ax.set_xlim(0.5, last_epoch + 0.5)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = [], []
-    any_diverged = False
+    any_diverged = any_unfinished = False
     for row in axes:
         for ax in row:
+            for line in ax.get_lines():
+                any_unfinished |= line.get_linestyle() == "--"
             for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
                 if lab.startswith("diverged"):
                     any_diverged = True
+                elif lab == UNFINISHED_LABEL:
+                    continue
                 elif lab not in labels:
                     handles.append(h)
                     labels.append(lab)
@@ -234,6 +276,11 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
 
         handles.append(Line2D([], [], marker="x", mew=2, ms=8, color="black", linestyle="none"))
         labels.append("diverged (last finite value; at the top: none)")
+    if any_unfinished:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], linestyle="--", color="black"))
+        labels.append(UNFINISHED_LABEL)
     order = [res.table.row_label(r) for r in res.rows]
     pairs = sorted(zip(handles, labels, strict=True),
                    key=lambda hl: order.index(hl[1]) if hl[1] in order else len(order))
@@ -243,7 +290,4 @@ def plot_curves(res: TableResult, runs_by_cell: dict[str, list[Run]], path: str 
                    bbox_to_anchor=(0.5, 0.995))
     fig.suptitle(f"{res.table.title}: training curves{_scale_note(res)}", fontsize=11, y=0.955)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig

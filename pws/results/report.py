@@ -21,6 +21,13 @@ class Report:
     runs_by_cell: dict[str, list[Run]]
     paths: dict[str, Path] = field(default_factory=dict)
     wandb_dir: Path | None = None
+    unreadable: list[str] = field(default_factory=list)  # every unreadable metrics.json below the roots
+
+    @property
+    def problems(self) -> list[str]:
+        """The files collection could not read, each named with what is wrong (the table is rendered
+        without them: their cells say so)."""
+        return list(self.unreadable)
 
 
 def build(
@@ -46,7 +53,8 @@ def build(
         by_cell[cell_id] = _prefer_canonical(cell_runs, [*t.overrides(column, row, scale), *extra])
     res = aggregate(t, by_cell, scale, grid=grid, launches=collect_launches(roots),
                     runs_root=[str(r) for r in roots], seeds=seeds)
-    return Report(result=res, runs_by_cell=by_cell)
+    unreadable = [str(r.unreadable) for r in runs if r.unreadable is not None]
+    return Report(result=res, runs_by_cell=by_cell, unreadable=unreadable)
 
 
 def _prefer_canonical(runs: list[Run], wanted: list[str]) -> list[Run]:

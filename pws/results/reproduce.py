@@ -11,6 +11,12 @@ a finished run dir themselves), so a broken sweep resumes where it stopped; ``--
 ``force=true`` and reruns everything. A finished run whose saved overrides differ from the cell's (the
 table's definition or ``--override`` changed since) is stale: it is rerun with ``force=true``.
 
+Two kinds of seed are never launched silently: one whose ``metrics.json`` cannot be read (garbage, binary
+bytes; the app would refuse it) is reported, naming the file, and skipped unless ``--force`` (the app then
+moves the file aside and runs the seed again); one whose run directory a live process holds (its lock) is
+reported as running and skipped (a second process would be refused the run directory). A seed whose record
+says running but whose process is gone (killed, preempted) is launched: the app resumes it.
+
 Cells run one after the other (their seeds in parallel under the joblib and SLURM launchers);
 ``--cell-jobs N`` launches N cells at once (the default for SLURM is all of them: each multirun then only
 waits for its array job).
@@ -18,7 +24,6 @@ waits for its array job).
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
@@ -32,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pws.paper.experiments import REPO_ROOT, Cell, Table, load_table
-from pws.results.collect import load_run, override_dict, parse_override
+from pws.results.collect import LOCK_FILE, Run, load_run, override_dict, parse_override
 from pws.results.render import output_stem
 from pws.results.report import render_table
-from pws.runs.record import is_done, read_metrics
+from pws.runs.record import DONE_STATUSES, atomic_write_bytes
 
 # LAUNCHER=<name> -> hydra/launcher=<config in configs/hydra/launcher/>
 LAUNCHERS = {
@@ -55,6 +60,8 @@ class Launch:
     seeds: list[int]              # the seeds this launch runs
     done: list[int]               # seeds already finished or diverged (skipped)
     stale: list[int] = field(default_factory=list)  # done, but with other overrides: rerun (force=true)
+    unreadable: dict[int, str] = field(default_factory=dict)  # seed -> its metrics.json: not run (no force)
+    busy: dict[int, str] = field(default_factory=dict)  # seed -> why: a live process holds its run dir
     command: list[str] = field(default_factory=list)
     returncode: int | None = None
     error: str | None = None
@@ -64,15 +71,21 @@ class Launch:
     def skipped(self) -> bool:
         return not self.seeds
 
+    def skip_notes(self) -> list[str]:
+        """The seeds left out for a reason other than being done, each with the reason."""
+        notes = [f"seed {s} not run: {why} (--force moves it aside and runs the seed again)"
+                 for s, why in self.unreadable.items()]
+        notes += [f"seed {s} not run: {why}" for s, why in self.busy.items()]
+        return notes
+
 
 def runs_dir(runs_root: str | os.PathLike[str], scale: str, table: str, grid: str | None) -> Path:
     return Path(runs_root) / scale / output_stem(table, grid)
 
 
-def _same_overrides(run_dir: Path, wanted: list[str]) -> bool:
+def _same_overrides(run: Run, wanted: list[str]) -> bool:
     """Whether a finished run was made with ``wanted`` (its saved Hydra overrides, or its record's;
     True when neither is saved). Values compare by meaning (1.0e-3 == 0.001)."""
-    run = load_run(run_dir)
     if not run.overrides:
         return True
     return override_dict(run.overrides) == override_dict(wanted)
@@ -106,10 +119,15 @@ def plan(
             continue
         sweep_dir = base / cell.id
         overrides = merge_overrides([*cell.overrides, *(extra_overrides or [])])
-        done = [] if force else [s for s in seeds if is_done(sweep_dir / f"seed{s}")]
-        stale = [s for s in done if not _same_overrides(sweep_dir / f"seed{s}", overrides)]
+        runs = {s: load_run(sweep_dir / f"seed{s}") for s in seeds}
+        busy = {s: f"running: a live process holds its run directory (pid {(r.holder or {}).get('pid')} on "
+                   f"{(r.holder or {}).get('host')}, lock {r.path / LOCK_FILE})"
+                for s, r in runs.items() if r.live and r.status not in DONE_STATUSES}
+        unreadable = {} if force else {s: r.note for s, r in runs.items() if r.status == "unreadable"}
+        done = [] if force else [s for s, r in runs.items() if r.status in DONE_STATUSES]
+        stale = [s for s in done if not _same_overrides(runs[s], overrides)]
         done = [s for s in done if s not in stale]
-        todo = [s for s in seeds if s not in done]
+        todo = [s for s in seeds if s not in done and s not in unreadable and s not in busy]
         cmd = [
             sys.executable, "-m", cell.app, "-m",
             *overrides,
@@ -121,7 +139,7 @@ def plan(
             "hydra.sweep.subdir=seed${seed}",
         ]
         launches.append(Launch(cell=cell, sweep_dir=sweep_dir, seeds=todo, done=done, stale=stale,
-                               command=cmd))
+                               unreadable=unreadable, busy=busy, command=cmd))
     return launches
 
 
@@ -174,24 +192,24 @@ def execute(launch: Launch, *, scale: str, stream: bool = False, cwd: str | os.P
             launch.error = _last_error_line("".join(tail))
     launch.wall_s = time.time() - started
     record.update(returncode=launch.returncode, error=launch.error, wall_s=round(launch.wall_s, 1))
-    (launch.sweep_dir / "launch.json").write_text(json.dumps(record, indent=1) + "\n")
+    atomic_write_bytes(launch.sweep_dir / "launch.json", (json.dumps(record, indent=1) + "\n").encode())
     return launch
 
 
 def _cell_summary(launch: Launch, table: Table) -> str:
     parts = []
-    for s in launch.seeds + launch.done:
-        rec = read_metrics(launch.sweep_dir / f"seed{s}")
-        if rec is None:
-            parts.append(f"seed {s}: no metrics.json")
+    for s in launch.seeds + launch.done + list(launch.unreadable) + list(launch.busy):
+        run = load_run(launch.sweep_dir / f"seed{s}")
+        if run.status not in DONE_STATUSES:  # no result: its status, never its last evaluation
+            parts.append(f"seed {s}: {run.note}")
             continue
         vals = []
         for m in table.metrics():
-            if m in rec:
-                with contextlib.suppress(TypeError, ValueError):
-                    vals.append(f"{m} {float(rec[m]):.{table.decimals}f}")
+            value = run.result(m)
+            if value is not None:
+                vals.append(f"{m} {value:.{table.decimals}f}")
         tag = " (skipped: done)" if s in launch.done else ""
-        parts.append(f"seed {s}: {rec.get('status')}{tag} " + " ".join(vals))
+        parts.append(f"seed {s}: {run.status}{tag} " + " ".join(vals))
     return "; ".join(parts)
 
 
@@ -208,11 +226,13 @@ def run_all(launches: list[Launch], table: Table, *, scale: str, cell_jobs: int 
         with lock:
             counter["n"] += 1
             if launch.skipped:
-                state = "done already"
+                state = "; ".join(launch.skip_notes()) or "done already"
             elif launch.returncode == 0:
                 state = f"ran in {launch.wall_s:.0f} s"
                 if launch.stale:
                     state += f" (seeds {launch.stale} rerun: made with other overrides)"
+                for note in launch.skip_notes():
+                    state += f"; {note}"
             else:
                 state = (f"FAILED (exit {launch.returncode}: {launch.error}); "
                          f"log {launch.sweep_dir}/launch.log")
@@ -258,6 +278,9 @@ def reproduce(
     n_seeds = f"{len(seeds)} seed" + ("s" if len(seeds) != 1 else "")
     printer(f"{what}: {len(launches)} cells x {n_seeds}, {todo} runs to do "
             f"(launcher {launcher}, runs in {base})")
+    for ln in launches:
+        for note in ln.skip_notes():
+            printer(f"  {ln.cell.id}: {note}")
     if dry_run:
         for ln in launches:
             state = "skip (done)" if ln.skipped else " ".join(_shell_quote(a) for a in ln.command)
@@ -286,3 +309,8 @@ def print_report(report, printer=print) -> None:
     roots = report.result.runs_root
     if roots:
         printer(f"  {'runs':<13} {', '.join(roots)}   (each run's wandb folder: <run dir>/wandb/)")
+    if report.problems:
+        printer("")
+        printer(f"{len(report.problems)} file(s) could not be read (their runs have no number in the table):")
+        for problem in report.problems:
+            printer(f"  {problem}")

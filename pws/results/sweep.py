@@ -20,7 +20,7 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +94,11 @@ class SweepCell(RunTally):
             return t
         if self.diverged_seeds:
             return "NaN"
-        if self.failed:
-            return f"- (failed: {self.failed[0][1]})"
+        why = self.why()
+        if why is not None:
+            return f"- ({why})"
         if self.missing_metric:
             return f"- (failed: no {self.metric})"
-        if self.unfinished:
-            return "- (unfinished)"
         return "- (not run)"
 
 
@@ -116,6 +115,7 @@ class SweepResult:
     title: str
     n_runs: int
     command: str | None = None
+    unreadable: list[str] = field(default_factory=list)  # every unreadable metrics.json below the root
 
 
 def _label(v: Any) -> str:
@@ -136,6 +136,7 @@ def collect_sweep(root: str | os.PathLike[str], ykey: str, xkey: str, metric: st
     cells: dict[tuple[Any, Any], SweepCell] = {}
     ys, xs, scales = set(), set(), set()
     n = 0
+    unreadable = [str(run.unreadable) for run in runs if run.unreadable is not None]
     for run in runs:
         yv, xv = run.value(ykey), run.value(xkey)
         if yv is MISSING or xv is MISSING:
@@ -156,7 +157,7 @@ def collect_sweep(root: str | os.PathLike[str], ykey: str, xkey: str, metric: st
 
     return SweepResult(ykey=ykey, xkey=xkey, yvals=order(ys, yorder), xvals=order(xs, xorder), metric=metric,
                        cells=cells, root=str(root), scale=",".join(sorted(scales)) or None,
-                       title=title or f"{metric} over {ykey} x {xkey}", n_runs=n)
+                       title=title or f"{metric} over {ykey} x {xkey}", n_runs=n, unreadable=unreadable)
 
 
 def sweep_markdown(res: SweepResult, decimals: int = 2) -> str:
@@ -178,13 +179,18 @@ def sweep_markdown(res: SweepResult, decimals: int = 2) -> str:
                              for x in res.xvals]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
+    if res.unreadable:
+        lines += ["Files that could not be read (their runs have no number above):", ""]
+        lines += [f"* {problem}" for problem in res.unreadable]
+        lines.append("")
     return "\n".join(lines)
 
 
 def sweep_csv(res: SweepResult) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([res.ykey, res.xkey, "metric", "mean", "std", "n_finished", "n_diverged", "n_failed", "text"])
+    w.writerow([res.ykey, res.xkey, "metric", "mean", "std", "n_finished", "n_diverged", "n_failed",
+                "status", "text"])
     for y in res.yvals:
         for x in res.xvals:
             c = res.cells.get((y, x), SweepCell())
@@ -192,7 +198,7 @@ def sweep_csv(res: SweepResult) -> str:
             mean = "" if m is None else ("NaN" if math.isnan(m) else m)
             w.writerow([_label(y), _label(x), res.metric, mean,
                         "" if s is None else s, len(c.values), len(c.diverged_seeds),
-                        len(c.failed) + len(c.missing_metric), c.text()])
+                        len(c.failed) + len(c.missing_metric), c.state, c.text()])
     return buf.getvalue()
 
 
@@ -218,8 +224,8 @@ def plot_heatmap(res: SweepResult, path: str | os.PathLike[str], *, lower_is_bet
         for j, x in enumerate(res.xvals):
             c = res.cells.get((y, x), SweepCell())
             m = c.mean
-            if m is None:
-                text, color = "–", "black"
+            if m is None:  # no number: the cell's state (running, stopped, failed, unreadable, not run)
+                text, color = c.state.replace(" ", "\n"), "dimgrey"
             elif math.isnan(m):
                 text, color = "NaN", "darkred"
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//",
@@ -239,7 +245,7 @@ def plot_heatmap(res: SweepResult, path: str | os.PathLike[str], *, lower_is_bet
     cb = fig.colorbar(im, ax=ax)
     cb.set_label(f"{res.metric} ({'lower' if lower_is_better else 'higher'} is better)")
     scale = f"{res.scale} scale" + (", not the paper's setting" if res.scale == "smoke" else "")
-    ax.set_title(f"{res.title}\n{scale}; NaN (hatched): diverged, –: not run or failed", fontsize=9)
+    ax.set_title(f"{res.title}\n{scale}; NaN (hatched): diverged; a word: no number (why)", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -77,8 +77,9 @@ EXPECTED_T4 = {
     ("none", "residual/lr0.1"): ("NaN", "-", "diverged", 1),
     ("bn", "residual/lr0.1"): ("- (failed: RuntimeError: out of memory)", "-", "failed", 0),
     ("bn", "plain/lr0.1"): ("5.50 (1/2 diverged)", "-0.40", "partial", 2),
-    ("gn", "plain/lr0.05"): ("- (running: not finished)", "-", "unfinished", 0),
-    ("sn", "plain/lr0.05"): ("- (incomplete: no metrics.json)", "-", "unfinished", 0),
+    # its record says running but no process holds it (no lock): killed, resumable
+    ("gn", "plain/lr0.05"): ("- (stopped: killed?, rerun resumes it)", "-", "stopped", 0),
+    ("sn", "plain/lr0.05"): ("- (incomplete: no metrics.json)", "-", "incomplete", 0),
     ("wn", "residual/lr0.05"): ("7.50 ± 0.71", "+0.09", "ok", 2),
     ("wn", "plain/lr0.05"): ("7.25", "-0.13", "ok", 1),
     ("sn", "plain/lr0.1"): ("- (launch failed: Could not override 'norm'. No match in the defaults list.)",
