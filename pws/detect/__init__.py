@@ -9,4 +9,18 @@
 * :mod:`pws.detect.app` -- the app of :mod:`pws.engine` (``python -m pws.detect``).
 
 Importing this package does not import mmdet; the submodules that need the stack import it.
+``run(cfg, run_dir)`` is the programmatic entry (a config composed with Hydra's compose API).
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def run(cfg: Any, run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Run (or resume, or skip) the detection run ``cfg`` (a composed Hydra config) in ``run_dir``."""
+    from pws.detect.app import DETECT
+    from pws.engine.lifecycle import execute
+
+    return execute(DETECT, cfg, run_dir, overrides)

@@ -166,6 +166,7 @@ class _Run:
         self.base = {**base, **app.base_record(plan, cfg)}
         self.rank, self.world_size, self.started = rank, world_size, started
         self.is_main = rank == 0
+        self.previous: dict[str, Any] | None = None  # the record an earlier session left
 
     def go(self, base_dir: Path) -> dict[str, Any]:
         if self.is_main:
@@ -199,6 +200,7 @@ class _Run:
             record = None
             if self.is_main:
                 e.path.rename(e.path.with_name(e.path.name + ".unreadable"))
+        self.previous = record
         done = record is not None and record.get("status") in DONE_STATUSES
         if done and not self.plan.force:
             log.info("%s: already %s; force=true runs it again", self.run_dir, record.get("status"))  # type: ignore[union-attr]
@@ -254,6 +256,7 @@ class _Run:
             self.base,
             lambda ev: self.app.summarize(plan, ev),
             extras=(speed.summary, self._wall_time),
+            previous=self.previous,
         )
         preemption = PreemptionHook()
         self.record = record

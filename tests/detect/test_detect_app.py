@@ -16,9 +16,9 @@ require_stack()
 
 from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
-from pws.data.errors import DataMissingError  # noqa: E402
-from pws.detect.app import run  # noqa: E402
-from pws.detect.checkpoint import mmengine_checkpoints  # noqa: E402
+from pws.detect import run  # noqa: E402
+from pws.engine.checkpoints import mmengine_checkpoints  # noqa: E402
+from pws.engine.errors import RunFailed  # noqa: E402
 from pws.runs.record import read_metrics, write_metrics  # noqa: E402
 
 # 4 training images at batch 2, one epoch: 2 training iterations (the first is the FPS warm-up), then the
@@ -65,7 +65,9 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path, data_dir
     write_metrics(tmp_path / "run", record)
     resumed = _run(tmp_path, data_dir, [*common, "scale.detect.epochs=2"])
     assert resumed["status"] == "finished"
-    assert [h["epoch"] for h in resumed["history"]] == [2]  # epoch 1 was not trained again
+    # epoch 1 was not trained again, and the history keeps it (it travels in the checkpoint)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert resumed["history"][0] == first["history"][0]
     assert (tmp_path / "run" / "epoch_2.pth").is_file()
 
 
@@ -111,7 +113,7 @@ def test_forced_divergence_gives_diverged_and_nan(tmp_path: Path, data_dir: Path
 
 def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
     cfg = compose_detect(["data=voc0712", f"data.root={tmp_path / 'nowhere'}"])
-    with pytest.raises(DataMissingError, match="nowhere"):
+    with pytest.raises(RunFailed, match="nowhere"):
         run(cfg, tmp_path / "run")
     record = read_metrics(tmp_path / "run")
     assert record["status"] == "failed" and "nowhere" in record["error"]
@@ -124,5 +126,5 @@ def test_malformed_annotation_names_the_file(tmp_path: Path) -> None:
     xml = sorted((devkit / "VOC2007" / "Annotations").glob("*.xml"))[0]
     xml.write_text("<annotation><object><name>cat</name>")  # truncated
     cfg = compose_detect(["data=voc0712", f"data.root={devkit}"])
-    with pytest.raises(ValueError, match=xml.name):
+    with pytest.raises(RunFailed, match=xml.name):
         run(cfg, tmp_path / "run")

@@ -15,7 +15,7 @@ require_stack()
 from mmengine.logging import HistoryBuffer, MessageHub  # noqa: E402
 from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
-from pws.detect.checkpoint import mmengine_checkpoints  # noqa: E402
+from pws.engine.checkpoints import mmengine_checkpoints  # noqa: E402
 
 
 def _checkpoint(path: Path) -> Path:

@@ -32,7 +32,8 @@ class RunRecordHook(Hook):
 
     ``base``: the record's fixed fields (task, scale, seed, config, versions, ...); ``summarize``: the
     app's mapping from mmengine's evaluation (``{"pascal_voc/mAP": 0.77}``) to the record's metrics in %
-    (``{"mAP": 77.0}``); ``extras``: callables adding fields (the throughput).
+    (``{"mAP": 77.0}``); ``extras``: callables adding fields (the throughput); ``previous``: the record an
+    earlier session of the run left.
     """
 
     priority = "LOW"
@@ -43,8 +44,10 @@ class RunRecordHook(Hook):
         base: dict[str, Any],
         summarize: Summarize,
         extras: tuple[Callable[[], dict[str, Any]], ...] = (),
+        previous: dict[str, Any] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
+        self.previous = previous  # the record an earlier session left (a resume takes its evaluations)
         self.base = base
         self.summarize = summarize
         self.extras = extras
@@ -105,6 +108,23 @@ class RunRecordHook(Hook):
         self._sums = dict(saved["sums"])
         self._count = int(saved["count"])
         self._lr = float(saved["lr"])
+        self._add_evaluations_written_after(self.previous)
+
+    def _add_evaluations_written_after(self, on_disk: dict[str, Any] | None) -> None:
+        """An epoch's checkpoint is written before its evaluation: take that evaluation back from the
+        metrics.json written after it (only for epochs the checkpoint has, at the same iteration)."""
+        if not on_disk or not self.history:
+            return
+        disk = {(e.get("epoch"), e.get("iter")): e for e in on_disk.get("history", [])}
+        for entry in self.history:
+            written = disk.get((entry["epoch"], entry["iter"]), {})
+            entry.update({k: v for k, v in written.items() if k not in entry})
+        last = self.history[-1]
+        if disk.get((last["epoch"], last["iter"])) is not None and on_disk.get("evaluated"):
+            latest = on_disk.get("history", [])[-1]
+            if (latest.get("epoch"), latest.get("iter")) == (last["epoch"], last["iter"]):
+                self.evaluated = dict(on_disk["evaluated"])
+                self.metrics = self.summarize(self.evaluated)
 
     # ----------------------------------------------------------------------------------------- records
 
