@@ -2,10 +2,11 @@
 
 * No module imports a private name (one starting with ``_``) from another pws module: what is shared
   between modules is public.
-* The paper as data (``pws.paper``), the run record (``pws.runs``) and the result tables (``pws.results``)
-  form layers, ``pws.paper < pws.runs < pws.results``: a package imports only from its own layer or the
-  layers below it. Imports inside functions count as well (a function-level import does not remove a cycle,
-  it only hides it until the function runs).
+* The paper as data (``pws.paper``), the run record (``pws.runs``), the engine (``pws.engine``) and the
+  result tables (``pws.results``) form layers, ``pws.paper < pws.runs < pws.engine < pws.results``: a
+  package imports only from its own layer or the layers below it; the engine imports none of its apps.
+  Imports inside functions count as well (a function-level import does not remove a cycle, it only hides
+  it until the function runs).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 
 PWS = Path(__file__).resolve().parents[1] / "pws"
-LAYERS = ("pws.paper", "pws.runs", "pws.results")  # lowest first
+LAYERS = ("pws.paper", "pws.runs", "pws.engine", "pws.results")  # lowest first
+APPS = ("pws.classify", "pws.detect", "pws.diagnostics")  # the engine's apps: above it, never below
 
 
 def module_name(path: Path) -> str:
@@ -247,3 +249,14 @@ def test_the_cycle_check_sees_a_cycle_hidden_in_a_function(tmp_path, monkeypatch
         ["pws.results.collect", "pws.results.report", "pws.results.collect"],
         ["pws.results.report", "pws.results.collect", "pws.results.report"],
     )
+
+
+def test_the_engine_imports_none_of_its_apps():
+    found = [
+        f"{path.relative_to(PWS.parent)}:{line}: {target}"
+        for name, path in modules().items()
+        if name.startswith("pws.engine")
+        for line, target, _ in imports(name, path)
+        if any(target == app or target.startswith(app + ".") for app in APPS)
+    ]
+    assert not found, "the engine imports an app:\n" + "\n".join(found)
