@@ -12,19 +12,44 @@ import os
 import socket
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from pws.engine.errors import RunFailed
 
 LOCK_FILE = ".lock"
 
 
-def _alive(pid: int) -> bool:
+def lock_state(run_dir: str | Path) -> tuple[str, dict[str, Any] | None]:
+    """Who holds ``run_dir`` by its lock file: ``("alive", holder)`` (the pid is alive on this host),
+    ``("elsewhere", holder)`` (another host: not checked), ``("gone", holder)`` (no such process here any
+    more, or a lock that cannot be read: nobody holds it), ``("none", None)`` (no lock file)."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        holder = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return "none", None
+    except (OSError, ValueError):  # a kill between creating and writing it; UnicodeDecodeError too
+        return "gone", None
+    if not isinstance(holder, dict):
+        return "gone", None
+    pid, host = holder.get("pid"), holder.get("host")
+    if host is not None and host != socket.gethostname():
+        return "elsewhere", holder
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return "gone", holder
+    return ("alive" if pid_alive(pid) else "gone"), holder
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # it exists, under another user
         return True
+    except OSError:
+        return False
     return True
 
 
@@ -35,29 +60,18 @@ class RunDirLock:
         self.path = Path(run_dir) / LOCK_FILE
         self.held = False
 
-    def holder(self) -> dict[str, object] | None:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return None
-
-    def _stale(self, holder: dict[str, object] | None) -> bool:
-        if holder is None:  # unreadable: a kill between create and write; nobody can own it
-            return True
-        pid = holder.get("pid")
-        return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _alive(pid)
-
     def acquire(self) -> None:
         me = {"pid": os.getpid(), "host": socket.gethostname()}
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                holder = self.holder()
-                if not self._stale(holder):
+                state, holder = lock_state(self.path.parent)
+                if state in ("alive", "elsewhere"):
+                    assert holder is not None
                     raise RunFailed(
-                        f"run directory {self.path.parent} is in use by process {holder.get('pid')} on "  # type: ignore[union-attr]
-                        f"{holder.get('host')} (lock file {self.path}); wait for it, or delete the lock "  # type: ignore[union-attr]
+                        f"run directory {self.path.parent} is in use by process {holder.get('pid')} on "
+                        f"{holder.get('host')} (lock file {self.path}); wait for it, or delete the lock "
                         "file if that process is gone"
                     ) from None
                 self.path.unlink(missing_ok=True)  # left by a dead process: take it over
