@@ -165,7 +165,7 @@ def latex(res: TableResult) -> str:
         "\\bottomrule",
         "\\end{tabular}",
         f"\\caption{{{_tex(caption)}. Ours (mean $\\pm$ std over seeds), the paper's number and "
-        f"$\\Delta$ = ours $-$ paper; NaN: diverged; --: not run or failed.}}",
+        f"$\\Delta$ = ours $-$ paper; NaN: diverged; --: no number, for the reason beside it.}}",
         f"\\label{{tab:repro-{t.name}-{res.scale}}}",
         "\\end{table}",
         "",
