@@ -66,8 +66,6 @@ class CellMetric(RunTally):
         why = self.why()
         if why is not None:
             return why
-        if self.missing_metric:
-            return f"no {self.metric} in metrics.json"
         if self.launch_error:
             return "launch failed: " + self.launch_error
         return "not run"

@@ -95,11 +95,7 @@ class SweepCell(RunTally):
         if self.diverged_seeds:
             return "NaN"
         why = self.why()
-        if why is not None:
-            return f"- ({why})"
-        if self.missing_metric:
-            return f"- (failed: no {self.metric})"
-        return "- (not run)"
+        return f"- ({why or 'not run'})"
 
 
 @dataclass

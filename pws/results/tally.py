@@ -107,6 +107,8 @@ class RunTally:
             return self.unreadable[0][1]
         if self.failed:
             return "failed: " + (self.failed[0][1] or "no error message")
+        if self.missing_metric:
+            return f"failed: no {self.metric} in metrics.json"
         for status in self._unfinished_statuses():
             return next(note for _, s, note in self.unfinished if s == status)
         return None
