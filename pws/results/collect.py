@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import re
-import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from pws.engine.lock import LOCK_FILE
+from pws.engine.lock import LOCK_FILE, lock_state
 from pws.paper.experiments import Table
 from pws.runs.record import DONE_STATUSES, METRICS_FILE, UnreadableRecord, read_metrics
 
@@ -61,7 +60,7 @@ class Run:
     seed: int | None = None
     scale: str | None = None
     unreadable: UnreadableRecord | None = None   # its metrics.json is there but cannot be read
-    process: str = "none"                         # its lock: see :func:`lock_state`
+    process: str = "none"                         # its lock: see :func:`pws.engine.lock.lock_state`
     holder: dict[str, Any] | None = None          # the lock's content (pid, host)
 
     @property
@@ -247,40 +246,6 @@ def _read_yaml(path: Path) -> Any:
 
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def lock_state(run_dir: str | os.PathLike[str]) -> tuple[str, dict[str, Any] | None]:
-    """Who holds ``run_dir`` by its lock file (``<run_dir>/.lock``: the pid and host of the process):
-    ``("alive", holder)`` (the pid is alive on this host), ``("elsewhere", holder)`` (another host: not
-    checked), ``("gone", holder)`` (no such process here any more, or a lock that cannot be read: as the
-    engine sees it, nobody holds it), ``("none", None)`` (no lock file)."""
-    path = Path(run_dir) / LOCK_FILE
-    try:
-        holder = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        return "none", None
-    except (OSError, ValueError):  # a kill between creating and writing it; UnicodeDecodeError too
-        return "gone", None
-    if not isinstance(holder, dict):
-        return "gone", None
-    pid, host = holder.get("pid"), holder.get("host")
-    if host is not None and host != socket.gethostname():
-        return "elsewhere", holder
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return "gone", holder
-    return ("alive" if _pid_alive(pid) else "gone"), holder
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
