@@ -3,7 +3,8 @@
 The app validates its config (:mod:`pws.classify.config`), builds or checks the data set and writes the
 mmengine config: the network (``PWSClassifier``), the two splits (``ClassificationSplit``) with
 mmengine's ``DefaultSampler``, the metric (``ClassificationError``), SGD with alpha kept out of weight
-decay, the step schedule.
+decay, the step schedule, and, with ``probe.enabled=true``, the variance probe of :mod:`pws.diagnostics`
+(``VarianceProbeHook``, rows in the run directory's ``variance_probe.csv``).
 Everything else (resume, preemption, divergence, records, wandb, DDP) is :mod:`pws.engine`'s.
 """
 
@@ -19,6 +20,7 @@ from omegaconf import DictConfig
 import pws.classify.datasets
 import pws.classify.metric
 import pws.classify.model
+import pws.diagnostics.mmengine_hook
 import pws.engine.loops  # noqa: F401  (registers the types with mmengine)
 from pws.classify.config import Plan, make_plan
 from pws.classify.datasets import splits
@@ -26,6 +28,7 @@ from pws.engine.cli import hydra_app
 from pws.optim import mmengine_paramwise_cfg
 
 METRICS = ("top1_error", "top5_error", "test_loss")
+PROBE_FILE = "variance_probe.csv"  # the variance probe's rows (probe.enabled=true), in the run directory
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ class ClassifyApp:
             env_cfg=dict(dist_cfg=dict(backend="nccl" if plan.device.startswith("cuda") else "gloo")),
             log_processor=dict(by_epoch=True, window_size=plan.log_every),
         )
+        if plan.probe is not None:  # probe.enabled: the variance probe on the network, CSV in the run dir
+            config["custom_hooks"] = [*config.get("custom_hooks", []), probe_hook(plan.probe)]
         return config
 
     def metric_names(self, plan: Plan) -> list[str]:
@@ -130,6 +135,13 @@ class ClassifyApp:
 
     def summarize(self, plan: Plan, evaluated: dict[str, float]) -> dict[str, float]:
         return {k: float(evaluated.get(k, math.nan)) for k in METRICS}
+
+
+def probe_hook(options: dict[str, Any]) -> dict[str, Any]:
+    """The ``custom_hooks`` entry of the variance probe (:mod:`pws.diagnostics.mmengine_hook`) on the
+    classifier's network (``PWSClassifier.net``; layers numbered as in the bare network), LR read from the
+    optimizer, rows in ``<run dir>/variance_probe.csv``."""
+    return dict(type="VarianceProbeHook", module="net", filename=PROBE_FILE, lr=None, **options)
 
 
 CLASSIFY = ClassifyApp()

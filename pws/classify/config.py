@@ -24,7 +24,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from pws.engine.schedule import shorten_schedule
-from pws.engine.schema import Validator, common_values, plain
+from pws.engine.schema import MISSING, Validator, common_values, plain
 from pws.nn.factory import NormMethod
 from pws.runs.run_dir import register_resolvers
 
@@ -82,6 +82,8 @@ class Plan:
     row: str | None
     cell: str | None
     notes: list[str] = field(default_factory=list)
+    # The variance probe (configs/classify.yaml's ``probe`` section) as the hook's arguments, None when off.
+    probe: dict[str, Any] | None = None
 
     @property
     def log_interval(self) -> int:
@@ -213,6 +215,7 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
     eval_every = v.integer("train.eval_every", minimum=1)
     checkpoint_every = v.integer("train.checkpoint_every", minimum=1)
 
+    probe = probe_options(v)
 
     v.raise_if_failed()
 
@@ -232,8 +235,35 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
         checkpoint_every=checkpoint_every, ema_decay=common["ema_decay"],
         ema_warmup=common["ema_warmup"], wandb_mode=common["wandb_mode"], force=common["force"],
         table=common["table"], row=common["row"], cell=common["cell"],
-        notes=notes,
+        notes=notes, probe=probe,
     )  # fmt: skip
+
+
+def probe_options(v: Validator) -> dict[str, Any] | None:
+    """The ``probe`` section checked: the variance probe's hook arguments when ``probe.enabled``, else None.
+
+    ``probe.layers``: null (every conv) or a non-empty list of 1-based conv indices or module names of the
+    network; ``probe.interval``: an integer >= 1; ``probe.activations``: true or false.
+    """
+    enabled = v.boolean("probe.enabled")
+    interval = v.integer("probe.interval", minimum=1)
+    activations = v.boolean("probe.activations")
+    layers = v.get("probe.layers")
+    if layers is MISSING:
+        v.fail("probe.layers is missing from the config")
+        layers = None
+    elif layers is not None and (not isinstance(layers, list) or not layers or not all(map(_layer, layers))):
+        v.fail(f"probe.layers must be null (every conv) or a non-empty list of conv indices >= 1 or module "
+               f"names, got {layers!r}")  # fmt: skip
+        layers = None
+    if not enabled:
+        return None
+    return {"layers": layers, "interval": interval, "activations": activations}
+
+
+def _layer(x: Any) -> bool:
+    """A conv layer of ``probe.layers``: a 1-based index or a module name."""
+    return (isinstance(x, int) and not isinstance(x, bool) and x >= 1) or (isinstance(x, str) and bool(x))
 
 
 def _resolve_device(device: str, v: Validator) -> str:

@@ -2,7 +2,9 @@
 
 Each writes ``<out>/<scale>/figureN.csv`` and ``figureN.png`` (``out`` = ``results``). Figures 1 and 6 come
 from one measurement (``figure1_steps.csv``, with its settings in ``figure1_6.json``); the second of the two
-reuses it when the settings match, ``--force`` measures again.
+reuses it when the settings match, ``--force`` measures again. Figure 2 is one classification run of the
+engine per gamma, in ``<out>/<scale>/figure2_runs/gamma<g>/`` (settings in ``figure2.json``): a run that
+finished with the same settings is reused, an interrupted one resumes, ``--force`` trains again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from pws.diagnostics import figures
 from pws.diagnostics.probe import ROW_COLUMNS, write_rows
 from pws.diagnostics.runs import (
+    FIG2_RUNS,
     METHOD_LABELS,
     SCALES_FIG2,
     SCALES_FIG16,
@@ -109,19 +112,27 @@ def run_figure16(
 
 
 def run_figure2(cfg: GammaConfig, out: str | Path = "results", log: Any = print) -> dict[str, Path]:
-    """Train once per gamma and write ``figure2`` CSV and PNG; returns their paths."""
+    """One classification run per gamma (``<out>/<scale>/figure2_runs/``), then ``figure2`` CSV and PNG;
+    returns their paths."""
     out_dir = Path(out) / cfg.scale
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, info = train_gammas(cfg, log=log)
+    rows, info = train_gammas(cfg, out_dir / FIG2_RUNS, log=log)
     csv_path = write_rows(out_dir / "figure2.csv", rows, columns=figures.FIG2_COLUMNS)
     (out_dir / "figure2.json").write_text(json.dumps({"config": cfg.__dict__, "info": info}, indent=1,
                                                      default=str) + "\n")  # fmt: skip
     data = {"digits": "scikit-learn digits (32x32)", "cifar10": "CIFAR-10"}.get(cfg.data, cfg.data)
+    milestones = info.get("milestones")
+    steps = (
+        f"{info['steps']} steps ({info['epochs']} epochs of {info['steps_per_epoch']})"
+        if info.get("steps_per_epoch")
+        else f"{info.get('epochs')} epochs"
+    )
     title = (
         f"Figure 2: PWS {cfg.model} on {data}, layer {cfg.layer} ({info.get('layer_name')}); "
-        f"LR {cfg.lr:g}, batch {cfg.batch_size}, weight decay {cfg.weight_decay:g}, "
-        f"momentum {cfg.momentum:g}, {info['steps']} steps "
-        f"({info['steps'] / info['steps_per_epoch']:.3g} epochs)\n{_scale_note(cfg.scale)}"
+        f"LR {cfg.lr:g}"
+        + (f" (x0.1 after epochs {', '.join(map(str, milestones))})" if milestones else "")
+        + f", batch {cfg.batch_size}, weight decay {cfg.weight_decay:g}, momentum {cfg.momentum:g}, {steps}"
+        f"\n{_scale_note(cfg.scale)}"
     )
     png = figures.plot_figure2(rows, out_dir / "figure2.png", title)
     log(f"wrote {csv_path} and {png}")
@@ -144,7 +155,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument(
-        "--force", action="store_true", help="figure1/6: measure again even if a matching one exists"
+        "--force",
+        action="store_true",
+        help="figure1/6: measure again even if a matching one exists; figure2: train every gamma again",
     )
     g = p.add_argument_group("figure1 / figure6")
     g.add_argument(
@@ -155,16 +168,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--methods", type=lambda s: tuple(s.split(",")), help="subset of none,bn,pws")
     g = p.add_argument_group("figure2")
     g.add_argument("--gammas", type=_floats, help="comma-separated gamma values")
-    g.add_argument("--epochs", type=float)
-    g.add_argument("--steps", type=int, help="run length in steps (overrides --epochs)")
+    g.add_argument(
+        "--epochs", type=int, help="scale.classify.epochs: the schedule shortened to N epochs (smoke: 4)"
+    )
+    g.add_argument(
+        "--max-steps-per-epoch", type=int, help="train.max_steps_per_epoch: N batches per epoch (smoke: 25)"
+    )
     g.add_argument("--width", type=float, help="plain_c channel multiplier (1.0 = the paper's net)")
     g.add_argument("--data", help="figure2 data set: digits, cifar10, synthetic_cifar")
+    g.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="a further override of the runs (repeatable), e.g. train.eval_every=4")  # fmt: skip
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from pws.data import DataMissingError
+    from pws.engine.errors import ConfigError, Preempted, RunFailed
 
     try:
         if args.figure == "figure2":
@@ -176,11 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 batch_size=args.batch_size,
                 gammas=args.gammas,
                 epochs=args.epochs,
+                max_steps_per_epoch=args.max_steps_per_epoch,
                 width=args.width,
                 data=args.data,
+                overrides=tuple(args.override) or None,
+                force=args.force or None,
             )
-            if args.epochs is not None and args.steps is None:
-                cfg = replace(cfg, steps=None)  # --epochs alone sets the length
             run_figure2(cfg, args.out)
         else:
             cfg16 = backbone_config(
@@ -198,6 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataMissingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (ConfigError, RunFailed) as err:  # a Figure 2 run: an invalid override, missing data, ...
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except Preempted as err:  # the checkpoint is saved: the same command resumes
+        print(f"pws.diagnostics: {err}", file=sys.stderr)
+        return err.exit_code
     return 0
 
 

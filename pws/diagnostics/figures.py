@@ -18,8 +18,10 @@ images seen), and the range over every input sample ``x`` of every batch of ``E(
 ``x_mean_max``), ``E(x)^2`` (``x_mean2_min``, ``x_mean2_max``), ``E(x^2)`` (``x_sq_min``, ``x_sq_max``) and
 ``E(x)^2 / E(x^2)`` (``x_ratio_min``, ``x_ratio_max``); ``x_mean``, ``x_sq`` are batch-level means.
 
-``figure2.csv`` -- one row per (gamma, training step): ``gamma``, ``step``, ``epoch``, ``layer``, ``name``,
-``lr``, ``wvar_min`` (``min_o Var[W_o]`` of the raw PWS weight), ``wvar_mean``, ``inv_std_max``
+``figure2.csv`` -- one row per (gamma, training step), read back from the ``variance_probe.csv`` of each
+gamma's classification run (``figure2_runs/gamma<g>/``): ``gamma``, ``step`` (the run's 0-based iteration),
+``epoch`` (``step / steps per epoch``), ``layer``, ``name``, ``lr`` (the optimizer's LR at that step),
+``wvar_min`` (``min_o Var[W_o]`` of the raw PWS weight), ``wvar_mean``, ``inv_std_max``
 (``1 / sqrt(min_o Var[W_o] + gamma)``), ``loss`` (training loss of that step's batch), ``var_ratio_mean``,
 ``shift``.
 

@@ -1,19 +1,34 @@
 """The runner-facing logic of :class:`pws.diagnostics.mmengine_hook.VarianceProbeHook`, free of mmengine.
 
 It needs only what an mmengine Runner offers (``model``, ``iter``, ``epoch``, ``work_dir``, ``rank``,
-``optim_wrapper.get_lr()``), so it is testable (and usable by another loop) without mmengine installed.
+``optim_wrapper.get_lr()``, and ``train_loop.dataloader`` where there is one), so it is testable (and
+usable by another loop) without mmengine installed.
+
+The CSV (``<work_dir>/<filename>``) has the columns :data:`HOOK_COLUMNS` then
+:data:`~pws.diagnostics.probe.ROW_COLUMNS`: ``iter`` (0-based training iteration), ``epoch`` (epochs of
+data consumed at the start of the iteration, ``iter / iterations per epoch``; the runner's epoch where the
+loop has no dataloader length), ``loss`` (the total training loss the model returned for that iteration,
+NaN if it returned none). A resumed run keeps the rows of the iterations before the one it resumes at and
+writes the rest again, so the file has one row per probed layer and iteration however often the run was
+interrupted.
 """
 
 from __future__ import annotations
 
+import csv
 import importlib
 import importlib.util
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
-from pws.diagnostics.probe import VarianceProbe, write_rows
+from pws.diagnostics.probe import ROW_COLUMNS, VarianceProbe, write_rows
+
+HOOK_COLUMNS: tuple[str, ...] = ("iter", "epoch", "loss")
 
 
 class ProbeHookLogic:
@@ -26,10 +41,12 @@ class ProbeHookLogic:
         activations: bool = True,
         filename: str = "variance_probe.csv",
         lr: float | None = None,
+        layers: Sequence[int | str] | None = None,
     ) -> None:
         if interval < 1:
             raise ValueError(f"VarianceProbeHook interval must be >= 1, got {interval}")
         self.module = module
+        self.layers = None if layers is None else list(layers)
         self.interval = int(interval)
         self.activations = activations
         self.filename = filename
@@ -64,10 +81,45 @@ class ProbeHookLogic:
     def _due(self, runner: Any) -> bool:
         return (runner.iter + 1) % self.interval == 0 or runner.iter == 0
 
+    @staticmethod
+    def _epoch(runner: Any) -> float:
+        try:
+            per_epoch = len(runner.train_loop.dataloader)
+        except (AttributeError, TypeError):
+            per_epoch = 0
+        return runner.iter / per_epoch if per_epoch else runner.epoch
+
+    @staticmethod
+    def _loss(outputs: Any) -> float:
+        value = outputs.get("loss") if isinstance(outputs, dict) else None
+        if torch.is_tensor(value) and value.numel() == 1:
+            return float(value.detach().float())
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return math.nan
+
+    def _start_file(self, first_iter: int) -> None:
+        """Before the first write of this session: keep the rows of earlier iterations (a resumed run), or
+        start a new file (a run from iteration 0, or a file in another format)."""
+        assert self.path is not None
+        if first_iter == 0 or not self.path.exists():
+            return
+        with self.path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != (*HOOK_COLUMNS, *ROW_COLUMNS):
+                return
+            kept = [row for row in reader if int(row["iter"]) < first_iter]
+        write_rows(self.path, kept, columns=(*HOOK_COLUMNS, *ROW_COLUMNS))
+        self._written = True
+
     # mmengine hook points
     def before_run(self, runner: Any) -> None:
         self.probe = VarianceProbe(
-            self._target(runner), lr=self.fixed_lr or 0.0, activations=self.activations, keep_rows=False
+            self._target(runner),
+            lr=self.fixed_lr or 0.0,
+            layers=self.layers,
+            activations=self.activations,
+            keep_rows=False,
         )
         self.probe.enabled = False
         self.path = Path(runner.work_dir) / self.filename
@@ -88,8 +140,10 @@ class ProbeHookLogic:
         rows = self.probe.step(runner.iter)
         self.probe.enabled = False
         if getattr(runner, "rank", 0) == 0 and self.path is not None:
-            write_rows(self.path, rows, extra={"iter": runner.iter, "epoch": runner.epoch},
-                       append=self._written)  # fmt: skip
+            if not self._written:
+                self._start_file(runner.iter)
+            extra = {"iter": runner.iter, "epoch": self._epoch(runner), "loss": self._loss(outputs)}
+            write_rows(self.path, rows, extra=extra, append=self._written)
             self._written = True
 
     def after_run(self, runner: Any) -> None:
@@ -109,6 +163,7 @@ def with_variance_probe(
     activations: bool = True,
     filename: str = "variance_probe.csv",
     lr: float | None = None,
+    layers: Sequence[int | str] | None = None,
 ) -> dict[str, Any]:
     """A copy of an mmengine config dict that also runs ``VarianceProbeHook`` (and imports its module).
 
@@ -127,6 +182,6 @@ def with_variance_probe(
     imports["imports"] = names
     out["custom_imports"] = imports
     hook = dict(type="VarianceProbeHook", module=module, interval=interval, activations=activations,
-                filename=filename, lr=lr)  # fmt: skip
+                filename=filename, lr=lr, layers=None if layers is None else list(layers))  # fmt: skip
     out["custom_hooks"] = [*(out.get("custom_hooks") or []), hook]
     return out

@@ -6,10 +6,15 @@ we calculate the forward process and the backward process. Then we calculate wha
 the filters' gradients. We do not update the parameters" -- so every number is taken at initialization,
 over many batches. PWS uses gamma = 1e-3, the paper's value at LR 1e-2 on VOC.
 
-Figure 2 (:func:`train_gammas`): a short CIFAR-style training run of the paper's plain net (``plain_c``,
-ConvPool-CNN-C) with PWS at LR 5e-2 (SGD, momentum 0.9, weight decay 5e-4 except alpha, as the paper's
-CIFAR-10 runs) for several gamma, recording ``min_o Var[W_o]`` and ``1 / sqrt(min_o Var[W_o] + gamma)`` of
-the third conv layer at every step.
+Figure 2 (:func:`train_gammas`): for each gamma, one classification run of :mod:`pws.classify` (the
+engine, :mod:`pws.engine`) of the paper's plain net (``plain_c``, ConvPool-CNN-C) with PWS at LR 5e-2 --
+otherwise the app's CIFAR-10 settings (SGD, momentum 0.9, weight decay 5e-4 except alpha, the step
+schedule) -- with the variance probe attached as an mmengine hook (``probe.enabled=true``,
+:class:`~pws.diagnostics.mmengine_hook.VarianceProbeHook`), which records ``min_o Var[W_o]`` and
+``1 / sqrt(min_o Var[W_o] + gamma)`` of the third conv layer at every training step with the optimizer's
+current LR. Each run has its own run directory (``<runs_dir>/gamma<g>``: ``metrics.json``, checkpoints,
+``variance_probe.csv``); like any run of the engine it resumes when interrupted and is skipped when it has
+already finished (or diverged) with the same settings.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -90,11 +95,19 @@ SCALES_FIG16: dict[str, dict[str, Any]] = {
 
 @dataclass
 class GammaConfig:
-    """Settings of the Figure 2 training run (``SCALES_FIG2``)."""
+    """Settings of the Figure 2 runs (``SCALES_FIG2``), each one an override of the classification app.
+
+    ``epochs`` is ``scale.classify.epochs`` (the app's schedule, 200 epochs with LR x0.1 after 100, 150 and
+    180, shortened to that many epochs by the engine's rule; None: the schedule's own) and
+    ``max_steps_per_epoch`` is ``train.max_steps_per_epoch`` (a fixed subset of that many batches; None: the
+    whole training set). ``data_root`` None: the app's (``$PWS_DATA`` or ``data``). ``overrides``: further
+    Hydra overrides of the app (``train.eval_every=4``, ...). ``force``: train again even if a run with the
+    same settings has finished.
+    """
 
     scale: str
-    data: str  # "digits" or "cifar10"
-    data_root: str
+    data: str  # "digits" or "cifar10" (any data set of the classification app)
+    data_root: str | None = None
     model: str = "plain_c"
     width: float = 1.0
     gammas: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2)  # 1e-3 is the paper's CIFAR-10 value
@@ -102,23 +115,60 @@ class GammaConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 128
-    epochs: float = 1.0
-    steps: int | None = None  # if given, the run's length in steps (else ``epochs``)
-    milestones: tuple[int, ...] = ()
+    epochs: int | None = None
+    max_steps_per_epoch: int | None = None
     layer: int = 3
     seed: int = 0
     device: str = "cpu"
     num_workers: int = 0
+    wandb_mode: str = "disabled"  # the runs' wandb mode (the figure's CSV and metrics.json are the record)
+    overrides: tuple[str, ...] = ()
+    force: bool = False
+
+    def run_overrides(self, gamma: float) -> list[str]:
+        """The classification app's overrides of the run for ``gamma``."""
+
+        def value(x: Any) -> str:
+            return "null" if x is None else repr(x)
+
+        out = [
+            f"scale={self.scale}",
+            f"data={self.data}",
+            f"model={self.model}",
+            "norm=pws",
+            f"norm.gamma={gamma!r}",
+            f"model.width={self.width!r}",
+            f"optim.lr={self.lr!r}",
+            f"optim.momentum={self.momentum!r}",
+            f"optim.weight_decay={self.weight_decay!r}",
+            f"data.batch_size={self.batch_size}",
+            f"data.num_workers={self.num_workers}",
+            f"scale.classify.epochs={value(self.epochs)}",
+            f"train.max_steps_per_epoch={value(self.max_steps_per_epoch)}",
+            f"train.device={self.device}",
+            f"seed={self.seed}",
+            f"wandb.mode={self.wandb_mode}",
+            "probe.enabled=true",
+            f"probe.layers=[{self.layer}]",
+            "probe.interval=1",
+            "probe.activations=false",
+        ]
+        if self.data_root is not None:
+            out.append(f"data_root={self.data_root}")
+        return [*out, *self.overrides]
 
 
 SCALES_FIG2: dict[str, dict[str, Any]] = {
     # CPU in a few minutes: scikit-learn's real digits (32x32), plain_c at width 0.25 (24/48 channels, the
-    # classification smoke net), batch 32, 100 steps per gamma, the paper's LR 5e-2.
-    "smoke": dict(data="digits", data_root="data", width=0.25, batch_size=32, steps=100,
+    # classification smoke net), batch 32, the paper's LR 5e-2. The length was 100 steps per gamma in the
+    # hand-written loop this replaces; as epochs of the app: 4 epochs of 25 steps = exactly 100 steps (on a
+    # fixed subset of 800 of the 1,437 training images, each seen 4 times). The whole set is 44 steps per
+    # epoch (drop_last), so 2 or 3 whole epochs would be 88 or 132 steps. The schedule's LR steps at 100,
+    # 150 and 180 of 200 epochs land at epochs 2 and 3 of 4 (LR 5e-2, then 5e-3 from step 50, 5e-4 from 75).
+    "smoke": dict(data="digits", width=0.25, batch_size=32, epochs=4, max_steps_per_epoch=25,
                   gammas=(1e-4, 1e-3, 1e-2), device="cpu"),
     # The paper's CIFAR-10 setting: the full plain_c, batch 128, 200 epochs, LR x0.1 after 100, 150, 180.
-    "full": dict(data="cifar10", data_root="data", width=1.0, batch_size=128, epochs=200,
-                 milestones=(100, 150, 180), device="auto", num_workers=8),
+    "full": dict(data="cifar10", width=1.0, batch_size=128, epochs=None, device="auto", num_workers=8),
 }  # fmt: skip
 
 
@@ -240,68 +290,108 @@ def measure_backbones(cfg: BackboneConfig, log: Any = print) -> tuple[list[dict[
 
 
 # ------------------------------------------------------------------------------------------ Figure 2
-def _batches_forever(loader: torch.utils.data.DataLoader) -> Iterator[tuple[int, Any]]:
-    epoch = 0
-    while True:
-        for batch in loader:
-            yield epoch, batch
-        epoch += 1
+FIG2_RUNS = "figure2_runs"  # the run directories of Figure 2, under results/<scale>/
 
 
-def train_gammas(cfg: GammaConfig, log: Any = print) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Train ``plain_c`` with PWS once per gamma; one row per (gamma, step) for the probed layer."""
-    from pws.data.classification import build_datasets
-    from pws.models.classifiers import build_classifier
-    from pws.optim import param_groups
+def gamma_run_dir(runs_dir: str | Path, gamma: float) -> Path:
+    """The run directory of ``gamma``: ``<runs_dir>/gamma<g>`` (``gamma0.001``)."""
+    return Path(runs_dir) / f"gamma{gamma:g}"
 
-    device = resolve_device(cfg.device)
-    train, _test, num_classes = build_datasets(cfg.data, cfg.data_root)
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    total_steps = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * steps_per_epoch))
+
+def compose_run(overrides: Sequence[str]) -> Any:
+    """The classification app's config with ``overrides``, through Hydra's compose API."""
+    from hydra import compose, initialize_config_dir
+
+    from pws.classify.config import CONFIG_NAME
+    from pws.engine.schema import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name=CONFIG_NAME):
+        return compose(CONFIG_NAME, overrides=list(overrides))
+
+
+def same_settings(run_dir: Path, cfg: Any) -> bool:
+    """Whether ``run_dir``'s record was made with the config ``cfg`` (``force`` aside): then the engine may
+    skip or resume it; a record of other settings is trained again from scratch."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from pws.runs.record import read_metrics
+
+    record = read_metrics(run_dir)
+    if record is None:
+        return True  # nothing there yet (or an unreadable record: the engine names it)
+    new = json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=False)))
+    old = dict(record.get("config") or {})
+    new.pop("force", None)
+    old.pop("force", None)
+    return old == new
+
+
+def probe_rows(path: Path, gamma: float) -> list[dict[str, Any]]:
+    """The hook's CSV as Figure 2 rows: ``step`` = the iteration, ``gamma`` = the run's gamma."""
+    from pws.diagnostics.figures import read_csv
+
+    rows = read_csv(path) if path.exists() else []
+    for row in rows:
+        row.update(step=int(row["iter"]), gamma=gamma)
+    return rows
+
+
+def steps_per_epoch(rows: Sequence[dict[str, Any]], record: dict[str, Any]) -> int | None:
+    """Training iterations per epoch of a run: from its rows (``iter / epoch``), else its first epoch's
+    record (None if it has neither)."""
+    for row in rows:
+        if row["epoch"] and row["epoch"] > 0:
+            return round(row["iter"] / row["epoch"])
+    history = record.get("history") or []
+    return int(history[0]["iter"]) if history else None
+
+
+def run_status(record: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
+    """``finished`` or ``diverged at step N`` (N: the 0-based step whose loss was not finite)."""
+    if record.get("status") != "diverged":
+        return str(record.get("status"))
+    bad = [r["step"] for r in rows if not (isinstance(r["loss"], float | int) and math.isfinite(r["loss"]))]
+    return f"diverged at step {bad[0]}" if bad else f"diverged ({record.get('diverged_at')})"
+
+
+def train_gammas(
+    cfg: GammaConfig, runs_dir: str | Path, log: Any = print
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One classification run per gamma (``<runs_dir>/gamma<g>``); one row per (gamma, step) for the probed
+    layer, read back from each run's ``variance_probe.csv``, and the runs' info (status from metrics.json)."""
+    from pws.classify import run
+    from pws.classify.app import PROBE_FILE
+
     rows: list[dict[str, Any]] = []
-    info: dict[str, Any] = {"device": str(device), "train_images": len(train), "steps": total_steps,
-                            "steps_per_epoch": steps_per_epoch, "seconds": {}, "status": {}}  # fmt: skip
+    info: dict[str, Any] = {"seconds": {}, "status": {}, "runs": {}, "top1_error": {}}
     for gamma in cfg.gammas:
-        torch.manual_seed(cfg.seed)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        loader = torch.utils.data.DataLoader(
-            train,
-            batch_size=cfg.batch_size,
-            shuffle=True,
-            drop_last=True,
-            generator=generator,
-            num_workers=cfg.num_workers,
-        )
-        model = (
-            build_classifier(cfg.model, NormMethod("pws", gamma=gamma), num_classes, width=cfg.width)
-            .to(device)
-            .train()
-        )
-        optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum)
-        milestones = [m * steps_per_epoch for m in cfg.milestones]
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
-        probe = VarianceProbe(model, lr=cfg.lr, layers=[cfg.layer], activations=False)
-        start, status = time.perf_counter(), "finished"
-        for step, (_epoch, (images, labels)) in enumerate(_batches_forever(loader)):
-            if step >= total_steps:
-                break
-            probe.lr = optimizer.param_groups[0]["lr"]
-            loss = torch.nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            (row,) = probe.step(step)
-            row.update(gamma=gamma, epoch=step / steps_per_epoch, loss=float(loss.detach()))
-            rows.append(row)
-            if not math.isfinite(row["loss"]):
-                status = f"diverged at step {step}"
-                break
-            optimizer.step()
-            scheduler.step()
-        probe.detach()
-        info["seconds"][gamma] = time.perf_counter() - start
+        run_dir = gamma_run_dir(runs_dir, gamma)
+        overrides = cfg.run_overrides(gamma)
+        composed = compose_run(overrides)
+        if cfg.force or not same_settings(run_dir, composed):
+            overrides = [*overrides, "force=true"]
+            composed = compose_run(overrides)
+        start = time.perf_counter()
+        record = run(composed, run_dir, overrides)
+        seconds = time.perf_counter() - start
+        got = probe_rows(run_dir / PROBE_FILE, gamma)
+        status = run_status(record, got)
+        per_epoch = steps_per_epoch(got, record)
+        info["seconds"][gamma] = seconds
         info["status"][gamma] = status
-        info["layer_name"] = probe.layers[0][1]
-        last = rows[-1]
-        log(f"[{cfg.scale}] gamma={gamma:g}: {status}, {step} steps, loss {last['loss']:.4g}, "
-            f"min Var[W_o] {last['wvar_min']:.3g}, {info['seconds'][gamma]:.1f} s")  # fmt: skip
+        info["runs"][gamma] = str(run_dir)
+        info["top1_error"][gamma] = record.get("top1_error")
+        info.update(device=record.get("device"), epochs=record.get("epochs"),
+                    milestones=(record.get("plan") or {}).get("milestones"))  # fmt: skip
+        if per_epoch is not None:
+            info["steps_per_epoch"] = per_epoch
+            info["steps"] = per_epoch * int(record.get("epochs") or 0)
+        if got:
+            info["layer_name"] = got[0]["name"]
+        rows.extend(got)
+        last = got[-1] if got else {"loss": math.nan, "wvar_min": math.nan}
+        log(f"[{cfg.scale}] gamma={gamma:g}: {status}, {len(got)} steps, loss {last['loss']:.4g}, "
+            f"min Var[W_o] {last['wvar_min']:.3g}, {seconds:.1f} s ({run_dir})")  # fmt: skip
     return rows, info

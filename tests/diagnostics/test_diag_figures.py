@@ -1,16 +1,19 @@
 """The figure pipeline end to end on tiny settings: CSV columns as documented, PNGs written, reuse of the
-Figure 1/6 measurement, and the clear error when the real data are missing."""
+Figure 1/6 measurement and of the Figure 2 runs, and the clear error when the real data are missing."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
+from dataclasses import replace
 
 import pytest
 
 from pws.data import DataMissingError
 from pws.diagnostics import figures
 from pws.diagnostics.cli import backbone_config, gamma_config, main, run_figure2, run_figure16
+from pws.diagnostics.runs import FIG2_RUNS
 
 
 def header(path) -> list[str]:
@@ -63,7 +66,9 @@ def test_figure6_reuses_the_measurement(fig16_dirs):
 
 
 def test_figure2_csv_and_png(tmp_path):
-    cfg = gamma_config("smoke", gammas=(1e-4, 1e-2), width=0.125, batch_size=16, steps=3)
+    """One classification run of the engine per gamma (1 epoch of 3 steps here), read back into the rows."""
+    cfg = gamma_config("smoke", gammas=(1e-4, 1e-2), width=0.125, batch_size=16, epochs=1,
+                       max_steps_per_epoch=3, overrides=("data.test_size=32",))  # fmt: skip
     logs: list[str] = []
     out = run_figure2(cfg, tmp_path, log=logs.append)
     assert tuple(header(out["csv"])) == figures.FIG2_COLUMNS
@@ -72,7 +77,47 @@ def test_figure2_csv_and_png(tmp_path):
     for r in rows:
         assert r["layer"] == 3 and r["name"] == "features.4.conv"  # the third conv of plain_c
         assert r["inv_std_max"] == pytest.approx(1 / math.sqrt(r["wvar_min"] + r["gamma"]))
+        assert r["lr"] == 0.05 and r["epoch"] == pytest.approx(r["step"] / 3)
+        assert math.isfinite(r["loss"])
     assert out["png"].stat().st_size > 10_000
+    meta = json.loads((tmp_path / "smoke" / "figure2.json").read_text())
+    assert meta["info"]["status"] == {"0.0001": "finished", "0.01": "finished"}
+    assert meta["info"]["steps"] == 3 and meta["info"]["steps_per_epoch"] == 3
+    runs = tmp_path / "smoke" / FIG2_RUNS
+    records = {g: json.loads((runs / f"gamma{g}" / "metrics.json").read_text()) for g in ("0.0001", "0.01")}
+    for g, record in records.items():
+        assert record["status"] == "finished" and record["config"]["norm"]["gamma"] == float(g)
+        assert record["config"]["optim"]["lr"] == 0.05 and record["config"]["probe"]["enabled"] is True
+
+    # the same settings again: the finished runs are reused (their records untouched)
+    before = {g: (runs / f"gamma{g}" / "metrics.json").read_bytes() for g in records}
+    again = run_figure2(cfg, tmp_path, log=logs.append)
+    assert figures.read_csv(again["csv"]) == rows
+    assert {g: (runs / f"gamma{g}" / "metrics.json").read_bytes() for g in records} == before
+    # other settings: trained again in the same run directory
+    changed = run_figure2(replace(cfg, gammas=(1e-4,), lr=0.02), tmp_path, log=logs.append)
+    assert {r["lr"] for r in figures.read_csv(changed["csv"])} == {0.02}
+    assert json.loads((runs / "gamma0.0001" / "metrics.json").read_text())["config"]["optim"]["lr"] == 0.02
+
+
+def test_figure2_status_of_a_diverged_run(tmp_path):
+    cfg = gamma_config("smoke", gammas=(1e-2,), width=0.125, batch_size=16, epochs=1, max_steps_per_epoch=3,
+                       lr=1e30, overrides=("data.test_size=32",))  # fmt: skip
+    out = run_figure2(cfg, tmp_path, log=lambda line: None)
+    rows = figures.read_csv(out["csv"])
+    meta = json.loads((tmp_path / "smoke" / "figure2.json").read_text())
+    assert meta["info"]["status"] == {"0.01": f"diverged at step {rows[-1]['step']}"}
+    assert not math.isfinite(rows[-1]["loss"])
+
+
+def test_figure2_smoke_scale_is_100_steps():
+    """The hand-written loop's 100 steps, as epochs of the classification app: 4 x 25."""
+    cfg = gamma_config("smoke")
+    assert (cfg.epochs, cfg.max_steps_per_epoch, cfg.batch_size) == (4, 25, 32)
+    overrides = cfg.run_overrides(1e-3)
+    expected = ["model=plain_c", "norm=pws", "norm.gamma=0.001", "optim.lr=0.05", "probe.enabled=true",
+                "probe.layers=[3]", "scale.classify.epochs=4", "train.max_steps_per_epoch=25"]  # fmt: skip
+    assert set(expected) <= set(overrides)
 
 
 def test_full_scale_without_voc_is_a_clear_error(tmp_path, capsys):

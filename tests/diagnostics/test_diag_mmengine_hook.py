@@ -47,12 +47,45 @@ def test_hook_logic_with_a_stand_in_runner(tmp_path):
     hook.after_run(runner)
     with open(tmp_path / "variance_probe.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["iter", "epoch", *ROW_COLUMNS]
+    assert list(rows[0]) == ["iter", "epoch", "loss", *ROW_COLUMNS]
     # iteration 0 and every 2nd (1, 3): two conv layers of the backbone each; not the head
     assert [(r["iter"], r["layer"]) for r in rows] == [(str(i), str(j)) for i in (0, 1, 3) for j in (1, 2)]
     assert {r["lr"] for r in rows} == {"0.02"}
     assert float(rows[0]["shift"]) < 1e-20 < float(rows[1]["shift"])  # PWS conv vs plain conv
     assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_hook_logic_layers_and_a_resumed_run_keep_one_row_per_step(tmp_path):
+    """``layers`` selects convs; a run resumed at iteration k keeps the rows before k and writes the rest
+    again (the rows written after the checkpoint by the interrupted session are replaced, not doubled)."""
+    model = Detector()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    runner = SimpleNamespace(model=model, iter=0, epoch=0, rank=0, work_dir=str(tmp_path),
+                             optim_wrapper=SimpleNamespace(get_lr=lambda: [optimizer.param_groups[0]["lr"]]),
+                             train_loop=SimpleNamespace(dataloader=[None] * 4))  # fmt: skip
+
+    def session(first: int, last: int, lr: float) -> None:
+        optimizer.param_groups[0]["lr"] = lr
+        hook = ProbeHookLogic(module="backbone", layers=[2])
+        hook.before_run(runner)
+        for it in range(first, last):
+            runner.iter = it
+            hook.before_train_iter(runner, it)
+            loss = model(torch.randn(2, 3, 6, 6)).square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            hook.after_train_iter(runner, it, outputs={"loss": loss.detach()})
+        hook.after_run(runner)
+
+    session(0, 6, lr=0.1)  # interrupted after iteration 5; say the checkpoint was taken after iteration 3
+    session(4, 7, lr=0.2)  # resumed at iteration 4
+    with open(tmp_path / "variance_probe.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(int(r["iter"]), r["layer"], r["name"]) for r in rows] == [(i, "2", "2") for i in range(7)]
+    assert [float(r["lr"]) for r in rows] == [0.1] * 4 + [0.2] * 3
+    assert [float(r["epoch"]) for r in rows] == [i / 4 for i in range(7)]  # iter / iterations per epoch
+    assert all(float(r["loss"]) > 0 for r in rows)
 
 
 def test_hook_logic_rejects_a_missing_submodule(tmp_path):
@@ -69,7 +102,7 @@ def test_with_variance_probe_adds_the_hook_to_a_config():
     assert out["custom_imports"]["imports"] == ["pws.detect.registry", HOOK_MODULE]
     assert out["custom_hooks"] == [
         dict(type="VarianceProbeHook", module="backbone", interval=10, activations=True,
-             filename="variance_probe.csv", lr=None)
+             filename="variance_probe.csv", lr=None, layers=None)
     ]  # fmt: skip
     assert "custom_hooks" not in cfg and cfg["custom_imports"]["imports"] == ["pws.detect.registry"]
 

@@ -217,3 +217,50 @@ def test_eval_forwards_are_ignored_and_missing_numbers_are_nan():
         model.eval()(torch.randn(1, 3, 5, 5))
     (row,) = probe.step()
     assert math.isnan(row["var_y"]) and math.isnan(row["shift"])
+
+
+@pytest.mark.parametrize("kind", ["pws", "conv"])
+def test_eq5_columns_equal_an_independent_computation(kind):
+    """eq. (5)'s pieces on a fixed kernel and input, computed here from the paper's formulas in float64:
+    ``transmit = mean_o(n Var[K_o] / 2)``, ``mean_term = Var_o[n E[K_o] E[X] + b_o]``,
+    ``var_y_pred = 2 E[X^2] transmit + mean_term``, with ``K_o`` the kernel of eq. (12) for PWS,
+    ``alpha_o sqrt(2/n) (W_o - E[W_o]) / sqrt(Var[W_o] + gamma)``, and the weight for a plain conv."""
+    gamma = 1e-3
+    ramp = torch.linspace(-0.6, 0.9, 3 * 2 * 3 * 3).reshape(3, 2, 3, 3)
+    weight = ramp**3 + 0.02 * torch.arange(3.0).view(-1, 1, 1, 1)  # filters of different mean and variance
+    bias = torch.tensor([0.1, -0.2, 0.3])
+    alpha = torch.tensor([0.5, 1.0, 2.0])
+    x = (torch.arange(2 * 2 * 5 * 5.0).reshape(2, 2, 5, 5) % 7) / 3 - 0.5  # E[X] != 0
+    if kind == "pws":
+        conv = PWSConv2d(2, 3, 3, padding=1, gamma=gamma)
+        with torch.no_grad():
+            conv.alpha.copy_(alpha)
+    else:
+        conv = nn.Conv2d(2, 3, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+    probe = VarianceProbe(nn.Sequential(conv), lr=0.0)
+    conv(x)
+    (row,) = probe.step()
+
+    w, b, xd = weight.double().flatten(1), bias.double(), x.double()
+    n = w.shape[1]
+    assert n == 18
+    if kind == "pws":
+        mean_w, var_w = w.mean(dim=1, keepdim=True), w.var(dim=1, correction=0, keepdim=True)
+        k = alpha.double().view(-1, 1) * math.sqrt(2 / n) * (w - mean_w) / torch.sqrt(var_w + gamma)
+    else:
+        k = w
+    transmit = float((n * k.var(dim=1, correction=0) / 2).mean())
+    mean_term = float((n * k.mean(dim=1) * xd.mean() + b).var(correction=0))
+    var_y_pred = 2 * float(xd.pow(2).mean()) * transmit + mean_term
+    assert transmit > 0.1 and mean_term > 1e-3
+    assert row["transmit"] == pytest.approx(transmit, rel=1e-6)
+    # (E[K_o] of PWS is 0 only up to float32 rounding, ~1e-8: a relative 1e-6 of mean_term)
+    assert row["mean_term"] == pytest.approx(mean_term, rel=1e-5)
+    assert row["var_y_pred"] == pytest.approx(var_y_pred, rel=1e-5)
+    assert row["x_mean"] == pytest.approx(float(xd.mean()), rel=1e-6)
+    # and the kernel above is the one the layer convolves with: the measured Var[Y] is that of conv(X, K) + b
+    y = torch.nn.functional.conv2d(xd, k.view(3, 2, 3, 3), b, padding=1)
+    assert row["var_y"] == pytest.approx(float(y.var(correction=0)), rel=1e-5)
