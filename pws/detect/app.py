@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import pws.detect.registry
 import pws.engine.loops  # noqa: F401  (registers the engine's loop)
@@ -61,6 +61,16 @@ class DetectPlan:
     @property
     def fps_warmup_iters(self) -> int:
         return self.settings.fps_warmup_iters
+
+
+def needs_pretrained_backbone(settings: Settings, scale: str) -> bool:
+    """At full scale Mask R-CNN needs a backbone checkpoint ("For Mask R-CNN we use pretrained model");
+    the smoke scale trains it from scratch (its note says so)."""
+    return (
+        scale == "full"
+        and settings.model == "mask_rcnn_r50_fpn"
+        and not settings.model_options.get("backbone_checkpoint")
+    )
 
 
 def metric_keys(settings: Settings) -> dict[str, str]:
@@ -121,6 +131,12 @@ class DetectApp:
             raise ConfigError(
                 f"invalid configuration:\n  - data.batch_size={settings.batch_size} (the global "
                 f"batch) must be divisible by the number of processes ({world_size})"
+            )
+        if needs_pretrained_backbone(settings, str(OmegaConf.select(cfg, "scale.name"))):
+            raise ConfigError(
+                "invalid configuration:\n  - the paper's Mask R-CNN starts from an ImageNet ResNet-50 of the "
+                "same method (Table 5): give model.backbone_checkpoint=<file>, made from a Table 5 run with "
+                "`python scripts/export_backbone.py <run dir> <file>`"
             )
         return DetectPlan(
             settings,

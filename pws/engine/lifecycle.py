@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -65,6 +66,7 @@ from pws.runs.tracking import Tracker
 log = logging.getLogger("pws.engine")
 
 CONFIG_FILE = "config.yaml"
+_RUNNERS = itertools.count(1)  # the Runners this process built (their experiment names)
 
 
 def world() -> tuple[int, int]:
@@ -233,6 +235,9 @@ class _Run:
             randomness=dict(seed=plan.seed, deterministic=False),
             resume=checkpoint is not None,
             load_from=str(checkpoint) if checkpoint is not None else None,
+            # mmengine names its logger, message hub and visualizer after the second the Runner starts: two
+            # runs of one process started within a second (a sweep) would share them (and one log file)
+            experiment_name=f"pws-{self.app.name}-{next(_RUNNERS)}",
         )
         train_cfg = {k: v for k, v in mm["train_cfg"].items() if k != "by_epoch"}
         mm["train_cfg"] = {**train_cfg, "type": "ExactResumeEpochLoop", "seed": plan.seed}
@@ -249,7 +254,7 @@ class _Run:
             "save_last": True,
         }
         mm["default_hooks"] = hooks
-        tracker = self._tracker() if self.is_main else None
+        tracker = None
         speed = ThroughputHook(warmup_iters=plan.fps_warmup_iters)
         record = RunRecordHook(
             self.run_dir,
@@ -261,6 +266,7 @@ class _Run:
         preemption = PreemptionHook()
         self.record = record
         try:
+            tracker = self._tracker() if self.is_main else None  # inside: a failing wandb is recorded
             runner = Runner.from_cfg(Config(mm))
             for hook in (
                 DivergenceHook(),
@@ -275,8 +281,10 @@ class _Run:
                 record.write("running")
             with mmengine_checkpoints(), flush_denormals():
                 runner.train()
-                if not record.evaluated:  # resumed after the last epoch was trained: evaluate now
-                    runner.val()
+                if not record.last_epoch_evaluated(self.app.metric_names(plan)):
+                    # resumed after the last epoch was trained, its evaluation not recorded (the job was
+                    # killed in it): evaluate now, with the train loop's own hooks (EMA swapped in)
+                    runner.val_loop.run()
             result = record.write("finished")
         except Diverged as e:
             log.warning("diverged: %s; metrics recorded as NaN", e)
@@ -315,9 +323,15 @@ class _Run:
         )
 
     def _close(self, tracker: Tracker | None, result: dict[str, Any] | None) -> None:
-        if tracker is not None:
-            summary = {k: v for k, v in (result or {}).items() if isinstance(v, (int, float, str))}
+        """Finish the wandb run with the record as its summary. metrics.json is already written: a failure
+        here (a bad published.yaml, say) is a warning naming it, never a failed run."""
+        if tracker is None:
+            return
+        summary = {k: v for k, v in (result or {}).items() if isinstance(v, (int, float, str))}
+        try:
             tracker.finish(summary)
+        except Exception as e:  # noqa: BLE001 - the run's result stands; the dashboard lacks its summary
+            log.warning("wandb summary not written: %s: %s", type(e).__name__, e)
 
     def _wall_time(self) -> dict[str, float]:
         return {"wall_time_s": time.perf_counter() - self.started}

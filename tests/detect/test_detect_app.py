@@ -128,3 +128,17 @@ def test_malformed_annotation_names_the_file(tmp_path: Path) -> None:
     cfg = compose_detect(["data=voc0712", f"data.root={devkit}"])
     with pytest.raises(RunFailed, match=xml.name):
         run(cfg, tmp_path / "run")
+
+
+def test_full_scale_mask_rcnn_needs_a_backbone_checkpoint(tmp_path: Path) -> None:
+    from pws.detect.app import DETECT
+    from pws.engine.errors import ConfigError
+
+    common = ["scale=full", "data=coco", "model=mask_rcnn_r50_fpn", "schedule=mask_rcnn_1x"]
+    with pytest.raises(ConfigError, match=r"model.backbone_checkpoint=.*export_backbone"):
+        DETECT.plan(compose_detect(common), world_size=1)
+    checkpoint = tmp_path / "backbone.pth"
+    plan = DETECT.plan(compose_detect([*common, f"model.backbone_checkpoint={checkpoint}"]), world_size=1)
+    assert plan.settings.model_options["backbone_checkpoint"] == str(checkpoint)
+    # the smoke scale trains it from scratch
+    assert DETECT.plan(compose_detect(common[1:]), world_size=1).settings.model == "mask_rcnn_r50_fpn"
