@@ -64,8 +64,13 @@ LAST_CHECKPOINT = "last_checkpoint"
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The checkpoint ``<run_dir>/last_checkpoint`` names (None without one)."""
-    pointer = Path(run_dir) / LAST_CHECKPOINT
+    """The checkpoint ``<run_dir>/last_checkpoint`` names (None without one), in ``run_dir``.
+
+    mmengine writes the absolute path; a run directory that was moved or copied (to another disk, from a
+    cluster) must resume from its own file of that name, never from the original location's.
+    """
+    run_dir = Path(run_dir)
+    pointer = run_dir / LAST_CHECKPOINT
     if not pointer.is_file():
         return None
     try:
@@ -74,7 +79,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
         raise UnreadableCheckpoint(pointer, e) from e
     if not text:
         raise UnreadableCheckpoint(pointer, ValueError("empty pointer file"))
-    return Path(text)
+    return run_dir / Path(text).name
 
 
 class UnreadableCheckpoint(RuntimeError):

@@ -2,9 +2,9 @@
 
 Each history entry holds the epoch, the iteration count, the LR of the epoch's last iteration (read from
 the optimizer, so the schedule actually applied is what is recorded), the epoch's mean of every scalar the
-model logs (``train_loss`` for the total loss, ``train_<name>`` for the others) and the evaluation that
-followed the epoch (the app's metric names). The history and the running sums of the current epoch travel
-in every checkpoint, so a resumed run keeps every epoch, exactly.
+model logs, over all ranks under DDP (``train_loss`` for the total loss, ``train_<name>`` for the others),
+and the evaluation that followed the epoch (the app's metric names). The history and the running sums of
+the current epoch travel in every checkpoint, so a resumed run keeps every epoch, exactly.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mmengine.dist import is_main_process
+import torch
+from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -63,7 +64,7 @@ class RunRecordHook(Hook):
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
     ) -> None:
-        for key, value in scalars(outputs).items():
+        for key, value in _mean_over_ranks(scalars(outputs)).items():
             self._sums[key] = self._sums.get(key, 0.0) + value
         self._count += 1
         self._lr = current_lr(runner)
@@ -126,6 +127,10 @@ class RunRecordHook(Hook):
                 self.evaluated = dict(on_disk["evaluated"])
                 self.metrics = self.summarize(self.evaluated)
 
+    def last_epoch_evaluated(self, metric_names: list[str]) -> bool:
+        """Whether the last trained epoch's entry holds its evaluation (every one of ``metric_names``)."""
+        return bool(self.history) and all(name in self.history[-1] for name in metric_names)
+
     # ----------------------------------------------------------------------------------------- records
 
     def record(self, status: str, **extra: Any) -> dict[str, Any]:
@@ -143,3 +148,14 @@ class RunRecordHook(Hook):
         if is_main_process():
             write_metrics(self.run_dir, record)
         return record
+
+
+def _mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
+    """Under DDP, each value averaged over the ranks (each rank logs its own share of the batch), so that
+    the history is that of the whole batch, the same on every rank (and in every rank's checkpoint)."""
+    if get_world_size() == 1 or not values:
+        return values
+    keys = sorted(values)
+    flat = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    all_reduce(flat, op="mean")
+    return dict(zip(keys, flat.tolist(), strict=True))
