@@ -87,7 +87,7 @@ class SegmentPlan:
         self.filters = sum(out_channels)
         per_layer = torch.tensor(out_channels)
         lengths = torch.repeat_interleave(torch.tensor(fan_ins), per_layer)
-        self.lengths = lengths.to(device)
+        self.offsets = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)]).to(device)  # segment bounds
         self.n = lengths.to(device, ACC)
         scales = [math.sqrt(2.0 / n) if layer.fan_in_scale else 1.0 for layer, n in zip(layers, fan_ins,
                                                                                            strict=True)]
@@ -116,12 +116,12 @@ class SegmentPlan:
         """Per-filter sums of a flat ``(N,)`` tensor, accumulated in float64: ``(F,)`` float64."""
         if values.dtype != ACC:
             values = self.buffer("acc", ACC).copy_(values)
-        return torch.segment_reduce(values, "sum", lengths=self.lengths, unsafe=True)
+        return torch.segment_reduce(values, "sum", offsets=self.offsets, unsafe=True)
 
     def segment_sum_of_product(self, a: Tensor, b: Tensor) -> Tensor:
         """Per-filter sums of ``a * b`` (the product rounded to ``a``'s dtype, summed in float64)."""
-        return torch.segment_reduce(torch.mul(a, b, out=self.buffer("acc", ACC)), "sum", lengths=self.lengths,
-                                    unsafe=True)
+        product = torch.mul(a, b, out=self.buffer("acc", ACC))
+        return torch.segment_reduce(product, "sum", offsets=self.offsets, unsafe=True)
 
     def spread(self, per_filter: Tensor, out: Tensor | None = None) -> Tensor:
         """Each filter's value repeated over its weights: ``(F,)`` -> ``(N,)`` (one gather)."""
