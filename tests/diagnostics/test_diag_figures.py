@@ -131,6 +131,16 @@ def test_full_scale_without_voc_is_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "full" / "figure1.csv").exists()
 
 
+def test_figure2_without_cifar10_is_a_clear_error(tmp_path, capsys):
+    missing = tmp_path / "no_cifar_here"
+    code = main(["figure2", "--scale", "full", "--data-root", str(missing), "--device", "cpu", "--gammas",
+                 "1e-3", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "data missing" in err and str(missing) in err
+    assert not (tmp_path / "full" / "figure2.csv").exists()
+
+
 def test_unknown_scale_is_rejected():
     with pytest.raises(ValueError, match="unknown scale"):
         backbone_config("medium")
