@@ -138,6 +138,16 @@ def flush_denormals() -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
+def join_cpu_process_group(mm: dict[str, Any]) -> None:
+    """Several processes on CPUs (torchrun, gloo): join the process group here, since mmengine's own
+    ``init_dist`` selects a CUDA device unconditionally, and let its DDP wrapper take no device ids."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    mm["model_wrapper_cfg"] = dict(type="MMDistributedDataParallel", broadcast_buffers=False, device_ids=None)
+
+
 def unwritable(run_dir: Path) -> str | None:
     """Create ``run_dir`` and try to write a file there: None if that works, else why not (naming it)."""
     try:
@@ -229,6 +239,8 @@ class _Run:
 
         plan = self.plan
         mm = self.app.mmengine_config(plan, prepared, self.world_size)
+        if self.world_size > 1 and not torch.cuda.is_available():
+            join_cpu_process_group(mm)
         mm.update(
             work_dir=str(self.run_dir),
             launcher="pytorch" if self.world_size > 1 else "none",
@@ -287,6 +299,7 @@ class _Run:
                     runner.val_loop.run()
             result = record.write("finished")
         except Diverged as e:
+            preemption.restore_handlers()  # the hook's after_train does not run when training raises
             log.warning("diverged: %s; metrics recorded as NaN", e)
             nan = {k: math.nan for k in self.app.metric_names(plan)}
             result = record.write("diverged", error=str(e), diverged_at=str(e), **nan)

@@ -6,12 +6,15 @@ is written (``preempted_iter_<N>.pth``, and mmengine's ``last_checkpoint`` point
 :class:`~pws.engine.errors.Preempted` is raised; the app exits 0 and the same command resumes. A handler
 that was installed before ours (submitit's requeue handler) is called after the checkpoint is written, so
 the job is still requeued. The handlers are put back when training ends. A process forked while they are
-installed (mmdet's evaluation pool, data workers) is ended by the signal as by default, so that a pool can
-still be terminated.
+installed (mmdet's evaluation pool, data workers) starts with the default handlers (``os.register_at_fork``),
+so that the signal ends it as by default and a pool can still be terminated: a Python-level handler in
+the child did not reliably run when ``Pool.terminate`` signalled a worker blocked on the pool's queue lock,
+and the evaluation hung.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -33,6 +36,20 @@ log = logging.getLogger(__name__)
 SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGUSR1", "SIGUSR2")
 PREFIX = "preempted_iter_"
 LAST_CHECKPOINT = "last_checkpoint"  # mmengine's pointer to the newest checkpoint of a work_dir
+
+
+def _default_handlers_in_child() -> None:
+    """In a forked child: the preemption signals back to their default action where ours are installed."""
+    for name in SIGNALS:
+        signum = getattr(signal, name, None)
+        handler = signal.getsignal(signum) if signum is not None else None
+        if isinstance(getattr(handler, "__self__", None), PreemptionHook):
+            with contextlib.suppress(ValueError):  # not the child's main thread: nothing to do there
+                signal.signal(signum, signal.SIG_DFL)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_default_handlers_in_child)
 
 
 @HOOKS.register_module(name="PreemptionHook", force=True)
