@@ -1,40 +1,43 @@
-"""Shared by the classification app's tests: composing configs, tiny run settings, generated data."""
+"""Shared by the classification app's tests: composing configs, tiny run settings.
+
+The engine's behaviour (resume, preemption, divergence, locks, skip/force, DDP) is tested for both apps in
+``tests/engine``; these tests cover what is classification's own: its configs and plan, its model, metric
+and EMA, and that its smoke runs learn.
+"""
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from pws.classify.config import CONFIG_DIR, CONFIG_NAME
+from pws.classify.config import CONFIG_NAME
+from pws.engine.schema import CONFIG_DIR
 
 REPO = CONFIG_DIR.parent
 
-# A run small enough for a unit test: 1 epoch of 2 steps of 8 images, a quarter of the smoke width.
+# A run small enough for a unit test: 1 epoch of 2 steps of 8 images.
 TINY = [
     "scale=smoke",
     "scale.classify.epochs=1",
     "train.max_steps_per_epoch=2",
     "data.batch_size=8",
+    "wandb.mode=disabled",
 ]
 TINY_DATA = {
-    "digits": ["data.train_size=64", "data.test_size=32"],
+    "digits": ["data.test_size=32"],
     "synthetic_cifar": ["data.num_train=40", "data.num_test=20"],
     "synthetic_imagenet": [
         "data.num_classes=4", "data.num_train=16", "data.num_val=8", "data.image_size=40",
         "data.crop_size=32", "data.resize_size=36",
     ],
-}
+}  # fmt: skip
 TINY_MODEL = {"plain_c": ["model.width=0.125"], "resnet_cifar": [], "resnet50": []}
 
 
@@ -62,34 +65,35 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def run_tiny(data_root: Path, tmp_path: Path) -> Callable[..., dict[str, Any]]:
-    """``run_tiny(overrides, run_dir=None, **run_kwargs)`` runs the app in-process; returns the record."""
+    """``run_tiny(overrides, run_dir=None)`` runs the app in-process (``pws.classify.run``); the record."""
     from pws.classify import run
 
-    def _run(overrides: list[str], run_dir: Path | None = None, **kwargs: Any) -> dict[str, Any]:
-        cfg = compose_cfg([f"data_root={data_root}", *overrides])
-        return run(cfg, run_dir or tmp_path / "run", overrides, **kwargs)
+    def _run(overrides: list[str], run_dir: Path | None = None) -> dict[str, Any]:
+        overrides = [f"data_root={data_root}", *overrides]
+        return run(compose_cfg(overrides), run_dir or tmp_path / "run", overrides)
 
     return _run
 
 
+@pytest.fixture
+def app_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+             ) -> Callable[[list[str]], tuple[int, str, str]]:  # fmt: skip
+    """``app_main(args)``: ``python -m pws.classify args`` in this process; (exit code, stdout, stderr)."""
+    from pws.classify.app import main
+
+    def _main(args: list[str]) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["pws.classify", *args])
+        capsys.readouterr()
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _main
+
+
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
-
-
-def model_state(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
-    return state["model"]
-
-
-def app_subprocess(args: list[str], cwd: Path, timeout: float = 300, **popen: Any) -> subprocess.Popen:
-    """``python -m pws.classify args`` (or ``args`` as a full command if it starts with ``-m``)."""
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
-    command = [sys.executable, *args] if args[0] == "-m" else [sys.executable, "-m", "pws.classify", *args]
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **popen)  # fmt: skip
-
-
-def same_number(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return a == b

@@ -1,22 +1,25 @@
-"""The classification app: configs compose, tiny runs of every experiment-like config, records, errors."""
+"""The classification app: configs compose, the plan has the paper's values, tiny runs of every
+experiment-like config, config validation messages, the command line (run directory, sweeps, errors).
+
+(Resume, preemption, divergence, locks, skip/force and DDP are the engine's: tests/engine.)
+"""
 
 from __future__ import annotations
 
 import itertools
 import math
-import sys
 from pathlib import Path
 
 import pytest
 from hydra.errors import HydraException
 
-from pws.classify import ConfigError, make_plan, run
-from pws.classify.config import CONFIG_DIR, compress_schedule
-from pws.runs.record import read_metrics
+from pws.classify import make_plan, run
+from pws.engine.errors import ConfigError
+from pws.engine.schedule import shorten_schedule
 
-from .conftest import REPO, app_subprocess, compose_cfg, read_json, tiny
+from .conftest import compose_cfg, read_json, tiny
 
-GROUPS = ("model", "norm", "data", "optim", "schedule", "scale")
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CLASSIFY_DATA = ("cifar10", "imagenet", "digits", "synthetic_cifar", "synthetic_imagenet")
 CLASSIFY_MODELS = ("plain_c", "resnet_cifar", "resnet50")
 
@@ -32,13 +35,12 @@ def classify_choices() -> dict[str, list[str]]:
     def is_step(s: str) -> bool:
         return "\nname: step" in (CONFIG_DIR / "schedule" / f"{s}.yaml").read_text()
 
-    schedules = [s for s in names("schedule") if is_step(s)]
     return {
         "model": [m for m in names("model") if m in CLASSIFIERS],
         "norm": names("norm"),
         "data": [d for d in names("data") if d in DATASETS],
         "optim": [o for o in names("optim") if o.startswith("sgd") and o != "sgd_detect"],
-        "schedule": schedules,
+        "schedule": [s for s in names("schedule") if is_step(s)],
         "scale": names("scale"),
     }
 
@@ -46,10 +48,9 @@ def classify_choices() -> dict[str, list[str]]:
 def pairwise_cover(choices: dict[str, list[str]]) -> list[dict[str, str]]:
     """A small set of full combinations in which every pair of options of two groups occurs (greedy)."""
     groups = list(choices)
-    uncovered = {((g1, a), (g2, b)) for g1, g2 in itertools.combinations(groups, 2)
-                 for a in choices[g1] for b in choices[g2]}  # fmt: skip
-    candidates = [dict(zip(groups, combo, strict=True)) for combo in itertools.product(*choices.values())]
     pairs = list(itertools.combinations(groups, 2))
+    uncovered = {((g1, a), (g2, b)) for g1, g2 in pairs for a in choices[g1] for b in choices[g2]}
+    candidates = [dict(zip(groups, combo, strict=True)) for combo in itertools.product(*choices.values())]
 
     def covers(c: dict[str, str]) -> set[tuple[tuple[str, str], tuple[str, str]]]:
         return {((g1, c[g1]), (g2, c[g2])) for g1, g2 in pairs}
@@ -79,7 +80,7 @@ def test_every_combination_of_groups_composes_and_validates() -> None:
     combos = pairwise_cover(choices)
     assert len(combos) < math.prod(len(v) for v in choices.values())
     for combo in combos:
-        cfg = compose_cfg([f"{g}={v}" for g, v in combo.items()])
+        cfg = compose_cfg([f"{g}={v}" for g, v in combo.items()] + ["train.device=cpu"])
         plan = make_plan(cfg, world_size=1)
         assert (plan.model, plan.data, plan.method.method, plan.scale) == (
             combo["model"], combo["data"], combo["norm"], combo["scale"])
@@ -110,19 +111,38 @@ def test_full_scale_is_the_papers_setting() -> None:
     assert authors.ema_decay == 0.997 and authors.method.options["alpha_init"] == "data"
 
 
-def test_smoke_compresses_the_schedule() -> None:
+def test_smoke_shortens_the_schedule_by_the_engines_rule() -> None:
     plan = make_plan(compose_cfg(["scale=smoke"]), world_size=1)
     assert plan.device == "cpu" and plan.scale == "smoke"
     assert plan.epochs == 6 and plan.milestones == [3, 4, 5] and plan.lr == 0.03 and plan.batch_size == 32
-    assert compress_schedule(100, [30, 60, 90], 10) == (10, [3, 6, 9])
-    assert compress_schedule(200, [100, 150, 180], 2) == (2, [1])
-    assert compress_schedule(200, [100, 150, 180], None) == (200, [100, 150, 180])
+    assert (plan.epochs, plan.milestones) == shorten_schedule(200, [100, 150, 180], 6)
+    two = make_plan(compose_cfg(["scale=smoke", "scale.classify.epochs=2"]), world_size=1)
+    assert (two.epochs, two.milestones) == (2, [1])
+
+
+def test_the_optimizer_and_schedule_the_app_gives_mmengine() -> None:
+    """SGD with the plan's LR, momentum and weight decay, alpha without weight decay, the step schedule,
+    and the EMA hook only when asked for."""
+    from pws.classify.app import CLASSIFY
+
+    plan = make_plan(compose_cfg(["scale=smoke", "norm=pws"]), world_size=1)
+    mm = CLASSIFY.mmengine_config(plan, {"num_classes": 10}, world_size=1)
+    optimizer = mm["optim_wrapper"]["optimizer"]
+    assert (optimizer["type"], optimizer["lr"], optimizer["momentum"], optimizer["weight_decay"],
+            optimizer["nesterov"]) == ("SGD", 0.03, 0.9, 5e-4, False)  # fmt: skip
+    assert mm["optim_wrapper"]["paramwise_cfg"] == {"custom_keys": {".alpha": {"decay_mult": 0.0}}}
+    (steps,) = mm["param_scheduler"]
+    assert (steps["type"], steps["milestones"], steps["gamma"], steps["by_epoch"]) == (
+        "MultiStepLR", [3, 4, 5], 0.1, True)
+    assert mm["train_cfg"]["max_epochs"] == 6
+    assert not any(h.get("type") == "EMAHook" for h in mm.get("custom_hooks", []))
 
 
 def test_table_cells_compose() -> None:
     """Cells of Tables 4 and 5 (experiments/) covering every row and every column, at both scales, compose
     and validate with the values the cells ask for (rows and columns add their overrides independently)."""
-    experiments = pytest.importorskip("pws.paper.experiments")
+    from pws.paper import experiments
+
     for name in ("table4", "table5"):
         table = experiments.load_table(name)
         for scale in ("smoke", "full"):
@@ -134,6 +154,7 @@ def test_table_cells_compose() -> None:
                     chosen.append(cell)
                     rows.discard(cell.row)
                     columns.discard(cell.column)
+            assert not rows and not columns
             for cell in chosen:
                 plan = make_plan(compose_cfg([*cell.overrides, "train.device=cpu"]), world_size=1)
                 assert plan.scale == scale
@@ -143,9 +164,10 @@ def test_table_cells_compose() -> None:
                         assert plan.lr == float(value)
                     elif key == "norm.gamma":
                         assert plan.method.options["gamma"] == float(value)
-                    elif key in ("model", "data", "norm"):
-                        assert plan.method.method == value if key == "norm" else (
-                            getattr(plan, key) == value)
+                    elif key == "norm":
+                        assert plan.method.method == value
+                    elif key in ("model", "data"):
+                        assert getattr(plan, key) == value
 
 
 # ------------------------------------------------------------------------------------------------ tiny runs
@@ -170,57 +192,28 @@ EXPERIMENT_LIKE = [
 def test_tiny_run_leaves_config_metrics_and_checkpoint(run_tiny, tmp_path: Path, case) -> None:
     model, data, norm, extra = case
     overrides = [*tiny(model, data, norm), "seed=3", "table=table4", "row=pws", "cell=plain/lr0.1/pws",
-                 *extra]
+                 *extra]  # fmt: skip
     record = run_tiny(overrides, tmp_path / "run")
-    assert record["status"] == "finished"
+    assert record["status"] == "finished", record.get("error")
     on_disk = read_json(tmp_path / "run" / "metrics.json")
-    for key in ("status", "top1_error", "history", "images_per_s", "wall_time_s", "scale", "seed", "table",
-                "cell", "method", "model", "data", "overrides", "git_commit", "versions"):  # fmt: skip
+    for key in ("status", "top1_error", "top5_error", "test_loss", "history", "train_fps", "wall_time_s",
+                "scale", "seed", "table", "cell", "method", "model", "data", "overrides", "git_commit",
+                "versions", "plan"):  # fmt: skip
         assert key in on_disk, key
     assert on_disk["status"] == "finished" and on_disk["task"] == "classify"
-    assert 0.0 <= on_disk["top1_error"] <= 100.0
+    assert 0.0 <= on_disk["top1_error"] <= 100.0 and on_disk["top5_error"] <= on_disk["top1_error"]
     assert (on_disk["scale"], on_disk["seed"], on_disk["method"], on_disk["model"], on_disk["data"]) == (
         "smoke", 3, norm, model, data)
     assert (on_disk["table"], on_disk["row"], on_disk["cell"]) == ("table4", "pws", "plain/lr0.1/pws")
-    assert on_disk["overrides"] == overrides
+    assert on_disk["overrides"][1:] == overrides  # after the data_root the fixture adds
     assert "torch" in on_disk["versions"]
-    assert len(on_disk["history"]) == 1
-    entry = on_disk["history"][0]
-    assert entry["epoch"] == 1 and math.isfinite(entry["train_loss"])
-    assert entry["test_error"] == on_disk["top1_error"]
-    assert on_disk["images_per_s"] > 0 and on_disk["wall_time_s"] > 0
-    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    (entry,) = on_disk["history"]
+    assert entry["epoch"] == 1 and entry["iter"] == 2 and math.isfinite(entry["train_loss"])
+    assert entry["top1_error"] == on_disk["top1_error"] and 0.0 <= entry["train_error"] <= 100.0
+    assert on_disk["wall_time_s"] > 0
+    assert (tmp_path / "run" / "epoch_1.pth").is_file()
     resolved = (tmp_path / "run" / "config.yaml").read_text()
     assert "${" not in resolved and f"name: {model}" in resolved
-
-
-def test_divergence_is_recorded_as_nan_and_returns(run_tiny, tmp_path: Path) -> None:
-    record = run_tiny([*tiny("plain_c", "digits", "none"), "optim.lr=1e6", "train.max_steps_per_epoch=4"],
-                      tmp_path / "run")  # fmt: skip
-    assert record["status"] == "diverged"
-    assert math.isnan(record["top1_error"])
-    on_disk = read_json(tmp_path / "run" / "metrics.json")  # NaN written as the JSON token NaN
-    assert on_disk["status"] == "diverged" and math.isnan(on_disk["top1_error"])
-    assert "non-finite loss" in on_disk["diverged_at"]
-    assert "NaN" in (tmp_path / "run" / "metrics.json").read_text()
-
-
-def test_skip_if_done_and_force(run_tiny, tmp_path: Path) -> None:
-    steps = []
-    first = run_tiny(tiny(), tmp_path / "run", step_callback=lambda s: steps.append(s.step))
-    assert first["status"] == "finished" and steps == [1, 2]
-    again = run_tiny(tiny(), tmp_path / "run", step_callback=lambda s: steps.append(s.step))
-    assert again == read_metrics(tmp_path / "run") and steps == [1, 2]  # skipped: no step taken
-    forced = run_tiny([*tiny(), "force=true"], tmp_path / "run", step_callback=lambda s: steps.append(s.step))
-    assert forced["status"] == "finished" and steps == [1, 2, 1, 2] and forced["sessions"] == 1
-
-
-def test_diverged_run_is_skipped_too(run_tiny, tmp_path: Path) -> None:
-    ov = [*tiny("plain_c", "digits", "none"), "optim.lr=1e6", "train.max_steps_per_epoch=4"]
-    assert run_tiny(ov, tmp_path / "run")["status"] == "diverged"
-    steps = []
-    assert run_tiny(ov, tmp_path / "run", step_callback=lambda s: steps.append(1))["status"] == "diverged"
-    assert steps == []
 
 
 # ------------------------------------------------------------------------------------------ invalid values
@@ -239,6 +232,7 @@ def test_diverged_run_is_skipped_too(run_tiny, tmp_path: Path) -> None:
     ("schedule.factor=2", "schedule.factor must be"),
     ("scale.classify.epochs=0", "scale.classify.epochs must be >= 1"),
     ("seed=-1", "seed must be >= 0"),
+    ("seed=4294967296", "seed must be <= 4294967295"),
     ("train.device=tpu", "train.device must be"),
     ("+model.depth=3", "does not take depth"),
     ("ema.decay=1.0", "ema.decay must be"),
@@ -248,8 +242,8 @@ def test_invalid_values_fail_before_any_work(tmp_path: Path, override: str, word
     cfg = compose_cfg([override])
     with pytest.raises(ConfigError, match="invalid configuration") as info:
         run(cfg, tmp_path / "run", [override])
-    assert words in str(info.value)
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert words in str(info.value) and info.value.exit_code == 2
+    assert not list((tmp_path / "run").glob("*.pth"))
     record = read_json(tmp_path / "run" / "metrics.json")
     assert record["status"] == "failed" and words in record["error"]
 
@@ -258,7 +252,7 @@ def test_all_problems_are_listed_in_one_message() -> None:
     with pytest.raises(ConfigError) as info:
         make_plan(compose_cfg(["optim.lr=-1", "norm.gamma=-1", "data.batch_size=0"]), world_size=1)
     message = str(info.value)
-    assert "3 problem(s)" in message
+    assert message.startswith("invalid configuration (3 problem(s)):")
     assert "optim.lr" in message and "gamma" in message and "data.batch_size" in message
 
 
@@ -267,84 +261,82 @@ def test_batch_must_split_across_ranks() -> None:
         make_plan(compose_cfg(["data.batch_size=63"]), world_size=2)
 
 
-def _app(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-         args: list[str]) -> tuple[int, str]:  # fmt: skip
-    """Run the Hydra app in this process; return (exit code, stderr)."""
-    from pws.classify.app import main
-
-    monkeypatch.setattr(sys, "argv", ["pws.classify", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    return code, capsys.readouterr().err
-
-
-def test_app_invalid_value_one_message_exit_1(monkeypatch, capsys, tmp_path: Path) -> None:
-    code, err = _app(monkeypatch, capsys, [f"runs_root={tmp_path}", "optim.lr=-1"])
-    assert code == 1
-    assert "optim.lr must be > 0, got -1" in err and "Traceback" not in err
-
-
-def test_app_unknown_choice_exit_1(monkeypatch, capsys, tmp_path: Path) -> None:
-    code, err = _app(monkeypatch, capsys, [f"runs_root={tmp_path}", "norm=batchnorm"])
-    assert code == 1
-    assert "norm/batchnorm" in err and "pws" in err  # Hydra's message lists the available options
-    code, err = _app(monkeypatch, capsys, [f"runs_root={tmp_path}", "optim.learning_rate=0.1"])
-    assert code == 1 and "learning_rate" in err
-
-
-def test_app_run_directory_is_deterministic(monkeypatch, capsys, tmp_path: Path, data_root: Path) -> None:
-    """The same command twice: the same run directory (the second call skips the finished run)."""
-    args = [f"runs_root={tmp_path}", f"data_root={data_root}", *tiny(), "seed=1"]
-    assert _app(monkeypatch, capsys, args)[0] == 0
-    run_dir = (tmp_path / "classify" / "smoke" / "digits" / "plain_c" / "pws"
-               / "data.batch_size=8,data.test_size=32,data.train_size=64,model.width=0.125,"
-                 "scale.classify.epochs=1,seed=1,train.max_steps_per_epoch=2")  # fmt: skip
-    assert read_json(run_dir / "metrics.json")["status"] == "finished"
-    assert (run_dir / "config.yaml").is_file() and (run_dir / ".hydra" / "overrides.yaml").is_file()
-    mtime = (run_dir / "metrics.json").stat().st_mtime_ns
-    assert _app(monkeypatch, capsys, list(reversed(args)))[0] == 0  # override order does not matter
-    assert (run_dir / "metrics.json").stat().st_mtime_ns == mtime
-
-
-def test_app_sweep_goes_on_after_a_divergence(monkeypatch, capsys, tmp_path: Path, data_root: Path) -> None:
-    args = ["-m", f"runs_root={tmp_path}", f"data_root={data_root}", *tiny("plain_c", "digits", "none"),
-            "optim.lr=1e6,0.01"]  # fmt: skip
-    code, _ = _app(monkeypatch, capsys, args)
-    assert code == 0
-    records = {r["plan"]["lr"]: r for r in map(read_json, tmp_path.rglob("metrics.json"))}
-    assert records[1e6]["status"] == "diverged" and math.isnan(records[1e6]["top1_error"])
-    assert records[0.01]["status"] == "finished"
-
-
-def test_missing_data_clear_error_and_exit_code(tmp_path: Path) -> None:
-    """The app as a subprocess: missing CIFAR-10 -> one message naming the path and the fix, exit != 0."""
-    nowhere = tmp_path / "nowhere"
-    args = ["data=cifar10", f"data.root={nowhere}", f"runs_root={tmp_path / 'runs'}"]
-    proc = app_subprocess(args, cwd=REPO)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode != 0, out + err
-    assert str(nowhere) in err and "How to get it" in err
-    assert "Traceback" not in err
-    records = list((tmp_path / "runs").rglob("metrics.json"))
-    assert len(records) == 1
-    record = read_json(records[0])
-    assert record["status"] == "failed" and str(nowhere) in record["error"]
-
-
 def test_hydra_errors_are_hydra_exceptions() -> None:
     with pytest.raises(HydraException):
         compose_cfg(["model=vgg19"])
+
+
+# ----------------------------------------------------------------------------------------- command line
+
+
+def test_app_invalid_value_one_message_exit_2(app_main, tmp_path: Path) -> None:
+    code, _, err = app_main([f"runs_root={tmp_path}", "optim.lr=-1"])
+    assert code == 2
+    assert "pws.classify: error: invalid configuration" in err
+    assert "optim.lr must be > 0, got -1" in err and "Traceback" not in err
+
+
+def test_app_unknown_choice_or_key_is_refused(app_main, tmp_path: Path) -> None:
+    code, _, err = app_main([f"runs_root={tmp_path}", "norm=batchnorm"])
+    assert code == 1  # Hydra's own error: it lists the options that exist
+    assert "norm/batchnorm" in err and "pws" in err
+    code, _, err = app_main([f"runs_root={tmp_path}", "optim.learning_rate=0.1"])
+    assert code == 1 and "learning_rate" in err
+    code, _, err = app_main([f"runs_root={tmp_path}", "+optim.learning_rate=0.1"])
+    assert code == 2 and "optim.learning_rate is not a key of any classify config" in err
+
+
+def test_app_run_directory_is_deterministic(app_main, tmp_path: Path, data_root: Path) -> None:
+    """The same command twice: the same run directory (the second call skips the finished run)."""
+    args = [f"runs_root={tmp_path}", f"data_root={data_root}", *tiny(), "seed=1"]
+    code, out, err = app_main(args)
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith("pws.classify: finished: top1_error=")
+    run_dir = (tmp_path / "classify" / "smoke" / "digits" / "plain_c" / "pws"
+               / "data.batch_size=8,data.test_size=32,model.width=0.125,scale.classify.epochs=1,seed=1,"
+                 "train.max_steps_per_epoch=2")  # fmt: skip
+    assert read_json(run_dir / "metrics.json")["status"] == "finished"
+    assert (run_dir / "config.yaml").is_file() and (run_dir / ".hydra" / "overrides.yaml").is_file()
+    before = (run_dir / "metrics.json").read_bytes()
+    assert app_main(list(reversed(args)))[0] == 0  # override order does not matter
+    assert (run_dir / "metrics.json").read_bytes() == before
+
+
+def test_app_sweep_goes_on_after_a_divergence(app_main, tmp_path: Path, data_root: Path) -> None:
+    """A Hydra sweep in one process: the diverged job is recorded and the next one runs (and logs into its
+    own run directory)."""
+    args = ["-m", f"runs_root={tmp_path}", f"data_root={data_root}", *tiny("plain_c", "digits", "none"),
+            "optim.lr=1e6,0.01"]  # fmt: skip
+    code, _, err = app_main(args)
+    assert code == 0, err
+    records = {r["plan"]["lr"]: (path, r) for path in tmp_path.rglob("metrics.json")
+               for r in [read_json(path)]}  # fmt: skip
+    assert records[1e6][1]["status"] == "diverged" and math.isnan(records[1e6][1]["top1_error"])
+    assert records[0.01][1]["status"] == "finished"
+    for path, _ in records.values():
+        assert (path.parent / "classify.log").is_file()  # Hydra's job log
+        (log,) = path.parent.glob("*/*.log")  # mmengine's, of this run's work_dir
+        assert f"work_dir = '{path.parent}'" in log.read_text()
+
+
+def test_missing_data_names_the_path_and_how_to_get_it(app_main, tmp_path: Path) -> None:
+    nowhere = tmp_path / "nowhere"
+    code, _, err = app_main(["scale=full", "data=cifar10", f"data.root={nowhere}", "train.device=cpu",
+                             f"runs_root={tmp_path / 'runs'}"])  # fmt: skip
+    assert code == 1
+    assert str(nowhere) in err and "How to get it" in err and "Traceback" not in err
+    (path,) = (tmp_path / "runs").rglob("metrics.json")
+    record = read_json(path)
+    assert record["status"] == "failed" and str(nowhere) in record["error"]
 
 
 def test_wandb_offline_run_lands_in_the_run_directory(run_tiny, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
-    record = run_tiny([*tiny(), "table=table4", "row=pws", "cell=plain/lr0.1/pws"], tmp_path / "run")
-    assert record["status"] == "finished"
+    record = run_tiny([*tiny(), "table=table4", "row=pws", "cell=plain/lr0.1/pws"],
+                      tmp_path / "run")  # fmt: skip
+    assert record["status"] == "finished", record.get("error")
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
     from pws.runs.tracking import read_offline_summary
