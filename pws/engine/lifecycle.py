@@ -251,6 +251,10 @@ class _Run:
             # runs of one process started within a second (a sweep) would share them (and one log file)
             experiment_name=f"pws-{self.app.name}-{next(_RUNNERS)}",
         )
+        if isinstance(mm.get("visualizer"), dict) and "name" in mm["visualizer"]:
+            # mmdet's configs name theirs "visualizer": every later Runner of the process would get the first
+            # one back, writing its scalars into the first run's directory
+            mm["visualizer"] = {**mm["visualizer"], "name": f"{mm['experiment_name']}-visualizer"}
         train_cfg = {k: v for k, v in mm["train_cfg"].items() if k != "by_epoch"}
         mm["train_cfg"] = {**train_cfg, "type": "ExactResumeEpochLoop", "seed": plan.seed}
         if (

@@ -56,6 +56,8 @@ def test_two_runs_in_one_process_each_log_into_their_own_directory(
         assert len(logs) == 1, (name, logs)
         text = logs[0].read_text()
         assert "Epoch(train)" in text and str(tmp_path / name) in text
+        (scalars,) = (tmp_path / name).rglob("vis_data/scalars.json")  # the visualizer's, too
+        assert len(scalars.read_text().splitlines()) == len(PROBES[name])  # one line per logged iteration
     assert len(PROBES["a"]) == len(PROBES["b"]) >= 1
 
 
