@@ -148,9 +148,10 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("engine-data")
 
 
-@pytest.fixture(scope="session", params=sorted(CASES))
+@pytest.fixture(scope="session", params=["classify", pytest.param("detect", marks=pytest.mark.slow)])
 def app(request: pytest.FixtureRequest, data_root: Path) -> Case:
-    """Each test runs once per app."""
+    """Each test runs once per app (detection's runs are SSD iterations of ~3 s on a CPU: marked slow, so
+    that ``-m "not slow"`` checks the engine on classification alone in well under a minute)."""
     if request.param == "detect":
         require_detection_stack()
     return Case(**{**CASES[request.param].__dict__, "data_root": data_root})
