@@ -19,7 +19,7 @@ test:
 lint:
 	$(VENV)/bin/ruff check .
 
-# --- The paper's tables (issue 5): make reproduce-table1..5 [SCALE=smoke|full] [SEEDS=0,1,2]
+# --- The paper's tables: make reproduce-table1..5 [SCALE=smoke|full] [SEEDS=0,1,2]
 #     [LAUNCHER=local|joblib|slurm|submitit_local] [FORCE=1] [REPRO_ARGS="--cells ... --override k=v"]
 SCALE    ?= smoke
 SEEDS    ?= 0
@@ -55,7 +55,7 @@ sweep-lr:
 demo:
 	$(PY) scripts/reproduce_table.py table4 --scale smoke --grid demo --seeds 0 $(if $(FORCE),--force)
 
-# --- Benchmarks (issue 2), not tests: `make bench-layers [BENCH_ARGS="--sizes 32x64 --repeats 11"]`;
+# --- Benchmarks, not tests: `make bench-layers [BENCH_ARGS="--sizes 32x64 --repeats 11"]`;
 #     `make bench` runs every bench/bench_*.py at the paper's sizes (a GPU's work: on 2 CPU cores
 #     bench_classify's ResNet-50 alone takes hours). bench/gpu_checks.sh OUTDIR: CUDA tests + benchmarks.
 bench-layers:
@@ -64,7 +64,7 @@ bench-layers:
 bench:
 	set -e; for script in bench/bench_*.py; do $(PY) $$script; done
 
-# --- Diagnostics (issue 6): Figures 1, 2 and 6 -> results/$(SCALE)/figureN.csv and .png
+# --- Diagnostics: Figures 1, 2 and 6 -> results/$(SCALE)/figureN.csv and .png
 #     make reproduce-figure1 [SCALE=smoke|full] [FORCE=1] [DIAG_ARGS="--device cuda --max-images 2000"]
 #     (figure1 and figure6 share one measurement; FORCE=1 measures again)
 DIAG := $(PY) -m pws.diagnostics

@@ -43,7 +43,7 @@ class ClassifyApp:
     def base_record(self, plan: Plan, cfg: DictConfig) -> dict[str, Any]:
         return {
             "plan": plan.summary(),
-            "epochs": plan.epochs,
+            "epochs": plan.schedule.epochs,
             "world_size": plan.world_size,
             "device": plan.device,
         }
@@ -79,15 +79,8 @@ class ClassifyApp:
             collate_fn=dict(type="default_collate"),
             pin_memory=plan.device.startswith("cuda"),
         )
-        optimizer = dict(
-            type="SGD",
-            lr=plan.lr,
-            momentum=plan.momentum,
-            weight_decay=plan.weight_decay,
-            nesterov=plan.nesterov,
-        )
         optim_wrapper: dict[str, Any] = dict(
-            type="OptimWrapper", optimizer=optimizer, paramwise_cfg=mmengine_paramwise_cfg()
+            type="OptimWrapper", optimizer=plan.sgd.optimizer(), paramwise_cfg=mmengine_paramwise_cfg()
         )
         if plan.amp:
             optim_wrapper.update(type="AmpOptimWrapper", dtype=plan.amp_dtype)
@@ -113,12 +106,10 @@ class ClassifyApp:
                 sampler=dict(type="DefaultSampler", shuffle=False, round_up=False),
             ),
             val_evaluator=dict(type="ClassificationError"),
-            train_cfg=dict(by_epoch=True, max_epochs=plan.epochs, val_interval=plan.eval_every),
+            train_cfg=dict(by_epoch=True, max_epochs=plan.schedule.epochs, val_interval=plan.eval_every),
             val_cfg=dict(),
             optim_wrapper=optim_wrapper,
-            param_scheduler=[
-                dict(type="MultiStepLR", by_epoch=True, milestones=plan.milestones, gamma=plan.lr_factor)
-            ],
+            param_scheduler=[plan.schedule.scheduler()],
             default_hooks=dict(
                 logger=dict(type="LoggerHook", interval=plan.log_every),
                 checkpoint=dict(interval=plan.checkpoint_every, max_keep_ckpts=1),

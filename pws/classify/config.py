@@ -8,13 +8,12 @@ Unknown config *groups* or keys are Hydra's own errors (they name the choices th
 The scale's ``classify`` section (``configs/scale/{smoke,full}.yaml``) enters through interpolations in the
 group files (model widths, crop sizes, workers) and through ``scale.classify.epochs``: when set, the
 schedule is shortened to that many epochs by the engine's one rule
-(:func:`pws.engine.schedule.shorten_schedule`).
+(:func:`pws.engine.schedule.step_schedule`).
 Invalid values raise :class:`pws.engine.errors.ConfigError` (exit 2), in the format of every app.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections.abc import Mapping
@@ -23,8 +22,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from pws.engine.schedule import shorten_schedule
-from pws.engine.schema import MISSING, Validator, common_values, plain
+from pws.engine.schedule import StepSchedule, step_schedule
+from pws.engine.schema import MISSING, SGD, Validator, common_values, plain, sgd_values
 from pws.nn.factory import NormMethod
 from pws.runs.run_dir import register_resolvers
 
@@ -32,7 +31,6 @@ CONFIG_NAME = "classify"
 
 MODEL_KEYS = ("name",)  # every other key of the model group is a kwarg of build_classifier
 DATA_LOADER_KEYS = ("name", "root", "batch_size", "augment", "download", "num_workers")
-OPTIMIZERS = ("sgd",)
 SCHEDULES = ("step",)
 AMP_DTYPES = ("float16", "bfloat16")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -58,13 +56,8 @@ class Plan:
     num_workers: int
     batch_size: int  # global, split across ranks
     world_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    nesterov: bool
-    epochs: int
-    milestones: list[int]
-    lr_factor: float
+    sgd: SGD
+    schedule: StepSchedule
     device: str
     amp: bool
     amp_dtype: str
@@ -95,19 +88,15 @@ class Plan:
     def per_rank_batch(self) -> int:
         return self.batch_size // self.world_size
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate for 0-based ``epoch``: ``lr * factor ** (number of milestones <= epoch)``."""
-        return self.lr * self.lr_factor ** sum(1 for m in self.milestones if epoch >= m)
-
     def summary(self) -> dict[str, Any]:
         """JSON-friendly view for metrics.json and the log."""
         return {
-            "epochs": self.epochs,
-            "milestones": list(self.milestones),
-            "lr": self.lr,
-            "lr_factor": self.lr_factor,
-            "momentum": self.momentum,
-            "weight_decay": self.weight_decay,
+            "epochs": self.schedule.epochs,
+            "milestones": list(self.schedule.milestones),
+            "lr": self.sgd.lr,
+            "lr_factor": self.schedule.factor,
+            "momentum": self.sgd.momentum,
+            "weight_decay": self.sgd.weight_decay,
             "batch_size": self.batch_size,
             "per_rank_batch": self.per_rank_batch,
             "world_size": self.world_size,
@@ -172,31 +161,11 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
             f"processes ({world_size}); each rank trains on batch_size / {world_size} images"
         )
 
-    optim = v.string("optim.name")
-    if optim is not None and optim not in OPTIMIZERS:
-        v.fail(f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {optim!r}")
-    lr = v.number("optim.lr", above=0.0)
-    momentum = v.number("optim.momentum", minimum=0.0, below=1.0)
-    weight_decay = v.number("optim.weight_decay", minimum=0.0)
-    nesterov = v.boolean("optim.nesterov")
-    if nesterov and momentum == 0:
-        v.fail("optim.nesterov=true needs optim.momentum > 0")
-
+    sgd = sgd_values(v)
     sched = v.string("schedule.name")
     if sched is not None and sched not in SCHEDULES:
         v.fail(f"schedule.name must be one of {', '.join(SCHEDULES)}, got {sched!r}")
-    epochs = v.integer("schedule.epochs", minimum=1)
-    milestones = v.int_list("schedule.milestones")
-    lr_factor = v.number("schedule.factor", above=0.0, maximum=1.0)
-    if epochs is not None and milestones is not None:
-        if any(b <= a for a, b in itertools.pairwise(milestones)):
-            v.fail(f"schedule.milestones must be strictly increasing, got {milestones}")
-        elif milestones and not (milestones[0] >= 1 and milestones[-1] < epochs):
-            v.fail(f"schedule.milestones must lie in [1, schedule.epochs - 1 = {epochs - 1}], "
-                   f"got {milestones}")  # fmt: skip
-    scale_epochs = v.integer("scale.classify.epochs", minimum=1, optional=True)
-    if epochs is not None and milestones is not None:
-        epochs, milestones = shorten_schedule(epochs, milestones, scale_epochs)
+    schedule = step_schedule(v, "scale.classify.epochs")
 
     scale = v.string("scale.name")
     device = v.string("train.device")
@@ -224,13 +193,12 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
     if on_cpu and (amp or channels_last):
         notes.append("train.amp / train.channels_last apply on GPU only: off on CPU")
         amp = channels_last = False
-    assert method is not None
+    assert method is not None and sgd is not None and schedule is not None
     return Plan(
         seed=common["seed"], scale=scale, model=model, model_kwargs=model_kwargs, method=method, data=data,
         data_root=data_root, data_kwargs=data_kwargs, augment=augment, download=download,
-        num_workers=num_workers, batch_size=batch_size, world_size=world_size, lr=lr, momentum=momentum,
-        weight_decay=weight_decay, nesterov=nesterov, epochs=epochs, milestones=milestones,
-        lr_factor=lr_factor, device=device, amp=amp, amp_dtype=amp_dtype, channels_last=channels_last,
+        num_workers=num_workers, batch_size=batch_size, world_size=world_size, sgd=sgd, schedule=schedule,
+        device=device, amp=amp, amp_dtype=amp_dtype, channels_last=channels_last,
         drop_last=drop_last, max_steps_per_epoch=max_steps, log_every=log_every, eval_every=eval_every,
         checkpoint_every=checkpoint_every, ema_decay=common["ema_decay"],
         ema_warmup=common["ema_warmup"], wandb_mode=common["wandb_mode"], force=common["force"],

@@ -6,7 +6,7 @@
         norm.gamma=1e-4
     torchrun --nproc_per_node 4 -m pws.detect scale=full data=voc0712    # several GPUs (DDP)
 
-The app validates its settings (:func:`pws.detect.config.resolve_settings`), generates or checks the data
+The app validates its settings (:func:`pws.detect.config.detection_settings`), generates or checks the data
 (annotation files validated, a malformed one named) and writes the mmengine config: the model's file in
 ``configs/mmdet/`` (mmdetection's own config plus the project's changes) with the run's data, schedule and
 optimizer (:func:`pws.detect.config.build_config`). Everything else (resume, preemption, divergence,
@@ -28,9 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 
 import pws.detect.registry
 import pws.engine.loops  # noqa: F401  (registers the engine's loop)
-from pws.detect.config import Settings, build_config, data_root_path, resolve_settings
+from pws.detect.config import Settings, build_config, data_root_path, detection_settings
 from pws.engine.cli import hydra_app
-from pws.engine.errors import ConfigError
 from pws.engine.schema import Validator, common_values, plain
 
 VOC_METRICS = {"mAP": "pascal_voc/mAP"}
@@ -91,18 +90,23 @@ def prepare_data(cfg_data: Any, settings: Settings, base_dir: Path) -> Path:
     root = data_root_path(cfg_data["root"], str(base_dir))
     if str(cfg_data["name"]).startswith("synthetic"):
         num_train, seed = int(cfg_data["num_train"]), int(cfg_data.get("seed", 0))
+        classes = int(cfg_data.get("object_classes") or settings.num_classes)
         if settings.data_format == "voc":
             from pws.data.detection import synthetic_voc
 
             num_test = int(cfg_data["num_test"])
-            folder = root / f"{cfg_data['name']}-n{num_train}-t{num_test}-s{seed}"
-            root = synthetic_voc.generate(folder, num_train=num_train, num_test=num_test, seed=seed)
+            folder = root / f"{cfg_data['name']}-n{num_train}-t{num_test}-c{classes}-s{seed}"
+            root = synthetic_voc.generate(
+                folder, num_train=num_train, num_test=num_test, seed=seed, object_classes=classes
+            )
         else:
             from pws.data.detection import synthetic_coco
 
             num_val = int(cfg_data["num_val"])
-            folder = root / f"{cfg_data['name']}-n{num_train}-v{num_val}-s{seed}"
-            root = synthetic_coco.generate(folder, num_train=num_train, num_val=num_val, seed=seed)
+            folder = root / f"{cfg_data['name']}-n{num_train}-v{num_val}-c{classes}-s{seed}"
+            root = synthetic_coco.generate(
+                folder, num_train=num_train, num_val=num_val, seed=seed, object_classes=classes
+            )
     if settings.data_format == "voc":
         root = check.require_voc(root)
         check.validate_voc(root)
@@ -122,22 +126,17 @@ class DetectApp:
     def plan(self, cfg: DictConfig, world_size: int) -> DetectPlan:
         v = Validator(plain(cfg))
         common = common_values(v)
+        settings = detection_settings(v, common["seed"])
+        scale = str(OmegaConf.select(cfg, "scale.name"))
+        if settings is not None and settings.batch_size % world_size:
+            v.fail(f"data.batch_size={settings.batch_size} (the global batch) must be divisible by the "
+                   f"number of processes ({world_size})")  # fmt: skip
+        if settings is not None and needs_pretrained_backbone(settings, scale):
+            v.fail("the paper's Mask R-CNN starts from an ImageNet ResNet-50 of the same method (Table 5): "
+                   "give model.backbone_checkpoint=<file>, made from a Table 5 run with "
+                   "`python scripts/export_backbone.py <run dir> <file>`")  # fmt: skip
         v.raise_if_failed()
-        try:
-            settings = resolve_settings(cfg)
-        except ValueError as e:
-            raise ConfigError(f"invalid configuration:\n  - {e}") from e
-        if settings.batch_size % world_size:
-            raise ConfigError(
-                f"invalid configuration:\n  - data.batch_size={settings.batch_size} (the global "
-                f"batch) must be divisible by the number of processes ({world_size})"
-            )
-        if needs_pretrained_backbone(settings, str(OmegaConf.select(cfg, "scale.name"))):
-            raise ConfigError(
-                "invalid configuration:\n  - the paper's Mask R-CNN starts from an ImageNet ResNet-50 of the "
-                "same method (Table 5): give model.backbone_checkpoint=<file>, made from a Table 5 run with "
-                "`python scripts/export_backbone.py <run dir> <file>`"
-            )
+        assert settings is not None
         return DetectPlan(
             settings,
             data=plain(cfg)["data"],
@@ -154,7 +153,7 @@ class DetectApp:
             "settings": s.as_record(),
             "schedule": cfg.schedule.get("name"),
             "gamma": s.method.options.get("gamma"),
-            "lr": s.lr,
+            "lr": s.sgd.lr,
             "batch_size": s.batch_size,
         }
 

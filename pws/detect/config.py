@@ -12,16 +12,15 @@ LR steps, warm-up, gradient clipping, hook intervals, work_dir, seed. Loading th
 from __future__ import annotations
 
 import copy
-import math
 import os
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pws.detect.models import check_options, model_config
-from pws.engine.schedule import shorten_schedule
+from pws.engine.schedule import StepSchedule, step_schedule
+from pws.engine.schema import MISSING, SGD, Validator, common_values, plain, sgd_values
 from pws.nn.factory import NormMethod, as_method
 from pws.optim import mmengine_paramwise_cfg
 
@@ -42,13 +41,8 @@ class Settings:
     num_classes: int
     input_size: Any  # int (SSD: square side) or [w, h] (Mask R-CNN: keep-ratio scale)
     batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    nesterov: bool
-    epochs: int
-    milestones: list[int]
-    lr_gamma: float
+    sgd: SGD
+    schedule: StepSchedule
     warmup_iters: int
     clip_grad_max_norm: float | None
     val_interval: int
@@ -62,119 +56,91 @@ class Settings:
     model_options: dict[str, Any] = field(default_factory=dict)
 
     def as_record(self) -> dict[str, Any]:
-        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "method"}
-        out["method"] = {"method": self.method.method, **self.method.options}
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in NESTED}
+        out.update(method={"method": self.method.method, **self.method.options}, **asdict(self.sgd),
+                   **asdict(self.schedule))  # fmt: skip
         return out
 
 
-def _get(node: Any, key: str, default: Any = None) -> Any:
-    if node is None:
-        return default
-    value = node.get(key, default) if isinstance(node, Mapping) else getattr(node, key, default)
-    return default if value is None else value
+NESTED = ("method", "sgd", "schedule")  # recorded flat: as_record
 
 
-def _plain(node: Any) -> Any:
-    """An OmegaConf node (or anything) as plain Python containers."""
+def detection_settings(v: Validator, seed: int | None) -> Settings | None:
+    """The detection keys of the composed config, checked into ``v`` (every problem one line, the engine's
+    format); None when any is invalid. Each setting is the first of: the explicit key (``optim.lr``,
+    ``data.batch_size``, ...; null = not given), the scale's ``detect:`` section, the schedule."""
+    model = v.string("model.name")
+    options = {k: value for k, value in v.section("model").items() if k not in MODEL_KEYS}
+    if "width" in options and options["width"] is None:  # model.width null: the scale's (1 = the paper's)
+        width = v.get("scale.detect.width")
+        width = width.get(model) if isinstance(width, Mapping) else width
+        options["width"] = 1.0 if width in (None, MISSING) else width
+    if model is not None:
+        try:
+            check_options(model, options)
+        except ValueError as e:
+            v.fail(f"model: {e}")
+    data_format = v.string("data.format")
+    if data_format is not None and data_format not in ("voc", "coco"):
+        v.fail(f"data.format must be 'voc' or 'coco', got {data_format!r}")
+    if model == "mask_rcnn_r50_fpn" and data_format == "voc":
+        v.fail("mask_rcnn_r50_fpn needs instance masks: use a COCO data set (data=coco or synthetic_coco)")
+    method = None
     try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
+        method = as_method(v.section("norm"))
+    except (ValueError, TypeError) as e:  # gamma < 0, unknown option, ... (the factory names what is allowed)
+        v.fail(f"norm: {e}")
+    sgd = sgd_values(v, fallback="schedule")
+    schedule = step_schedule(v, "scale.detect.epochs")
 
-        if isinstance(node, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(node, resolve=True)
-    except ImportError:  # pragma: no cover - hydra is a dependency
-        pass
-    return node
-
-
-def _positive(name: str, value: Any, kind: type = float, allow_zero: bool = False) -> Any:
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a {kind.__name__}, got {value!r}") from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return value
+    input_size = v.get("model.input_size")
+    cap = v.integer("scale.detect.input_size_cap", minimum=32, optional=True)
+    if cap is not None and isinstance(input_size, list):  # keep-ratio scales (Mask R-CNN)
+        factor = min(1.0, cap / max(input_size))
+        input_size = [max(32, round(x * factor)) for x in input_size]
+    warmup = v.integer(("scale.detect.warmup_iters", "schedule.warmup_iters"), minimum=0, default=0)
+    warmup_cap = v.integer("scale.detect.warmup_iters_cap", minimum=0, optional=True)
+    scale, sched = "scale.detect", "schedule"
+    settings = dict(
+        model=model,
+        data=v.string("data.name"),
+        data_format=data_format,
+        method=method,
+        num_classes=v.integer("data.num_classes", minimum=1),
+        input_size=input_size,
+        batch_size=v.integer(("data.batch_size", f"{scale}.batch_size", f"{sched}.batch_size"), minimum=1),
+        sgd=sgd,
+        schedule=schedule,
+        warmup_iters=warmup if warmup is None or warmup_cap is None else min(warmup, warmup_cap),
+        clip_grad_max_norm=v.number(
+            (f"{scale}.clip_grad_max_norm", f"{sched}.clip_grad_max_norm"), above=0.0, optional=True
+        ),
+        val_interval=v.integer((f"{scale}.val_interval", f"{sched}.val_interval"), minimum=1, default=1),
+        checkpoint_interval=v.integer(
+            (f"{scale}.checkpoint_interval", f"{sched}.checkpoint_interval"), minimum=1, default=1
+        ),
+        max_keep_ckpts=v.integer(f"{scale}.max_keep_ckpts", minimum=1, default=2),
+        num_workers=v.integer(("data.num_workers", f"{scale}.num_workers"), minimum=0, default=2),
+        test_score_thr=v.number((f"{scale}.test_score_thr", "model.test_score_thr"), minimum=0.0),
+        fps_warmup_iters=v.integer(f"{scale}.fps_warmup_iters", minimum=0, default=50),
+        log_interval=v.integer(f"{scale}.log_interval", minimum=1, default=50),
+        seed=seed,
+        model_options=options,
+    )
+    if v.errors:
+        return None
+    return Settings(**settings)
 
 
 def resolve_settings(cfg: Any) -> Settings:
-    """Effective settings from the Hydra config: explicit keys > scale ``detect`` section > schedule.
-
-    Raises ValueError (one message naming the key) for invalid values, before any work.
-    """
-    model = _get(cfg.model, "name")
-    model_cfg = _plain(cfg.model)
-    options = {k: v for k, v in model_cfg.items() if k not in MODEL_KEYS}
-    check_options(model, options)
-    data = cfg.data
-    data_format = _get(data, "format")
-    if data_format not in ("voc", "coco"):
-        raise ValueError(f"data.format must be 'voc' or 'coco', got {data_format!r}")
-    if model == "mask_rcnn_r50_fpn" and data_format != "coco":
-        raise ValueError(
-            "mask_rcnn_r50_fpn needs instance masks: use a COCO data set (data=coco or synthetic_coco)"
-        )
-    method = as_method(_plain(cfg.norm))
-    schedule = cfg.schedule
-    scale = _get(cfg.scale, "detect", {})
-    optim = cfg.optim
-
-    schedule_epochs = int(_get(schedule, "epochs"))
-    epochs = int(_get(scale, "epochs", schedule_epochs))
-    epochs = _positive("epochs", epochs, int)
-    _, milestones = shorten_schedule(schedule_epochs, list(_get(schedule, "milestones", [])), epochs)
-
-    batch_size = _get(data, "batch_size", _get(scale, "batch_size", _get(schedule, "batch_size")))
-    lr = _get(optim, "lr", _get(schedule, "lr"))
-    weight_decay = _get(optim, "weight_decay", _get(schedule, "weight_decay"))
-    momentum = _get(optim, "momentum", _get(schedule, "momentum", 0.9))
-    clip = _get(scale, "clip_grad_max_norm", _get(schedule, "clip_grad_max_norm"))
-
-    input_size = model_cfg.get("input_size")
-    cap = _get(scale, "input_size_cap")
-    if cap is not None and isinstance(input_size, (list, tuple)):  # keep-ratio scales (Mask R-CNN)
-        factor = min(1.0, int(cap) / max(input_size))
-        input_size = [max(32, round(v * factor)) for v in input_size]
-    score_thr = _get(scale, "test_score_thr", model_cfg.get("test_score_thr"))
-    return Settings(
-        model=model,
-        data=str(_get(data, "name")),
-        data_format=data_format,
-        method=method,
-        num_classes=int(_get(data, "num_classes")),
-        input_size=input_size,
-        batch_size=_positive("data.batch_size", batch_size, int),
-        lr=_positive("optim.lr", lr),
-        momentum=_positive("optim.momentum", momentum, allow_zero=True),
-        weight_decay=_positive("optim.weight_decay", weight_decay, allow_zero=True),
-        nesterov=bool(_get(optim, "nesterov", False)),
-        epochs=epochs,
-        milestones=milestones,
-        lr_gamma=float(_get(schedule, "lr_gamma", 0.1)),
-        warmup_iters=min(
-            _positive("schedule.warmup_iters", _get(schedule, "warmup_iters", 0), int, True),
-            int(_get(scale, "warmup_iters_cap", sys.maxsize)),
-        ),
-        clip_grad_max_norm=None if clip is None else _positive("clip_grad_max_norm", clip),
-        val_interval=_positive(
-            "val_interval", _get(scale, "val_interval", _get(schedule, "val_interval", 1)), int
-        ),
-        checkpoint_interval=_positive(
-            "checkpoint_interval",
-            _get(scale, "checkpoint_interval", _get(schedule, "checkpoint_interval", 1)),
-            int,
-        ),
-        max_keep_ckpts=int(_get(scale, "max_keep_ckpts", 2)),
-        num_workers=_positive(
-            "num_workers", _get(data, "num_workers", _get(scale, "num_workers", 2)), int, True
-        ),
-        test_score_thr=_positive("test_score_thr", score_thr, allow_zero=True),
-        fps_warmup_iters=_positive("fps_warmup_iters", _get(scale, "fps_warmup_iters", 50), int, True),
-        log_interval=_positive("log_interval", _get(scale, "log_interval", 50), int),
-        seed=int(_get(cfg, "seed", 0)),
-        model_options=options,
-    )
+    """The run's :class:`Settings` from the composed Hydra config; a :class:`ConfigError` (exit 2) listing
+    every invalid value otherwise, before any work."""
+    v = Validator(plain(cfg))
+    seed = common_values(v)["seed"]
+    settings = detection_settings(v, seed)
+    v.raise_if_failed()
+    assert settings is not None
+    return settings
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -201,19 +167,12 @@ def build_config(
         **settings.model_options,
     )
     _set_data(cfg, settings, data_root)
-    cfg["train_cfg"].update(max_epochs=settings.epochs, val_interval=settings.val_interval)
-    # mmdet's schedules: a linear warm-up over iterations, then LR steps at epochs
-    schedulers = {s["type"]: s for s in cfg["param_scheduler"]}
-    warmup, steps = schedulers["LinearLR"], schedulers["MultiStepLR"]
+    cfg["train_cfg"].update(max_epochs=settings.schedule.epochs, val_interval=settings.val_interval)
+    # mmdet's schedules: its linear warm-up over iterations, then the run's LR steps at epochs
+    warmup = next(s for s in cfg["param_scheduler"] if s["type"] == "LinearLR")
     warmup["end"] = settings.warmup_iters
-    steps.update(end=settings.epochs, milestones=list(settings.milestones), gamma=settings.lr_gamma)
-    cfg["param_scheduler"] = ([warmup] if settings.warmup_iters > 0 else []) + [steps]
-    cfg["optim_wrapper"]["optimizer"].update(
-        lr=settings.lr,
-        momentum=settings.momentum,
-        weight_decay=settings.weight_decay,
-        nesterov=settings.nesterov,
-    )
+    cfg["param_scheduler"] = ([warmup] if settings.warmup_iters > 0 else []) + [settings.schedule.scheduler()]
+    cfg["optim_wrapper"]["optimizer"].update(settings.sgd.optimizer())
     cfg["optim_wrapper"].update(
         # PWS's alpha gets no weight decay (the paper); everything else the schedule's.
         paramwise_cfg=mmengine_paramwise_cfg(),

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pws.engine.app import App
 from pws.engine.errors import ConfigError, Preempted, RunFailed
-from pws.engine.lifecycle import execute, unwritable, world
+from pws.engine.lifecycle import execute, leave_process_group, unwritable, world
 from pws.engine.schema import CONFIG_DIR, check_known_keys
 from pws.runs.run_dir import register_resolvers
 
@@ -75,6 +75,9 @@ def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:
         elif (problem := unwritable_run_dir(app.name, sys.argv[1:])) is not None:
             print(f"pws.{app.name}: error: {problem}", file=sys.stderr)
             sys.exit(RunFailed.exit_code)
-        _main()
+        try:
+            _main()
+        finally:
+            leave_process_group()
 
     return main

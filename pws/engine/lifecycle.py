@@ -148,6 +148,15 @@ def join_cpu_process_group(mm: dict[str, Any]) -> None:
     mm["model_wrapper_cfg"] = dict(type="MMDistributedDataParallel", broadcast_buffers=False, device_ids=None)
 
 
+def leave_process_group() -> None:
+    """Several processes: leave the process group before the interpreter exits (a gloo group left to the
+    interpreter's shutdown aborts a rank: "terminate called without an active exception", exit -6)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def unwritable(run_dir: Path) -> str | None:
     """Create ``run_dir`` and try to write a file there: None if that works, else why not (naming it)."""
     try:

@@ -3,7 +3,8 @@
 * :class:`Validator` reads dotted keys of the composed config and collects *every* problem into one
   :class:`~pws.engine.errors.ConfigError` (one line per problem, naming the key and what is allowed);
 * :func:`common_values` checks the keys both apps have (seed, force, the EMA option, wandb, the table
-  cell);
+  cell), :func:`sgd_values` the optimizer (``optim.*``; for each key a null falls back to a default
+  section, detection's schedule: one precedence rule, explicit key first);
 * :func:`check_known_keys` refuses a key the configs do not know (``+optim.lrr=0.1``), as a misspelt one,
   naming the closest known key.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,43 @@ def common_values(v: Validator) -> dict[str, Any]:
         "row": v.string("row", optional=True),
         "cell": v.string("cell", optional=True),
     }
+
+
+@dataclass(frozen=True)
+class SGD:
+    """SGD with momentum, the optimizer of every table of the paper (PWS's alpha is never decayed: the apps
+    pass :func:`pws.optim.mmengine_paramwise_cfg`)."""
+
+    lr: float
+    momentum: float
+    weight_decay: float
+    nesterov: bool
+
+    def optimizer(self) -> dict[str, Any]:
+        """mmengine's ``optim_wrapper.optimizer`` entry."""
+        return dict(type="SGD", lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                    nesterov=self.nesterov)  # fmt: skip
+
+
+def sgd_values(v: Validator, fallback: str | None = None) -> SGD | None:
+    """``optim.{lr,momentum,weight_decay,nesterov}`` checked; a key that is null takes
+    ``<fallback>.<key>`` (detection: the schedule's, the paper's value for that table). None if invalid."""
+
+    def key(name: str) -> Key:
+        return (f"optim.{name}", f"{fallback}.{name}") if fallback else f"optim.{name}"
+
+    name = v.string("optim.name")
+    if name is not None and name != "sgd":
+        v.fail(f"optim.name must be sgd (the paper's optimizer), got {name!r}")
+    lr = v.number(key("lr"), above=0.0)
+    momentum = v.number(key("momentum"), minimum=0.0, below=1.0)
+    weight_decay = v.number(key("weight_decay"), minimum=0.0)
+    nesterov = v.boolean("optim.nesterov")
+    if nesterov and momentum == 0:
+        v.fail("optim.nesterov=true needs optim.momentum > 0")
+    if None in (lr, momentum, weight_decay, nesterov):
+        return None
+    return SGD(lr, momentum, weight_decay, nesterov)
 
 
 def _flat_keys(node: Any, prefix: str = "") -> Iterator[str]:
@@ -105,6 +144,7 @@ def is_number(x: Any) -> bool:
 
 
 MISSING = object()
+Key = str | tuple[str, ...]  # a dotted key, or several in precedence order (the first that is set wins)
 
 
 class Validator:
@@ -137,18 +177,25 @@ class Validator:
             return {}
         return value
 
-    def _present(self, key: str, optional: bool) -> Any:
-        value = self.get(key)
-        if value is MISSING:
-            self.fail(f"{key} is missing from the config")
-            return MISSING
-        if value is None and not optional:
-            self.fail(f"{key} must be set (got null)")
-            return MISSING
-        return value
+    def _present(self, key: Key, optional: bool) -> tuple[str, Any]:
+        """The first of ``key``'s names (one dotted key, or several: the precedence, first set wins) whose
+        value is set, as (name, value). When none is: (first name, None) if ``optional``, else (first name,
+        MISSING) after recording why."""
+        names = (key,) if isinstance(key, str) else tuple(key)
+        values = [(name, self.get(name)) for name in names]
+        for name, value in values:
+            if value is not MISSING and value is not None:
+                return name, value
+        if optional:  # null or absent
+            return names[0], None
+        if all(value is MISSING for _, value in values):
+            self.fail(f"{names[0]} is missing from the config")
+        else:
+            self.fail(f"{' or '.join(names)} must be set (got null)")
+        return names[0], MISSING
 
-    def string(self, key: str, optional: bool = False) -> Any:
-        value = self._present(key, optional)
+    def string(self, key: Key, optional: bool = False) -> Any:
+        key, value = self._present(key, optional)
         if value is MISSING or value is None:
             return None
         if not isinstance(value, str) or not value:
@@ -156,8 +203,8 @@ class Validator:
             return None
         return value
 
-    def boolean(self, key: str) -> Any:
-        value = self._present(key, False)
+    def boolean(self, key: Key) -> Any:
+        key, value = self._present(key, False)
         if value is MISSING:
             return None
         if not isinstance(value, bool):
@@ -165,9 +212,14 @@ class Validator:
             return None
         return value
 
-    def integer(self, key: str, minimum: int | None = None, optional: bool = False) -> Any:
-        value = self._present(key, optional)
-        if value is MISSING or value is None:
+    def integer(
+        self, key: Key, minimum: int | None = None, optional: bool = False, default: Any = None
+    ) -> Any:
+        """An integer >= ``minimum``; null allowed when ``optional`` or a ``default`` is given (returned)."""
+        key, value = self._present(key, optional or default is not None)
+        if value is None:
+            return default
+        if value is MISSING:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(f"{key} must be an integer, got {value!r}")
@@ -179,13 +231,19 @@ class Validator:
 
     def number(
         self,
-        key: str,
+        key: Key,
         minimum: float | None = None,
         above: float | None = None,
         maximum: float | None = None,
         below: float | None = None,
+        optional: bool = False,
+        default: Any = None,
     ) -> Any:
-        value = self._present(key, False)
+        """A finite number within the bounds given; null allowed when ``optional`` or a ``default`` is given
+        (then returned)."""
+        key, value = self._present(key, optional or default is not None)
+        if value is None:
+            return default
         if value is MISSING:
             return None
         if not is_number(value) or not math.isfinite(value):
@@ -204,8 +262,8 @@ class Validator:
             return None
         return value
 
-    def int_list(self, key: str) -> Any:
-        value = self._present(key, False)
+    def int_list(self, key: Key) -> Any:
+        key, value = self._present(key, False)
         if value is MISSING:
             return None
         if not isinstance(value, list) or any(isinstance(x, bool) or not isinstance(x, int) for x in value):

@@ -15,7 +15,8 @@ from hydra.errors import HydraException
 
 from pws.classify import make_plan, run
 from pws.engine.errors import ConfigError
-from pws.engine.schedule import shorten_schedule
+from pws.engine.schedule import StepSchedule, shorten_schedule
+from pws.engine.schema import SGD
 
 from .conftest import compose_cfg, read_json, tiny
 
@@ -89,8 +90,8 @@ def test_every_combination_of_groups_composes_and_validates() -> None:
 def test_full_scale_is_the_papers_setting() -> None:
     cifar = make_plan(compose_cfg(["scale=full", "data=cifar10", "model=plain_c", "norm=pws",
                                    "train.device=cpu"]), world_size=1)  # fmt: skip
-    assert (cifar.epochs, cifar.milestones, cifar.lr_factor) == (200, [100, 150, 180], 0.1)
-    assert (cifar.lr, cifar.momentum, cifar.weight_decay, cifar.batch_size) == (0.1, 0.9, 5e-4, 128)
+    assert cifar.schedule == StepSchedule(200, [100, 150, 180], 0.1)
+    assert cifar.sgd == SGD(0.1, 0.9, 5e-4, False) and cifar.batch_size == 128
     assert cifar.method.options["gamma"] == 1e-3 and cifar.augment and cifar.ema_decay is None
     assert cifar.model_kwargs["width"] == 1.0
     res = make_plan(compose_cfg(["scale=full", "data=cifar10", "model=resnet_cifar", "train.device=cpu"]),
@@ -99,13 +100,13 @@ def test_full_scale_is_the_papers_setting() -> None:
     imagenet = make_plan(compose_cfg(["scale=full", "data=imagenet", "model=resnet50", "optim=sgd_imagenet",
                                       "schedule=imagenet_100e", "norm.gamma=1e-4", "train.device=cpu"]),
                          world_size=1)  # fmt: skip
-    assert (imagenet.epochs, imagenet.milestones) == (100, [30, 60, 90])
-    assert (imagenet.lr, imagenet.momentum, imagenet.weight_decay) == (0.025, 0.9, 1e-4)
+    assert (imagenet.schedule.epochs, imagenet.schedule.milestones) == (100, [30, 60, 90])
+    assert imagenet.sgd == SGD(0.025, 0.9, 1e-4, False)
     assert imagenet.batch_size == 64
     assert imagenet.data_kwargs["crop_size"] == 224 and imagenet.data_kwargs["resize_size"] == 256
     assert imagenet.method.options["gamma"] == 1e-4
-    assert [imagenet.lr_at(e) for e in (0, 29, 30, 60, 99)] == pytest.approx([0.025, 0.025, 2.5e-3, 2.5e-4,
-                                                                             2.5e-5])  # fmt: skip
+    lrs = [imagenet.schedule.lr_at(imagenet.sgd.lr, e) for e in (0, 29, 30, 60, 99)]
+    assert lrs == pytest.approx([0.025, 0.025, 2.5e-3, 2.5e-4, 2.5e-5])
     authors = make_plan(compose_cfg(["scale=full", "data=cifar10", "ema.enabled=true", "norm.alpha_init=data",
                                      "train.device=cpu"]), world_size=1)  # fmt: skip
     assert authors.ema_decay == 0.997 and authors.method.options["alpha_init"] == "data"
@@ -114,10 +115,10 @@ def test_full_scale_is_the_papers_setting() -> None:
 def test_smoke_shortens_the_schedule_by_the_engines_rule() -> None:
     plan = make_plan(compose_cfg(["scale=smoke"]), world_size=1)
     assert plan.device == "cpu" and plan.scale == "smoke"
-    assert plan.epochs == 6 and plan.milestones == [3, 4, 5] and plan.lr == 0.03 and plan.batch_size == 32
-    assert (plan.epochs, plan.milestones) == shorten_schedule(200, [100, 150, 180], 6)
+    assert plan.schedule == StepSchedule(6, [3, 4, 5], 0.1) and plan.sgd.lr == 0.03 and plan.batch_size == 32
+    assert (plan.schedule.epochs, plan.schedule.milestones) == shorten_schedule(200, [100, 150, 180], 6)
     two = make_plan(compose_cfg(["scale=smoke", "scale.classify.epochs=2"]), world_size=1)
-    assert (two.epochs, two.milestones) == (2, [1])
+    assert (two.schedule.epochs, two.schedule.milestones) == (2, [1])
 
 
 def test_the_optimizer_and_schedule_the_app_gives_mmengine() -> None:
@@ -161,7 +162,7 @@ def test_table_cells_compose() -> None:
                 for override in cell.overrides:
                     key, _, value = override.partition("=")
                     if key == "optim.lr":
-                        assert plan.lr == float(value)
+                        assert plan.sgd.lr == float(value)
                     elif key == "norm.gamma":
                         assert plan.method.options["gamma"] == float(value)
                     elif key == "norm":

@@ -81,9 +81,9 @@ def test_one_step_of_the_apps_optimizer_is_sgd_on_the_papers_param_groups() -> N
     names = {id(p): n for n, p in model.named_parameters()}
     assert {names[i] for i, wd in decay.items() if wd == 0.0} == {
         n for n in names.values() if n.endswith(".alpha")} != set()
-    assert {wd for wd in decay.values() if wd} == {plan.weight_decay}
-    groups = param_groups(reference, plan.weight_decay)
-    optimizer = torch.optim.SGD(groups, lr=plan.lr, momentum=plan.momentum)
+    assert {wd for wd in decay.values() if wd} == {plan.sgd.weight_decay}
+    groups = param_groups(reference, plan.sgd.weight_decay)
+    optimizer = torch.optim.SGD(groups, lr=plan.sgd.lr, momentum=plan.sgd.momentum)
     g = torch.Generator().manual_seed(1)
     images, labels = torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)
     for _ in range(3):

@@ -12,7 +12,7 @@ import pytest
 
 from pws.detect.config import build_config, resolve_settings
 from pws.detect.models import ssd_anchor_generator, ssd_feature_sizes
-from pws.engine.schedule import shorten_schedule
+from pws.engine.schedule import StepSchedule, shorten_schedule
 from pws.nn.factory import METHODS
 from pws.nn.methods import mmcv_cfgs
 
@@ -54,14 +54,15 @@ def test_every_model_composes_at_every_scale(stack, model: str, scale: str) -> N
         for dataset in _leaves(loader["dataset"]):
             assert dataset["data_root"] == "/nonexistent/" and dataset["pipeline"] == config[pipeline]
     assert config["test_dataloader"] == config["val_dataloader"]
-    assert config["train_cfg"]["max_epochs"] == settings.epochs
+    assert config["train_cfg"]["max_epochs"] == settings.schedule.epochs
     assert config["default_hooks"]["checkpoint"]["max_keep_ckpts"] == settings.max_keep_ckpts
 
 
 def test_full_scale_is_the_papers_voc_setting(stack) -> None:
     s, config = _build(["scale=full", "data=voc0712"], "/data/VOCdevkit")
     assert (s.model, s.method.method, s.method.options["gamma"]) == ("ssd_vgg16", "pws", 1e-3)
-    assert (s.epochs, s.milestones, s.lr, s.momentum, s.weight_decay) == (240, [90, 170], 1e-2, 0.9, 5e-4)
+    assert (s.schedule.epochs, s.schedule.milestones, s.sgd.lr, s.sgd.momentum, s.sgd.weight_decay) == (
+        240, [90, 170], 1e-2, 0.9, 5e-4)
     assert (s.batch_size, s.input_size, s.clip_grad_max_norm, s.warmup_iters) == (16, 320, None, 0)
     # VOC07+12 trainval -> VOC07 test (mmdet's ssd300_voc0712 datasets), the VOC2007 11-point AP
     train = config["train_dataloader"]
@@ -112,7 +113,8 @@ def test_coco_schedules(
 ) -> None:
     model = "mask_rcnn_r50_fpn" if schedule.startswith("mask") else "ssd_vgg16"
     s, config = _build([f"model={model}", "data=coco", f"schedule={schedule}", "scale=full"], "/data/coco")
-    assert (s.epochs, s.milestones, s.batch_size, s.lr, s.weight_decay) == (epochs, milestones, batch, lr, wd)
+    assert (s.schedule.epochs, s.schedule.milestones, s.batch_size, s.sgd.lr, s.sgd.weight_decay) == (
+        epochs, milestones, batch, lr, wd)
     evaluator = config["val_evaluator"]
     assert evaluator["type"] == "CocoMetric"
     assert evaluator["ann_file"] == "/data/coco/annotations/instances_val2017.json"
@@ -146,7 +148,8 @@ def test_explicit_keys_override_scale_and_schedule() -> None:
             ["optim.lr=1e-3", "data.batch_size=8", "norm.gamma=1e-5", "seed=3", "optim.weight_decay=0"]
         )
     )
-    assert (s.lr, s.batch_size, s.method.options["gamma"], s.seed, s.weight_decay) == (1e-3, 8, 1e-5, 3, 0.0)
+    assert (s.sgd.lr, s.batch_size, s.method.options["gamma"], s.seed, s.sgd.weight_decay) == (
+        1e-3, 8, 1e-5, 3, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -174,7 +177,7 @@ def test_smoke_scale_shortens_the_schedule() -> None:
     s = resolve_settings(
         compose_detect(["model=mask_rcnn_r50_fpn", "data=synthetic_coco", "schedule=mask_rcnn_1x"])
     )
-    assert s.epochs == 2 and s.milestones == [1] and s.warmup_iters == 2
+    assert s.schedule == StepSchedule(2, [1], 0.1) and s.warmup_iters == 2
     assert s.input_size == [320, 192] and s.test_score_thr == 0.0
     assert shorten_schedule(240, [90, 170], 240) == (240, [90, 170])
     assert shorten_schedule(240, [90, 170], 24) == (24, [9, 17])

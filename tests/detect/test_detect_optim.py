@@ -38,6 +38,6 @@ def test_alpha_has_no_weight_decay(overrides: list[str]) -> None:
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert len(decay_of) == len(trainable)  # every trainable parameter is optimized exactly once
     for p in trainable:
-        expected = 0.0 if id(p) in alphas else settings.weight_decay
+        expected = 0.0 if id(p) in alphas else settings.sgd.weight_decay
         assert decay_of[id(p)] == expected
-    assert settings.weight_decay > 0
+    assert settings.sgd.weight_decay > 0

@@ -88,6 +88,16 @@ def test_an_invalid_value_exits_2_with_one_message(app: Case, monkeypatch, capsy
     assert not list(run_dir.glob("*.pth")) and not (run_dir / ".lock").exists()
 
 
+def test_every_invalid_value_is_named_in_one_message(app: Case, monkeypatch, capsys, tmp_path: Path) -> None:
+    """One validator in every app: three bad values (optimizer, batch, norm) are three lines of one error."""
+    bad = ("optim.lr=-1", "data.batch_size=0", "norm.gamma=-1")
+    code, _, err = app.cli(monkeypatch, capsys, app.cli_args(tmp_path / "run", *bad))
+    assert code == 2, err
+    block = _error_block(err, app.name)
+    assert block[0] == f"pws.{app.name}: error: invalid configuration (3 problem(s)):", block
+    assert sorted(line.split()[1] for line in block[1:]) == ["data.batch_size", "norm:", "optim.lr"], block
+
+
 def test_an_unknown_key_exits_2_naming_it(app: Case, monkeypatch, capsys, tmp_path: Path) -> None:
     code, _, err = app.cli(monkeypatch, capsys, app.cli_args(tmp_path / "run", "+optim.lrr=0.1"))
     assert code == 2, err
