@@ -7,13 +7,12 @@ and EMA, and that its smoke runs learn.
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from app_helpers import read_json, run_cli  # noqa: F401  (read_json: for the tests here)
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -79,21 +78,4 @@ def run_tiny(data_root: Path, tmp_path: Path) -> Callable[..., dict[str, Any]]:
 def app_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
              ) -> Callable[[list[str]], tuple[int, str, str]]:  # fmt: skip
     """``app_main(args)``: ``python -m pws.classify args`` in this process; (exit code, stdout, stderr)."""
-    from pws.classify.app import main
-
-    def _main(args: list[str]) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["pws.classify", *args])
-        capsys.readouterr()
-        code = 0
-        try:
-            main()
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _main
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+    return lambda args: run_cli("classify", args, monkeypatch, capsys)

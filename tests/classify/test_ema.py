@@ -3,13 +3,12 @@ that a run evaluates the averaged weights (mmengine's ``EMAHook`` swaps them in 
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from app_helpers import WithHooks
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from torch import nn
@@ -86,23 +85,6 @@ class _Probe(Hook):
         SEEN["after_eval"] = [p.detach().clone() for p in runner.model.parameters()]
 
 
-@dataclass(frozen=True)
-class _WithProbe:
-    inner: Any
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self.inner, attr)
-
-    def mmengine_config(self, plan: Any, prepared: dict[str, Any], world_size: int) -> dict[str, Any]:
-        cfg = copy.deepcopy(self.inner.mmengine_config(plan, prepared, world_size))
-        cfg["custom_hooks"] = [*cfg.get("custom_hooks", []), {"type": "ClassifyTestEMAProbe"}]
-        return cfg
-
-
 def test_a_run_evaluates_the_averaged_weights(tmp_path: Path, data_root: Path) -> None:
     from pws.classify.app import CLASSIFY
     from pws.engine.lifecycle import execute
@@ -111,7 +93,8 @@ def test_a_run_evaluates_the_averaged_weights(tmp_path: Path, data_root: Path) -
     SEEN["live"] = []
     overrides = [f"data_root={data_root}", *tiny(), "train.max_steps_per_epoch=4", "ema.enabled=true",
                  "ema.decay=0.6"]  # fmt: skip
-    record = execute(_WithProbe(CLASSIFY), compose_cfg(overrides), tmp_path / "run", overrides)
+    app = WithHooks(CLASSIFY, [{"type": "ClassifyTestEMAProbe"}])
+    record = execute(app, compose_cfg(overrides), tmp_path / "run", overrides)
     assert record["status"] == "finished"
     live = SEEN["live"]
     assert len(live) == 4

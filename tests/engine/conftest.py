@@ -5,8 +5,7 @@ Helpers:
 
 * :func:`compose` -- the app's Hydra config through the compose API (``pws.engine.schema.CONFIG_DIR``);
 * :meth:`Case.execute` -- one run in this process through :func:`pws.engine.lifecycle.execute`, optionally
-  with test hooks added to the Runner (:class:`WithHooks`, the test-only seam: an app wrapper that appends
-  ``custom_hooks`` to the app's mmengine config; the engine itself has no test code);
+  with test hooks added to the Runner (``app_helpers.WithHooks``);
 * :class:`ProbeHook` -- records each training iteration's loss and the optimizer's LR and sends a signal to
   this process after a chosen iteration (how a preemption is made deterministic);
 * :meth:`Case.cli` -- ``python -m pws.<app>`` in this process (Hydra and the exit code, stderr captured);
@@ -15,7 +14,6 @@ Helpers:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -28,6 +26,7 @@ from typing import Any
 
 import pytest
 import torch
+from app_helpers import WithHooks, read_json, run_cli  # noqa: F401  (read_json: for the tests here)
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from mmengine.hooks import Hook
@@ -88,18 +87,7 @@ class Case:
     def cli(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
             ) -> tuple[int, str, str]:  # fmt: skip
         """``python -m pws.<app> args`` in this process: (exit code, stdout, stderr)."""
-        import importlib
-
-        main = importlib.import_module(f"pws.{self.name}.app").main
-        monkeypatch.setattr(sys, "argv", [f"pws.{self.name}", *args])
-        capsys.readouterr()
-        code = 0
-        try:
-            main()
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(self.name, args, monkeypatch, capsys)
 
     def subprocess(self, args: list[str], *, launcher: list[str] | None = None) -> subprocess.Popen[str]:
         """``python -m pws.<app> args`` as a child process (``launcher``: e.g. torchrun's arguments)."""
@@ -175,26 +163,6 @@ def compose(app: str, overrides: list[str]) -> DictConfig:
 # ---------------------------------------------------------------------------------- the test-only seam
 
 
-@dataclass(frozen=True)
-class WithHooks:
-    """``app`` with ``hooks`` (mmengine hook configs) appended to its Runner's ``custom_hooks``."""
-
-    inner: Any
-    hooks: list[dict[str, Any]]
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self.inner, attr)
-
-    def mmengine_config(self, plan: Any, prepared: dict[str, Any], world_size: int) -> dict[str, Any]:
-        cfg = self.inner.mmengine_config(plan, prepared, world_size)
-        cfg["custom_hooks"] = [*cfg.get("custom_hooks", []), *self.hooks]
-        return cfg
-
-
 PROBES: dict[str, list[dict[str, Any]]] = {}  # what each ProbeHook saw, by its ``key``
 
 
@@ -256,10 +224,6 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Case, tuple
 
 
 # --------------------------------------------------------------------------------------------- records
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
