@@ -64,22 +64,39 @@ LAST_CHECKPOINT = "last_checkpoint"
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The checkpoint ``<run_dir>/last_checkpoint`` names (None without one), in ``run_dir``.
+    """The checkpoint to resume ``run_dir`` from: the one ``<run_dir>/last_checkpoint`` names, in
+    ``run_dir``; None when the run has none.
 
     mmengine writes the absolute path; a run directory that was moved or copied (to another disk, from a
     cluster) must resume from its own file of that name, never from the original location's.
+
+    A kill -9 can leave the pointer behind the files: mmengine's ``CheckpointHook`` saves the new
+    checkpoint, deletes the old ones (``max_keep_ckpts``), and only then rewrites the pointer (truncating
+    it first). When the pointer is missing, empty or names a file that is gone, the newest checkpoint of
+    the run directory that loads is taken (:func:`newest_readable`).
     """
     run_dir = Path(run_dir)
     pointer = run_dir / LAST_CHECKPOINT
-    if not pointer.is_file():
-        return None
     try:
-        text = pointer.read_text().strip()
+        text = pointer.read_text().strip() if pointer.is_file() else ""
     except (OSError, UnicodeDecodeError) as e:
         raise UnreadableCheckpoint(pointer, e) from e
-    if not text:
-        raise UnreadableCheckpoint(pointer, ValueError("empty pointer file"))
-    return run_dir / Path(text).name
+    named = run_dir / Path(text).name if text else None
+    if named is not None and named.is_file():
+        return named
+    return newest_readable(run_dir)
+
+
+def newest_readable(run_dir: Path) -> Path | None:
+    """The most recently written ``*.pth`` of ``run_dir`` that loads (a kill mid-save leaves a truncated
+    one: it is passed over, and the run trains that epoch again); None if there is none."""
+    for path in sorted(run_dir.glob("*.pth"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
+        try:
+            check_readable(path)
+        except UnreadableCheckpoint:
+            continue
+        return path
+    return None
 
 
 class UnreadableCheckpoint(RuntimeError):

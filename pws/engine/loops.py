@@ -10,7 +10,8 @@ with the same weights and metrics as one that never stopped (on a CPU, same seed
 * a run resumed after ``k`` iterations of an epoch draws and discards the first ``k`` batches (the data
   workers and the augmentation consume their random numbers exactly as the first time), then takes back
   the random states the checkpoint saved (:class:`pws.engine.hooks.random_state.RandomStateHook`), so the
-  training steps after it (mmdet's random samplers, dropout) draw what they drew before.
+  training steps after it (mmdet's random samplers, dropout) draw what they drew before; a run resumed at
+  an epoch's start (from ``epoch_<N>.pth``, after a kill -9) starts it from the epoch's seed alone.
 
 Under DDP each rank reseeds from its own (seed, epoch, rank); the checkpoint (written by rank 0) holds
 rank 0's states, which only rank 0 takes back.
@@ -65,7 +66,10 @@ class ExactResumeEpochLoop(EpochBasedTrainLoop):
             for _ in range(done):
                 next(batches)
         if self.pending_random_state is not None:
-            if get_rank() == 0:
+            # Mid-epoch only: a run resumed at an epoch's start (from epoch_N.pth) starts it from the epoch's
+            # seed, as the run that never stopped did; the states saved at the end of the epoch before
+            # (after its evaluation drew from them) would replace that seed.
+            if done and get_rank() == 0:
                 set_random_state(self.pending_random_state)
             self.pending_random_state = None
         for idx, data_batch in enumerate(batches, start=done):

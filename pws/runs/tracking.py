@@ -28,6 +28,7 @@ from typing import Any
 
 from pws.paper.experiments import row_of
 from pws.paper.published import paper_summary
+from pws.runs.record import atomic_write_bytes
 
 DEFAULT_PROJECT = "pws-repro"
 RUN_ID_FILE = "wandb_run_id"  # in the run directory: one wandb run per run directory, across resumes
@@ -112,7 +113,7 @@ def run_id(run_dir: str | os.PathLike[str]) -> str:
     if existing.isalnum():
         return existing
     new = uuid.uuid4().hex[:12]
-    path.write_text(new + "\n")
+    atomic_write_bytes(path, f"{new}\n".encode())  # a kill mid-write leaves the old state, never an empty id
     return new
 
 

@@ -34,7 +34,7 @@ from mmengine.registry import HOOKS
 from omegaconf import DictConfig
 
 from pws.engine.checkpoints import mmengine_checkpoints
-from pws.engine.schema import CONFIG_DIR
+from pws.engine.schema import CONFIG_DIR, Validator, plain
 
 REPO = CONFIG_DIR.parent
 
@@ -50,7 +50,6 @@ class Case:
     metric: str  # the record's main metric (NaN when diverged)
     tiny: tuple[str, ...]
     iters_per_epoch: int
-    base_lr: float
     divergent: tuple[str, ...]  # overrides that make the tiny run diverge at once
     epochs_key: str  # the scale's epochs knob
     missing_data: tuple[str, ...]  # a full-scale run on data that is not there (``{nowhere}`` filled in)
@@ -65,6 +64,13 @@ class Case:
         from pws.detect.app import DETECT
 
         return DETECT
+
+    @property
+    def base_lr(self) -> float:
+        """The tiny run's LR as its config gives it (optim.lr, else the detection schedule's)."""
+        lr = Validator(plain(self.config())).number(("optim.lr", "schedule.lr"), above=0.0)
+        assert lr is not None
+        return lr
 
     def overrides(self, *extra: str) -> list[str]:
         return [f"data_root={self.data_root}", *self.tiny, *extra]
@@ -105,7 +111,6 @@ CLASSIFY_CASE = Case(
           "scale.classify.epochs=2", "train.max_steps_per_epoch=4", "data.batch_size=8", "data.test_size=32",
           "wandb.mode=disabled"),
     iters_per_epoch=4,
-    base_lr=0.03,
     divergent=("norm=none", "optim.lr=1e6"),
     epochs_key="scale.classify.epochs",
     missing_data=("scale=full", "data=cifar10", "data.root={nowhere}", "train.device=cpu"),
@@ -117,7 +122,6 @@ DETECT_CASE = Case(
     tiny=("scale=smoke", "data=synthetic_voc", "data.num_train=4", "data.num_test=2", "data.batch_size=2",
           "scale.detect.epochs=2", "wandb.mode=disabled"),
     iters_per_epoch=2,
-    base_lr=1e-2,
     divergent=("norm=none", "optim.lr=1e12", "scale.detect.clip_grad_max_norm=null"),
     epochs_key="scale.detect.epochs",
     missing_data=("scale=full", "data=voc0712", "data.root={nowhere}"),
