@@ -15,6 +15,7 @@ and then, in any model of the config::
     norm_cfg=dict(type="NoNorm")                   # no normalization, for models that need a norm_cfg
     backbone=dict(type="NormSSDVGG", conv_cfg=..., norm_cfg=...)   # SSD's VGG-16 with any method
     bbox_head=dict(type="FixedSSDHead", ...)       # mmdet 3.3.0's SSDHead, inference bug worked around
+    val_evaluator=[..., dict(type="DetectionFMeasure")]   # Figure 3's f-measure (pws.detect.fmeasure)
     custom_hooks=[dict(type="DivergenceHook"), dict(type="ThroughputHook", warmup_iters=50)]   # pws.engine
 
 Which convs and norms there are is read from the method table (:data:`pws.nn.methods.METHOD_TABLE`: each
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from mmengine.registry import MODELS
 
-from pws.detect import backbones, heads
+from pws.detect import backbones, fmeasure, heads
 from pws.detect.layers import LAYERS
 from pws.engine import hooks, loops
 from pws.nn.methods import METHOD_TABLE, MMCV_NO_NORM, MMCV_OWN_LAYERS
@@ -61,4 +62,4 @@ NORMS = {
 for _name, _cls in {**CONVS, **NORMS}.items():
     MODELS.register_module(name=_name, module=_cls, force=True)
 
-__all__ = ["CONVS", "NORMS", "backbones", "heads", "hooks", "loops"]
+__all__ = ["CONVS", "NORMS", "backbones", "fmeasure", "heads", "hooks", "loops"]
