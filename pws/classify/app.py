@@ -4,7 +4,8 @@ The app validates its config (:mod:`pws.classify.config`), builds or checks the 
 mmengine config: the network (``PWSClassifier``), the two splits (``ClassificationSplit``) with
 mmengine's ``DefaultSampler``, the metric (``ClassificationError``), SGD with alpha kept out of weight
 decay, the step schedule, and, with ``probe.enabled=true``, the variance probe of :mod:`pws.diagnostics`
-(``VarianceProbeHook``, rows in the run directory's ``variance_probe.csv``).
+(``VarianceProbeHook``, rows in the run directory's ``variance_probe.csv``); with ``data.on_device=true``
+the CIFAR training set and its augmentation on the run's device (:mod:`pws.classify.on_device`).
 Everything else (resume, preemption, divergence, records, wandb, DDP) is :mod:`pws.engine`'s.
 """
 
@@ -20,6 +21,7 @@ from omegaconf import DictConfig
 import pws.classify.datasets
 import pws.classify.metric
 import pws.classify.model
+import pws.classify.on_device
 import pws.diagnostics.mmengine_hook
 import pws.engine.loops  # noqa: F401  (registers the types with mmengine)
 from pws.classify.config import Plan, make_plan
@@ -117,6 +119,11 @@ class ClassifyApp:
             env_cfg=dict(dist_cfg=dict(backend="nccl" if plan.device.startswith("cuda") else "gloo")),
             log_processor=dict(by_epoch=True, window_size=plan.log_every),
         )
+        if plan.on_device:  # the training set on the device: the loader yields indices, the model augments
+            config["model"]["data_preprocessor"] = dict(type="OnDeviceCIFARPreprocessor", data=data)
+            config["train_dataloader"].update(
+                num_workers=0, pin_memory=False, dataset=dict(type="ClassificationIndices", **data)
+            )
         if plan.probe is not None:  # probe.enabled: the variance probe on the network, CSV in the run dir
             config["custom_hooks"] = [*config.get("custom_hooks", []), probe_hook(plan.probe)]
         return config

@@ -30,7 +30,8 @@ from pws.runs.run_dir import register_resolvers
 CONFIG_NAME = "classify"
 
 MODEL_KEYS = ("name",)  # every other key of the model group is a kwarg of build_classifier
-DATA_LOADER_KEYS = ("name", "root", "batch_size", "augment", "download", "num_workers")
+DATA_LOADER_KEYS = ("name", "root", "batch_size", "augment", "download", "num_workers", "on_device")
+ON_DEVICE_DATA = ("cifar10", "synthetic_cifar")  # data.on_device: pws.classify.on_device
 SCHEDULES = ("step",)
 AMP_DTYPES = ("float16", "bfloat16")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -77,6 +78,9 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     # The variance probe (configs/classify.yaml's ``probe`` section) as the hook's arguments, None when off.
     probe: dict[str, Any] | None = None
+    fused_pws: bool = False  # train.fused_pws (the engine fuses the built network)
+    compile: str | None = None  # train.compile: torch.compile's mode (None: eager)
+    on_device: bool = False  # data.on_device: CIFAR's training set and its augmentation on the run's device
 
     @property
     def log_interval(self) -> int:
@@ -108,6 +112,9 @@ class Plan:
             "channels_last": self.channels_last,
             "ema_decay": self.ema_decay,
             "max_steps_per_epoch": self.max_steps_per_epoch,
+            "fused_pws": self.fused_pws,
+            "compile": self.compile,
+            "on_device": self.on_device,
         }
 
 
@@ -149,6 +156,10 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
     augment = v.boolean("data.augment")
     download = v.boolean("data.download")
     num_workers = v.integer("data.num_workers", minimum=0)
+    on_device = False if v.get("data.on_device") in (MISSING, None) else v.boolean("data.on_device")
+    if on_device and data not in ON_DEVICE_DATA:
+        v.fail(f"data.on_device=true is for {', '.join(ON_DEVICE_DATA)} (pad-4 crop + flip on the device), "
+               f"not {data!r}")
     data_kwargs = {k: val for k, val in data_cfg.items() if k not in DATA_LOADER_KEYS}
     if data is not None:
         v.known_kwargs("data", data, data_kwargs, _data_options)
@@ -203,7 +214,8 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
         checkpoint_every=checkpoint_every, ema_decay=common["ema_decay"],
         ema_warmup=common["ema_warmup"], wandb_mode=common["wandb_mode"], force=common["force"],
         table=common["table"], row=common["row"], cell=common["cell"],
-        notes=notes, probe=probe,
+        notes=notes, probe=probe, fused_pws=common["fused_pws"], compile=common["compile"],
+        on_device=bool(on_device),
     )  # fmt: skip
 
 

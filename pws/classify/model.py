@@ -21,7 +21,8 @@ class Classifier(BaseModel):
 
     ``forward(images, labels, mode)``: ``"loss"`` returns the cross-entropy (``loss``) and the batch's
     top-1 error in % (``error``, logged, not optimized); ``"predict"`` returns ``(logits, labels)`` for
-    :class:`pws.classify.metric.ClassificationError`.
+    :class:`pws.classify.metric.ClassificationError`. ``data_preprocessor``: mmengine's (None: its
+    ``BaseDataPreprocessor``; ``data.on_device``: :class:`pws.classify.on_device.OnDeviceCIFARPreprocessor`).
     """
 
     def __init__(
@@ -30,9 +31,10 @@ class Classifier(BaseModel):
         norm: dict[str, Any],
         num_classes: int,
         channels_last: bool = False,
+        data_preprocessor: dict[str, Any] | None = None,
         **arch_kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(data_preprocessor=data_preprocessor)
         options = {k: v for k, v in norm.items() if k != "method"}
         self.net = build_classifier(arch, NormMethod(norm["method"], **options), num_classes, **arch_kwargs)
         self.channels_last = channels_last

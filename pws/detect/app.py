@@ -52,6 +52,8 @@ class DetectPlan:
     wandb_mode: str
     ema_decay: float | None
     ema_warmup: bool
+    fused_pws: bool = False  # train.fused_pws (the engine fuses the built detector)
+    compile: str | None = None  # train.compile: torch.compile's mode (None: eager)
 
     @property
     def log_interval(self) -> int:
@@ -145,6 +147,8 @@ class DetectApp:
             wandb_mode=common["wandb_mode"],
             ema_decay=common["ema_decay"],
             ema_warmup=common["ema_warmup"],
+            fused_pws=common["fused_pws"],
+            compile=common["compile"],
         )
 
     def base_record(self, plan: DetectPlan, cfg: DictConfig) -> dict[str, Any]:

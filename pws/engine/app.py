@@ -19,6 +19,8 @@ class Plan(Protocol):
     ema_warmup: bool
     log_interval: int
     fps_warmup_iters: int
+    fused_pws: bool  # train.fused_pws: pws.nn.fuse_standardization on the built model
+    compile: str | None  # train.compile: torch.compile's mode for mmengine's Runner (None: eager)
 
 
 class App(Protocol):

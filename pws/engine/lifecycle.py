@@ -8,8 +8,9 @@
    (``last_checkpoint``) is checked readable and resumed. An unreadable checkpoint or metrics.json ends
    the run as ``failed`` with the file's path and the way out.
 4. ``app.prepare`` (the data) and ``app.mmengine_config``; the engine adds the loop, the seed, the
-   launcher, the checkpoint hook, the EMA option (mmengine's ``EMAHook``) and its own hooks
-   (:mod:`pws.engine.hooks`), and mmengine's Runner trains.
+   launcher, the checkpoint hook, the EMA option (mmengine's ``EMAHook``), the speed options
+   (``train.fused_pws``: :class:`~pws.engine.hooks.FusedStandardizationHook`; ``train.compile``: the
+   Runner's ``compile``) and its own hooks (:mod:`pws.engine.hooks`), and mmengine's Runner trains.
 5. The outcome is written to ``metrics.json``: ``finished`` (the last evaluation), ``diverged`` (metrics
    NaN, returned normally so that a sweep goes on), ``failed`` (the reason; raised again), or, on a
    preemption signal, ``running`` with ``interrupted`` (the checkpoint is saved; :class:`Preempted`).
@@ -45,6 +46,7 @@ from pws.engine.checkpoints import (
 from pws.engine.errors import ConfigError, Preempted, RunFailed
 from pws.engine.hooks import (
     DivergenceHook,
+    FusedStandardizationHook,
     PreemptionHook,
     RandomStateHook,
     RunRecordHook,
@@ -138,6 +140,12 @@ def flush_denormals() -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
+def speed_options(plan: Plan) -> dict[str, Any]:
+    """The Runner's ``compile`` entry for ``train.compile``: mmengine compiles the model's ``train_step``
+    with ``torch.compile(mode=...)`` after wrapping it; nothing for eager (None)."""
+    return {} if plan.compile is None else {"compile": dict(mode=plan.compile)}
+
+
 def join_cpu_process_group(mm: dict[str, Any]) -> None:
     """Several processes on CPUs (torchrun, gloo): join the process group here, since mmengine's own
     ``init_dist`` selects a CUDA device unconditionally, and let its DDP wrapper take no device ids."""
@@ -184,7 +192,8 @@ class _Run:
         started: float,
     ) -> None:
         self.app, self.plan, self.cfg, self.run_dir = app, plan, cfg, run_dir
-        self.base = {**base, **app.base_record(plan, cfg)}
+        speed = {"fused_pws": plan.fused_pws, "compile": plan.compile}  # the speed options, every app
+        self.base = {**base, **app.base_record(plan, cfg), **speed}
         self.rank, self.world_size, self.started = rank, world_size, started
         self.is_main = rank == 0
         self.previous: dict[str, Any] | None = None  # the record an earlier session left
@@ -271,6 +280,7 @@ class _Run:
         ):  # mmengine's EMAHook swaps the average in for evaluation and checkpoints
             ema = dict(type="EMAHook", ema_type="TFStyleEMA", decay=plan.ema_decay, warmup=plan.ema_warmup)
             mm["custom_hooks"] = [*mm.get("custom_hooks", []), ema]
+        mm.update(speed_options(plan))
         hooks = dict(mm.get("default_hooks", {}))
         hooks["checkpoint"] = {
             **hooks.get("checkpoint", {}),
@@ -302,6 +312,8 @@ class _Run:
                 preemption,
             ):
                 runner.register_hook(hook)
+            if plan.fused_pws:  # the one place both apps' built models pass through
+                runner.register_hook(FusedStandardizationHook())
             if self.is_main:
                 record.write("running")
             with mmengine_checkpoints(), flush_denormals():

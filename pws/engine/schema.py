@@ -25,11 +25,16 @@ from pws.engine.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 SEED_MAX = 2**32 - 1
 WANDB_MODES = ("online", "offline", "disabled")
+# train.compile: torch.compile's modes, given to mmengine's Runner (``compile=dict(mode=...)``); null = eager.
+# reduce-overhead records CUDA graphs of the compiled step (no launch overhead per layer).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def common_values(v: Validator) -> dict[str, Any]:
     """The values every app takes: ``seed`` (0 .. 2**32 - 1), ``force``, ``ema.*`` (the authors' weight
-    average, :mod:`pws.engine.ema`), ``wandb.mode``, table/row/cell."""
+    average, :mod:`pws.engine.ema`), ``wandb.mode``, table/row/cell, and the speed options
+    ``train.fused_pws`` (:func:`pws.nn.fuse_standardization` on the built network) and ``train.compile``
+    (null or one of :data:`COMPILE_MODES`; eager-only fusion and compile exclude each other)."""
     seed = v.integer("seed", minimum=0)
     if seed is not None and seed > SEED_MAX:
         v.fail(f"seed must be <= {SEED_MAX}, got {seed}")
@@ -38,6 +43,16 @@ def common_values(v: Validator) -> dict[str, Any]:
         v.fail(f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {mode!r}")
     ema_enabled = v.boolean("ema.enabled")
     ema_decay = v.number("ema.decay", minimum=0.0, below=1.0)
+    fused_pws = v.boolean("train.fused_pws")
+    compile_mode = v.string("train.compile", optional=True)
+    if compile_mode is not None and compile_mode not in COMPILE_MODES:
+        v.fail(f"train.compile must be null (eager) or one of {', '.join(COMPILE_MODES)}, "
+               f"got {compile_mode!r}")
+        compile_mode = None
+    if fused_pws and compile_mode is not None:
+        v.fail("train.fused_pws=true is for eager mode (its kernels are kept between calls, outside the "
+               "graph): with train.compile set, leave train.fused_pws=false (the compiler fuses the "
+               "per-layer path)")
     return {
         "seed": seed,
         "ema_decay": ema_decay if ema_enabled else None,
@@ -47,6 +62,8 @@ def common_values(v: Validator) -> dict[str, Any]:
         "table": v.string("table", optional=True),
         "row": v.string("row", optional=True),
         "cell": v.string("cell", optional=True),
+        "fused_pws": bool(fused_pws),
+        "compile": compile_mode,
     }
 
 

@@ -1,6 +1,7 @@
 """The project's mmengine hooks, one module each, used by every app (registered under their class names)."""
 
 from pws.engine.hooks.divergence import DivergenceHook
+from pws.engine.hooks.fused import FusedStandardizationHook
 from pws.engine.hooks.preemption import PreemptionHook
 from pws.engine.hooks.random_state import RandomStateHook
 from pws.engine.hooks.record import RunRecordHook
@@ -9,6 +10,7 @@ from pws.engine.hooks.tracking import WandbHook
 
 __all__ = [
     "DivergenceHook",
+    "FusedStandardizationHook",
     "PreemptionHook",
     "RandomStateHook",
     "RunRecordHook",
