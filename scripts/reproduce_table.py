@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from pws.paper.files import BadFile
+from pws.results.backbones import MissingBackbone
 from pws.results.reproduce import LAUNCHERS, print_report, reproduce
 
 
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("--stream", action="store_true", help="show the apps' output (else in launch.log)")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--backbone-seed", type=int, default=0,
+                   help="the seed of Table 5's run a Mask R-CNN row of Table 3 starts from (default 0)")
     args = p.parse_args(argv)
     extra = [o for ov in args.override for o in ov.split() if o]
     try:
@@ -52,9 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             grid=args.grid, runs_root=args.runs, out_root=args.out, extra_overrides=extra,
             cells=args.cells.split(",") if args.cells else None, cell_jobs=args.cell_jobs,
             dry_run=args.dry_run, stream=args.stream, plots=not args.no_plots,
+            backbone_seed=args.backbone_seed,
         )
-    except (BadFile, FileNotFoundError) as e:  # the table's definition or results/published.yaml
-        print(f"reproduce_table: error: {e}", file=sys.stderr)
+    except (BadFile, FileNotFoundError, MissingBackbone) as e:  # the table's definition, published.yaml,
+        print(f"reproduce_table: error: {e}", file=sys.stderr)           # a pretrained backbone's run
         return 2
     if report is not None:
         print_report(report)

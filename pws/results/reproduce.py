@@ -20,6 +20,10 @@ says running but whose process is gone (killed, preempted) is launched: the app 
 Cells run one after the other (their seeds in parallel under the joblib and SLURM launchers);
 ``--cell-jobs N`` launches N cells at once (the default for SLURM is all of them: each multirun then only
 waits for its array job).
+
+A row that starts from another table's run (``backbone_from``: Table 3's Mask R-CNN from Table 5's
+ResNet-50) gets ``model.backbone_checkpoint=<file>`` at full scale, exported from that run before the
+launch; a missing run stops the driver with one message (see :mod:`pws.results.backbones`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pws.paper.experiments import REPO_ROOT, Cell, Table, load_table
+from pws.results.backbones import BackboneSource, MissingBackbone, ensure_exported, missing_message, resolve
 from pws.results.collect import LOCK_FILE, Run, load_run, override_dict, parse_override
 from pws.results.render import output_stem
 from pws.results.report import render_table
@@ -62,6 +67,7 @@ class Launch:
     stale: list[int] = field(default_factory=list)  # done, but with other overrides: rerun (force=true)
     unreadable: dict[int, str] = field(default_factory=dict)  # seed -> its metrics.json: not run (no force)
     busy: dict[int, str] = field(default_factory=dict)  # seed -> why: a live process holds its run dir
+    backbone: BackboneSource | None = None  # where its pretrained backbone comes from (None: no such row)
     command: list[str] = field(default_factory=list)
     returncode: int | None = None
     error: str | None = None
@@ -108,8 +114,10 @@ def plan(
     force: bool = False,
     extra_overrides: list[str] | None = None,
     cells: list[str] | None = None,
+    backbone_seed: int = 0,
 ) -> list[Launch]:
-    """The multiruns that reproduce ``table`` at ``scale`` (nothing is run)."""
+    """The multiruns that reproduce ``table`` at ``scale`` (nothing is run, nothing exported);
+    ``backbone_seed``: the seed of the run a ``backbone_from`` row starts from."""
     if launcher not in LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
     base = runs_dir(runs_root, scale, table.name, grid).resolve()
@@ -119,6 +127,9 @@ def plan(
             continue
         sweep_dir = base / cell.id
         overrides = merge_overrides([*cell.overrides, *(extra_overrides or [])])
+        backbone = resolve(table, cell, scale, overrides, runs_root, backbone_seed)
+        if backbone is not None and backbone.override:
+            overrides = [*overrides, backbone.override]
         runs = {s: load_run(sweep_dir / f"seed{s}") for s in seeds}
         busy = {s: f"running: a live process holds its run directory (pid {(r.holder or {}).get('pid')} on "
                    f"{(r.holder or {}).get('host')}, lock {r.path / LOCK_FILE})"
@@ -139,7 +150,7 @@ def plan(
             "hydra.sweep.subdir=seed${seed}",
         ]
         launches.append(Launch(cell=cell, sweep_dir=sweep_dir, seeds=todo, done=done, stale=stale,
-                               unreadable=unreadable, busy=busy, command=cmd))
+                               unreadable=unreadable, busy=busy, backbone=backbone, command=cmd))
     return launches
 
 
@@ -263,13 +274,14 @@ def reproduce(
     stream: bool = False,
     plots: bool = True,
     wandb_mode: str | None = None,
+    backbone_seed: int = 0,
     printer=print,
 ):
     """Run (or resume) the grid of ``table_name`` and render it; returns the report (None on dry run)."""
     table = load_table(table_name)
     seeds = list(seeds if seeds is not None else [0])
     launches = plan(table, scale, seeds, grid=grid, runs_root=runs_root, launcher=launcher, force=force,
-                    extra_overrides=extra_overrides, cells=cells)
+                    extra_overrides=extra_overrides, cells=cells, backbone_seed=backbone_seed)
     if cell_jobs is None:
         cell_jobs = len(launches) if launcher == "slurm" else 1
     base = runs_dir(runs_root, scale, table.name, grid)
@@ -285,7 +297,18 @@ def reproduce(
         for ln in launches:
             state = "skip (done)" if ln.skipped else " ".join(_shell_quote(a) for a in ln.command)
             printer(f"  {ln.cell.id}: {state}")
+            if ln.backbone is not None:
+                printer(f"    backbone: {ln.backbone.note}")
         return None
+    missing = {ln.cell.id: ln.backbone for ln in launches
+               if not ln.skipped and ln.backbone is not None and ln.backbone.kind == "missing"}
+    if missing:
+        raise MissingBackbone(missing_message(missing))
+    for ln in launches:
+        if not ln.skipped and ln.backbone is not None and ln.backbone.kind == "run":
+            path, written = ensure_exported(ln.backbone)
+            printer(f"  {ln.cell.id}: backbone {path} ({'exported' if written else 'exported already'} "
+                    f"from {ln.backbone.run_dir})")
     run_all(launches, table, scale=scale, cell_jobs=cell_jobs, stream=stream, printer=printer)
     out_dir = Path(out_root) / scale
     return render_table(table, base, scale, out_dir, grid=grid, seeds=seeds, plots=plots,
