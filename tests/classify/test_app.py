@@ -115,8 +115,8 @@ def test_full_scale_is_the_papers_setting() -> None:
 def test_smoke_shortens_the_schedule_by_the_engines_rule() -> None:
     plan = make_plan(compose_cfg(["scale=smoke"]), world_size=1)
     assert plan.device == "cpu" and plan.scale == "smoke"
-    assert plan.schedule == StepSchedule(6, [3, 4, 5], 0.1) and plan.sgd.lr == 0.03 and plan.batch_size == 32
-    assert (plan.schedule.epochs, plan.schedule.milestones) == shorten_schedule(200, [100, 150, 180], 6)
+    assert plan.schedule == StepSchedule(10, [5, 8, 9], 0.1) and plan.sgd.lr == 0.01 and plan.batch_size == 32
+    assert (plan.schedule.epochs, plan.schedule.milestones) == shorten_schedule(200, [100, 150, 180], 10)
     two = make_plan(compose_cfg(["scale=smoke", "scale.classify.epochs=2"]), world_size=1)
     assert (two.schedule.epochs, two.schedule.milestones) == (2, [1])
 
@@ -130,12 +130,12 @@ def test_the_optimizer_and_schedule_the_app_gives_mmengine() -> None:
     mm = CLASSIFY.mmengine_config(plan, {"num_classes": 10}, world_size=1)
     optimizer = mm["optim_wrapper"]["optimizer"]
     assert (optimizer["type"], optimizer["lr"], optimizer["momentum"], optimizer["weight_decay"],
-            optimizer["nesterov"]) == ("SGD", 0.03, 0.9, 5e-4, False)  # fmt: skip
+            optimizer["nesterov"]) == ("SGD", 0.01, 0.9, 5e-4, False)  # fmt: skip
     assert mm["optim_wrapper"]["paramwise_cfg"] == {"custom_keys": {".alpha": {"decay_mult": 0.0}}}
     (steps,) = mm["param_scheduler"]
     assert (steps["type"], steps["milestones"], steps["gamma"], steps["by_epoch"]) == (
-        "MultiStepLR", [3, 4, 5], 0.1, True)
-    assert mm["train_cfg"]["max_epochs"] == 6
+        "MultiStepLR", [5, 8, 9], 0.1, True)
+    assert mm["train_cfg"]["max_epochs"] == 10
     assert not any(h.get("type") == "EMAHook" for h in mm.get("custom_hooks", []))
 
 
