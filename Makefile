@@ -77,3 +77,9 @@ reproduce-figure2:
 	$(DIAG) figure2 --scale $(SCALE) $(DIAG_ARGS)
 reproduce-figure6:
 	$(DIAG) figure6 --scale $(SCALE) $(if $(FORCE),--force) $(DIAG_ARGS)
+
+# Figure 5: top-5 error against epochs of Table 5's runs (their histories; make reproduce-table5 first)
+#     -> results/$(SCALE)/figure5.csv and .png. Figure 4 (CIFAR-10) is Table 4's results/$(SCALE)/table4_curves.png.
+.PHONY: reproduce-figure5
+reproduce-figure5:
+	$(PY) -m pws.results.figure5 --scale $(SCALE) $(FIG_ARGS)
