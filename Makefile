@@ -44,7 +44,7 @@ reproduce-table4:
 reproduce-table5:
 	$(REPRO) table5
 
-# PWS gamma (rows) x LR (columns); Y=1e-5,1e-4 X=0.05,0.1 to choose the values.
+# PWS gamma (rows, default 1e-5 .. 1e-2 and auto = 0.1 sqrt(n_l/2)) x LR (columns); Y=1e-5,auto X=0.05,0.1 to choose.
 sweep-gamma:
 	$(SWEEP) gamma
 # method (rows) x LR (columns); Y=none,bn,pws X=0.05,0.1,0.2 to choose the values.

@@ -30,15 +30,16 @@ from pws.results.reproduce import LAUNCHERS
 from pws.results.tally import RunTally
 
 # Presets: what `make sweep-gamma` and `make sweep-lr` run (Y=..., X=... choose the values from make).
-# At smoke scale each run is cut to 2 epochs (scale.classify.epochs=2): 12 runs in about 7 minutes on
-# 2 CPU cores. At full scale: the plain net on CIFAR-10 with the paper's 200-epoch schedule.
+# At smoke scale each run is cut to 2 epochs (scale.classify.epochs=2): 12 runs (gamma: 15, its last row
+# `auto`, the paper's 0.1 sqrt(n_l / 2)) in about 7-9 minutes on 2 CPU cores. At full scale: the plain
+# net on CIFAR-10 with the paper's 200-epoch schedule.
 PRESETS: dict[str, dict[str, Any]] = {
     "gamma": {
         "app": "pws.classify",
         "overrides": {"smoke": ["scale=smoke", "data=digits", "model=plain_c", "norm=pws",
                                 "scale.classify.epochs=2"],
                       "full": ["scale=full", "data=cifar10", "model=plain_c", "norm=pws"]},
-        "y": ("norm.gamma", ["1e-5", "1e-4", "1e-3", "1e-2"]),
+        "y": ("norm.gamma", ["1e-5", "1e-4", "1e-3", "1e-2", "auto"]),  # auto: the paper's 0.1 sqrt(n_l / 2)
         "x": ("optim.lr", ["0.05", "0.1", "0.2"]),
         "metric": "top1_error",
         "title": "PWS on the plain net: top-1 error over gamma x LR",
