@@ -55,6 +55,21 @@ sweep-lr:
 demo:
 	$(PY) scripts/reproduce_table.py table4 --scale smoke --grid demo --seeds 0 $(if $(FORCE),--force)
 
+# --- wandb dashboards: one report per table, ours vs paper (pws.results.dashboard)
+#     make dashboard TABLE=table4 ENTITY=my-team [SCALE=smoke] [PROJECT=pws-table4] [DRY_RUN=1]
+#     (TABLE=all by default; the runs of SCALE=full unless SCALE is given; DRY_RUN=1: JSON, no network)
+TABLE   ?= all
+ENTITY  ?=
+PROJECT ?=
+DRY_RUN ?=
+
+.PHONY: dashboard
+
+dashboard:
+	@test -n "$(ENTITY)" || { echo "make dashboard: set ENTITY=<wandb entity>" >&2; exit 2; }
+	$(PY) scripts/wandb_dashboard.py $(TABLE) --entity $(ENTITY) $(if $(PROJECT),--project $(PROJECT)) \
+	    --scale $(if $(filter command line,$(origin SCALE)),$(SCALE),full) $(if $(DRY_RUN),--dry-run)
+
 # --- Benchmarks, not tests: `make bench-layers [BENCH_ARGS="--sizes 32x64 --repeats 11"]`;
 #     `make bench` runs every bench/bench_*.py at the paper's sizes (a GPU's work: on 2 CPU cores
 #     bench_classify's ResNet-50 alone takes hours). bench/gpu_checks.sh OUTDIR: CUDA tests + benchmarks.
