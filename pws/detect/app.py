@@ -92,7 +92,7 @@ def prepare_data(cfg_data: Any, settings: Settings, base_dir: Path) -> Path:
     root = data_root_path(cfg_data["root"], str(base_dir))
     if str(cfg_data["name"]).startswith("synthetic"):
         num_train, seed = int(cfg_data["num_train"]), int(cfg_data.get("seed", 0))
-        classes = int(cfg_data.get("object_classes") or settings.num_classes)
+        classes = settings.num_classes  # objects of the first num_classes classes
         if settings.data_format == "voc":
             from pws.data.detection import synthetic_voc
 

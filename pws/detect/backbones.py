@@ -24,9 +24,11 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from pws.detect.models import CHANNEL_MULTIPLE, scaled_channels
 from pws.models.vgg import VGG16_LAYERS
 
 SSD_VGG16_OUT_CHANNELS = (512, 1024)
+__all__ = ["CHANNEL_MULTIPLE", "SSD_VGG16_OUT_CHANNELS", "NormSSDVGG"]
 
 
 @MODELS.register_module(force=True)
@@ -38,6 +40,9 @@ class NormSSDVGG(BaseModule):
         norm_cfg: mmcv norm config after every conv, or ``None`` for no norm.
         act_cfg: activation after every conv (norm), ReLU.
         in_channels: image channels.
+        width: multiplies every conv's output channels (1.0: VGG-16's 64 ... 512 and 1024); the counts are
+            rounded to multiples of :data:`CHANNEL_MULTIPLE` (:func:`scaled_channels`). The smoke scale's
+            narrower SSD; the paper's is 1.0.
         init_cfg: mmengine init config; ``None`` keeps the layers' own init (He fan-in for the project's
             convs). Give ``dict(type='Pretrained', checkpoint=<local file>)`` to start from weights.
     """
@@ -48,9 +53,11 @@ class NormSSDVGG(BaseModule):
         norm_cfg: dict[str, Any] | None = None,
         act_cfg: dict[str, Any] | None = None,
         in_channels: int = 3,
+        width: float = 1.0,
         init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(init_cfg)
+        self.out_channels = tuple(scaled_channels(c, width) for c in SSD_VGG16_OUT_CHANNELS)
         act_cfg = dict(type="ReLU") if act_cfg is None else act_cfg
 
         def block(cin: int, cout: int, kernel: int, padding: int) -> ConvModule:
@@ -64,15 +71,15 @@ class NormSSDVGG(BaseModule):
             if spec == "M":
                 stages.append([nn.MaxPool2d(2, 2, ceil_mode=True)])
             else:
-                stages[-1].append(block(channels, int(spec), 3, 1))
-                channels = int(spec)
+                stages[-1].append(block(channels, scaled_channels(int(spec), width), 3, 1))
+                channels = scaled_channels(int(spec), width)
         # stages: conv1, pool1+conv2, pool2+conv3, pool3+conv4 (-> out 0), pool4+conv5
         self.stage1 = nn.Sequential(*stages[0], *stages[1], *stages[2], *stages[3])  # conv1_1 .. conv4_3
         self.stage2 = nn.Sequential(
             *stages[4],  # pool4, conv5_1 .. conv5_3
             nn.MaxPool2d(3, 1, padding=1),  # pool5
-            block(512, 1024, 3, 1),  # conv6, not dilated
-            block(1024, 1024, 1, 0),  # conv7
+            block(channels, self.out_channels[1], 3, 1),  # conv6, not dilated
+            block(self.out_channels[1], self.out_channels[1], 1, 0),  # conv7
         )
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

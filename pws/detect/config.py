@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,9 @@ def detection_settings(v: Validator, seed: int | None) -> Settings | None:
     except (ValueError, TypeError) as e:  # gamma < 0, unknown option, ... (the factory names what is allowed)
         v.fail(f"norm: {e}")
     sgd = sgd_values(v, fallback="schedule")
+    scale_lr = v.number("scale.detect.lr", above=0.0, optional=True)  # the scale's LR, unless optim.lr
+    if sgd is not None and scale_lr is not None and v.get("optim.lr") in (None, MISSING):
+        sgd = replace(sgd, lr=scale_lr)
     schedule = step_schedule(v, "scale.detect.epochs")
 
     input_size = v.get("model.input_size")
@@ -208,6 +211,10 @@ def _set_data(cfg: dict[str, Any], settings: Settings, data_root: str | os.PathL
         dataset.update(data_root=root, pipeline=copy.deepcopy(cfg["train_pipeline"]))
     val = data["val_dataloader"]["dataset"]
     val.update(data_root=root, pipeline=copy.deepcopy(cfg["test_pipeline"]))
+    classes = _dataset_classes(settings)
+    if len(classes) > settings.num_classes:  # the first N classes only (the smoke scale's generated sets)
+        for dataset in [*(train["datasets"] if train["type"] == "ConcatDataset" else [train]), val]:
+            dataset["metainfo"] = dict(classes=classes[: settings.num_classes])
     evaluator = data["val_evaluator"]
     if "ann_file" in evaluator:  # CocoMetric reads the annotations itself
         evaluator["ann_file"] = root + val["ann_file"]
@@ -220,6 +227,13 @@ def _set_data(cfg: dict[str, Any], settings: Settings, data_root: str | os.PathL
         val_evaluator=evaluator,
         test_evaluator=copy.deepcopy(evaluator),
     )
+
+
+def _dataset_classes(settings: Settings) -> tuple[str, ...]:
+    """The classes of mmdet's dataset for the run's data format (VOC's 20, COCO's 80)."""
+    from mmdet.datasets import CocoDataset, VOCDataset
+
+    return tuple((VOCDataset if settings.data_format == "voc" else CocoDataset).METAINFO["classes"])
 
 
 def _mmdet_config(path: str) -> dict[str, Any]:

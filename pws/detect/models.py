@@ -40,10 +40,11 @@ CONFIG_FILES = {
 }
 # The model options of configs/model/<name>.yaml that model_config takes (besides input_size, test_score_thr).
 OPTIONS = {
-    "ssd_vgg16": ("backbone_checkpoint", "l2_norm_scale"),
-    "ssd_r50": ("backbone_checkpoint", "frozen_stages", "norm_eval"),
+    "ssd_vgg16": ("backbone_checkpoint", "l2_norm_scale", "width"),
+    "ssd_r50": ("backbone_checkpoint", "frozen_stages", "norm_eval", "width"),
     "mask_rcnn_r50_fpn": (
         "backbone_checkpoint",
+        "width",
         "frozen_stages",
         "norm_eval",
         "neck_heads",
@@ -51,6 +52,9 @@ OPTIONS = {
     ),
 }
 NECK_HEADS = ("plain", "method")
+# Narrowed models (option ``width`` < 1, the smoke scale's): every channel count times the width, rounded to
+# a multiple of 32, so that GroupNorm's 32 groups (norm=gn) still divide every layer.
+CHANNEL_MULTIPLE = 32
 
 # SSD's anchor boxes per level as fractions of the input size (SSD's rule, mmdet's SSDAnchorGenerator):
 # levels 2..6 evenly over basesize_ratio_range, level 1 below it.
@@ -75,6 +79,27 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
         raise ValueError(f"unknown option(s) {unknown} of model {name}; allowed: {', '.join(OPTIONS[name])}")
     if options.get("neck_heads", "plain") not in NECK_HEADS:
         raise ValueError(f"model.neck_heads must be 'plain' or 'method', got {options['neck_heads']!r}")
+    _check_width(options)
+
+
+def scaled_channels(channels: int, width: float, multiple: int = CHANNEL_MULTIPLE) -> int:
+    """``channels * width`` rounded to a multiple of ``multiple`` (at least one); ``channels`` at width 1."""
+    if width == 1.0:
+        return int(channels)
+    return max(multiple, multiple * round(channels * width / multiple))
+
+
+def _check_width(options: Mapping[str, Any]) -> float:
+    width = options.get("width")
+    if width is None:
+        return 1.0
+    try:
+        value = float(width)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (0.0 < value <= 1.0):
+        raise ValueError(f"model.width must be in (0, 1] (1: the paper's channels), got {width!r}")
+    return value
 
 
 def load_config(name: str) -> dict[str, Any]:
@@ -148,6 +173,9 @@ def model_config(
         model["roi_head"]["mask_head"]["num_classes"] = num_classes
         scale = None if input_size is None else tuple(int(v) for v in input_size)
         test_cfg = model["test_cfg"]["rcnn"]
+    width = _check_width(options)
+    if width != 1.0:
+        _narrow(name, model, width)
     if scale is not None:
         for pipeline in (cfg["train_pipeline"], cfg["test_pipeline"]):
             for step in pipeline:
@@ -156,6 +184,43 @@ def model_config(
     if score_thr is not None:
         test_cfg["score_thr"] = score_thr
     return cfg
+
+
+def _narrow(name: str, model: dict[str, Any], width: float) -> None:
+    """Every channel count of the model times ``width`` (:func:`scaled_channels`): the backbone (VGG's
+    convs; ResNet's ``base_channels``, so each stage's), SSD's extra layers and head inputs, Mask R-CNN's
+    FPN, RPN, RoI extractors and heads (their convs and the box head's FCs). Layers, strides, anchors and
+    every other setting stay. SSD's extra levels round to twice the multiple (their first conv has half)."""
+
+    def w(c: int, multiple: int = CHANNEL_MULTIPLE) -> int:
+        return scaled_channels(c, width, multiple)
+
+    backbone = model["backbone"]
+    if name == "ssd_vgg16":
+        backbone["width"] = width
+        inputs = [w(512), w(1024)]
+    else:  # mmdet's ResNet: stem and stage widths follow base_channels (64), outputs 4x base x 2^stage
+        base = w(64)
+        backbone["base_channels"] = base
+        inputs = [4 * base * 2**i for i in range(4)]
+    if name.startswith("ssd"):
+        neck = model["neck"]
+        inputs = inputs if name == "ssd_vgg16" else inputs[1:]
+        extra = [w(c, 2 * CHANNEL_MULTIPLE) for c in neck["out_channels"][len(neck["in_channels"]) :]]
+        neck.update(in_channels=tuple(inputs), out_channels=tuple(inputs + extra))
+        model["bbox_head"]["in_channels"] = tuple(inputs + extra)
+        return
+    fpn = w(model["neck"]["out_channels"])
+    model["neck"].update(in_channels=inputs, out_channels=fpn)
+    model["rpn_head"].update(in_channels=fpn, feat_channels=fpn)
+    roi = model["roi_head"]
+    for extractor in ("bbox_roi_extractor", "mask_roi_extractor"):
+        roi[extractor]["out_channels"] = fpn
+    box = roi["bbox_head"]
+    box.update(in_channels=fpn, fc_out_channels=w(box.get("fc_out_channels", 1024)))
+    if "conv_out_channels" in box:
+        box["conv_out_channels"] = w(box["conv_out_channels"])
+    roi["mask_head"].update(in_channels=fpn, conv_out_channels=w(roi["mask_head"]["conv_out_channels"]))
 
 
 def _resnet(backbone: dict[str, Any], method: NormMethod, options: Mapping[str, Any]) -> None:

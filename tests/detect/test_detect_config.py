@@ -139,7 +139,7 @@ def test_smoke_mask_rcnn_is_capped_and_keeps_every_detection(stack) -> None:
         assert [t["scale"] for t in config[pipeline] if t["type"] == "Resize"] == [(320, 192)]
     assert config["model"]["test_cfg"]["rcnn"]["score_thr"] == 0.0
     assert config["optim_wrapper"]["clip_grad"] == {"max_norm": 35.0}
-    assert config["param_scheduler"][0]["end"] == 2  # the warm-up capped
+    assert config["param_scheduler"][0]["end"] == 20  # the smoke scale's warm-up replaces mmdet's 500
 
 
 def test_explicit_keys_override_scale_and_schedule() -> None:
@@ -177,7 +177,7 @@ def test_smoke_scale_shortens_the_schedule() -> None:
     s = resolve_settings(
         compose_detect(["model=mask_rcnn_r50_fpn", "data=synthetic_coco", "schedule=mask_rcnn_1x"])
     )
-    assert s.schedule == StepSchedule(2, [1], 0.1) and s.warmup_iters == 2
+    assert s.schedule == StepSchedule(4, [3], 0.1) and s.warmup_iters == 20  # 12 epochs, steps 8/11
     assert s.input_size == [320, 192] and s.test_score_thr == 0.0
     assert shorten_schedule(240, [90, 170], 240) == (240, [90, 170])
     assert shorten_schedule(240, [90, 170], 24) == (24, [9, 17])

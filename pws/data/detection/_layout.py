@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = ".pws_synthetic.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
 
 
 def read_marker(layout_root: Path) -> dict[str, Any] | None:

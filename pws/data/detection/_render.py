@@ -1,9 +1,19 @@
 """Rendering shared by the synthetic VOC and COCO generators: textured backgrounds and class-coded shapes.
 
-Each class is drawn as one polygon shape in one colour (``class_style``), so a detector has something
-learnable: the shape and the hue tell the class, the background is a low-saturation texture (smooth noise,
-stripes, a gradient) that never has the saturated object colours. Everything is driven by a
-``numpy.random.Generator`` so that a seed gives the same pixels.
+Each class is a shape, or a (shape, colour group) pair where there are more classes than shapes
+(``class_style``), so that a small detector trained for minutes can tell the classes apart after SSD's
+photometric augmentation (mmdet's PhotoMetricDistortion:
+brightness, contrast, saturation, hue +-36 degrees and, half of the time, a random permutation of the
+colour channels). A permutation turns red into green or blue, so a hue alone does not survive it; what
+survives is how many channels are high: the two groups are the primaries (one channel high: red, green,
+blue) and the secondaries (two high: yellow, cyan, magenta), each object drawn in a random member of its
+class's colours. Up to ``len(SHAPES)`` classes are the shapes alone, in any of the six colours (the smoke
+scale's sets: a small detector trained for minutes still confuses the two groups); up to
+``2 * len(SHAPES)`` (a VOC set's 20) the shapes x the two groups; more (COCO's 80) use eight hues 45
+degrees apart, one per class, which the channel permutation can confuse.
+The background is a low-saturation texture (smooth noise, stripes, a gradient) that never has the
+saturated object colours. Everything is driven by a ``numpy.random.Generator`` so that a seed gives the
+same pixels.
 """
 
 from __future__ import annotations
@@ -16,39 +26,62 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 Polygon = list[tuple[float, float]]
+Colour = tuple[int, int, int]
 
-# Shapes, as functions of (cx, cy, w, h) returning one or more polygons (the last one, "split", is an
-# object in two parts, as an occluded COCO object whose segmentation has two polygons).
+# Shapes, as functions of (cx, cy, w, h) returning one or more polygons ("split" is an object in two parts,
+# as an occluded COCO object whose segmentation has two polygons). The first ones are the most different
+# from each other: a set with few classes uses them.
 SHAPES = (
     "rectangle",
-    "ellipse",
     "triangle",
+    "ellipse",
+    "cross",
+    "split",
+    "star",
     "diamond",
     "hexagon",
-    "star",
-    "cross",
     "pentagon",
     "trapezoid",
-    "split",
 )
+# The two colour groups that survive a permutation of the channels: one channel high, or two.
+COLOUR_GROUPS: tuple[tuple[Colour, ...], ...] = (
+    ((235, 35, 35), (35, 235, 35), (35, 35, 235)),  # primaries
+    ((235, 235, 35), (35, 235, 235), (235, 35, 235)),  # secondaries
+)
+HUES_BEYOND_GROUPS = 8  # colours of the classes of a set with more than 2 * len(SHAPES) classes
 
 
 @dataclass(frozen=True)
 class Style:
+    """A class's shape and the colours its objects are drawn in (one chosen at random per object)."""
+
     shape: str
-    color: tuple[int, int, int]
+    colours: tuple[Colour, ...]
+
+    def colour(self, rng: np.random.Generator) -> Colour:
+        """One of the class's colours, drawn with ``rng``."""
+        return self.colours[int(rng.integers(len(self.colours)))]
 
 
 def class_style(index: int, num_classes: int) -> Style:
-    """The shape and colour of class ``index``: shapes cycle, hues are spread over the circle.
-
-    Classes sharing a shape (index differing by a multiple of len(SHAPES)) get hues far apart.
-    """
-    shape = SHAPES[index % len(SHAPES)]
-    hue = (index * 0.618033988749895) % 1.0  # golden-ratio hue steps: neighbours differ
-    value = 0.95 if (index // len(SHAPES)) % 2 == 0 else 0.75
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.9, value)
-    return Style(shape, (round(r * 255), round(g * 255), round(b * 255)))
+    """The shape and colours of class ``index`` of ``num_classes``, with as few colour distinctions as the
+    number of classes needs: up to ``len(SHAPES)`` classes, shape ``SHAPES[index]`` in any of the six
+    colours of both groups (a set of 4 classes: rectangles, triangles, ellipses, crosses); up to
+    ``2 * len(SHAPES)`` (a VOC set's 20), shape ``SHAPES[index // 2]`` in colour group ``index % 2``; more
+    (COCO's 80), shape ``index % S`` in one of eight hues (``index // S``), ``S = ceil(num_classes / 8)``.
+    Every class is a different (shape, colours) pair."""
+    groups = len(COLOUR_GROUPS)
+    if not 0 <= index < num_classes or num_classes > len(SHAPES) * HUES_BEYOND_GROUPS:
+        raise ValueError(
+            f"class {index} of {num_classes}: the generators draw 1 to {len(SHAPES) * HUES_BEYOND_GROUPS}"
+        )
+    if num_classes <= len(SHAPES):
+        return Style(SHAPES[index], tuple(c for group in COLOUR_GROUPS for c in group))
+    if num_classes <= groups * len(SHAPES):
+        return Style(SHAPES[index // groups], COLOUR_GROUPS[index % groups])
+    n_shapes = math.ceil(num_classes / HUES_BEYOND_GROUPS)
+    r, g, b = colorsys.hsv_to_rgb((index // n_shapes) / HUES_BEYOND_GROUPS, 0.9, 0.95)
+    return Style(SHAPES[index % n_shapes], ((round(r * 255), round(g * 255), round(b * 255)),))
 
 
 def shape_polygons(shape: str, cx: float, cy: float, w: float, h: float) -> list[Polygon]:
@@ -128,11 +161,11 @@ def background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
 
 
 def draw_object(
-    draw: ImageDraw.ImageDraw, rng: np.random.Generator, polygons: list[Polygon], color: tuple[int, int, int]
+    draw: ImageDraw.ImageDraw, rng: np.random.Generator, polygons: list[Polygon], colour: Colour
 ) -> None:
-    """Fills the polygons in a jittered version of ``color`` with a darker outline."""
+    """Fills the polygons in a jittered version of ``colour`` with a darker outline."""
     jitter = rng.integers(-20, 21, size=3)
-    fill = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(color, jitter, strict=True))
+    fill = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(colour, jitter, strict=True))
     outline = tuple(int(c * 0.55) for c in fill)
     for poly in polygons:
         draw.polygon(poly, fill=fill, outline=outline)

@@ -8,8 +8,9 @@
 
 The json files have COCO's shape (info, licenses, images, annotations, categories) with the 80 categories
 under their real, non-contiguous ids (1..90), names and supercategories. Images (a few sizes up to
-320 x 320, named by their 12-digit ids like COCO's; ids are not contiguous either) hold 1 to 5 objects,
-each category one shape and colour on a textured background. Every annotation has a polygon segmentation
+320 x 320, named by their 12-digit ids like COCO's; ids are not contiguous either) hold 1 to 3 large objects
+of the first ``object_classes`` categories (all 80 by default; the smoke scale uses fewer), each category a
+shape and a colour group on a textured background (``_render``). Every annotation has a polygon segmentation
 (the drawn polygon, flattened ``[x1, y1, x2, y2, ...]``; the "split" shape has two polygons), its area
 (polygon area), ``bbox = [x, y, w, h]`` (the polygon's extent) and ``iscrowd = 0``. The first image of
 each split also has a crowd: a cluster of small "person" shapes annotated once with ``iscrowd = 1`` and an
@@ -69,6 +70,12 @@ COCO_CLASSES = tuple(name for _, name, _ in COCO_CATEGORIES)
 IMAGE_SIZES = ((320, 320), (320, 256), (256, 320))  # (width, height)
 _SPLITS = {"train2017": (1, 100_000), "val2017": (2, 500_000)}  # split code, first image id
 _ANN_ID_START = {"train2017": 1, "val2017": 10_000_001}
+# Few, large objects of a few categories, so that a small Mask R-CNN learns them in minutes: 1 to
+# MAX_OBJECTS per image, sides a fraction SIDE_RANGE of the image's shorter side, covering at most
+# MAX_OVERLAP of a smaller one; drawn from the first object_classes categories (the json lists all 80).
+MAX_OBJECTS = 3
+SIDE_RANGE = (0.25, 0.6)
+MAX_OVERLAP = 0.1
 
 
 def rle_encode(mask: np.ndarray) -> dict:
@@ -98,7 +105,7 @@ def _overlap(a: list[float], b: list[float]) -> float:
     return iw * ih / max(smaller, 1e-6)
 
 
-def _image(rng: np.random.Generator, width: int, height: int, crowd: bool, empty: bool):
+def _image(rng: np.random.Generator, width: int, height: int, crowd: bool, empty: bool, object_classes: int):
     """Draws one image; returns it and its annotations (without ids)."""
     img = Image.fromarray(background(rng, width, height))
     draw = ImageDraw.Draw(img)
@@ -109,12 +116,12 @@ def _image(rng: np.random.Generator, width: int, height: int, crowd: bool, empty
         x0, y0 = float(rng.uniform(0, width - cw)), float(rng.uniform(0, height - ch))
         mask_img = Image.new("L", (width, height), 0)
         mask_draw = ImageDraw.Draw(mask_img)
-        style = class_style(0, len(COCO_CATEGORIES))
+        style = class_style(0, object_classes)
         for _ in range(int(rng.integers(6, 11))):
             s = float(rng.uniform(10, 18))
             cx, cy = float(rng.uniform(x0 + s / 2, x0 + cw - s / 2)), float(rng.uniform(y0 + s, y0 + ch - s))
             polys = shape_polygons(style.shape, cx, cy, s, 2 * s)
-            draw_object(draw, rng, polys, style.color)
+            draw_object(draw, rng, polys, style.colour(rng))
             for p in polys:
                 mask_draw.polygon(p, fill=1, outline=1)
         mask = np.asarray(mask_img, dtype=np.uint8)
@@ -125,23 +132,23 @@ def _image(rng: np.random.Generator, width: int, height: int, crowd: bool, empty
         taken.append([bx0, by0, bx1, by1])
     if empty:
         return img, anns
-    for _ in range(int(rng.integers(1, 6))):
+    for _ in range(int(rng.integers(1, MAX_OBJECTS + 1))):
         for _ in range(30):
-            k = int(rng.integers(len(COCO_CATEGORIES)))
-            w = float(rng.uniform(0.12, 0.45) * min(width, height))
-            h = float(np.clip(w * np.exp(rng.uniform(-0.5, 0.5)), 16.0, 0.6 * height))
+            k = int(rng.integers(object_classes))
+            w = float(rng.uniform(*SIDE_RANGE) * min(width, height))
+            h = float(np.clip(w * np.exp(rng.uniform(-0.4, 0.4)), 16.0, 0.7 * height))
             cx, cy = (
                 float(rng.uniform(w / 2 + 1, width - w / 2 - 1)),
                 float(rng.uniform(h / 2 + 1, height - h / 2 - 1)),
             )
-            style = class_style(k, len(COCO_CATEGORIES))
+            style = class_style(k, object_classes)
             polys = [
                 [(round(x, 2), round(y, 2)) for x, y in p] for p in shape_polygons(style.shape, cx, cy, w, h)
             ]
             box = _box(polys)
-            if any(_overlap(box, t) > 0.25 for t in taken):
+            if any(_overlap(box, t) > MAX_OVERLAP for t in taken):
                 continue
-            draw_object(draw, rng, polys, style.color)
+            draw_object(draw, rng, polys, style.colour(rng))
             taken.append(box)
             anns.append({
                 "segmentation": [[c for xy in p for c in xy] for p in polys],
@@ -154,7 +161,7 @@ def _image(rng: np.random.Generator, width: int, height: int, crowd: bool, empty
     return img, anns
 
 
-def _write(coco_root: Path, counts: dict[str, int], seed: int) -> None:
+def _write(coco_root: Path, counts: dict[str, int], seed: int, object_classes: int) -> None:
     (coco_root / "annotations").mkdir(parents=True)
     categories = [{"supercategory": sup, "id": cid, "name": name} for cid, name, sup in COCO_CATEGORIES]
     for split, n in counts.items():
@@ -167,7 +174,7 @@ def _write(coco_root: Path, counts: dict[str, int], seed: int) -> None:
             image_id = first_id + 7 * k + int(rng.integers(0, 7))  # increasing, not contiguous
             width, height = IMAGE_SIZES[int(rng.integers(len(IMAGE_SIZES)))]
             empty = split == "val2017" and k == n - 1
-            img, anns = _image(rng, width, height, crowd=k == 0, empty=empty)
+            img, anns = _image(rng, width, height, crowd=k == 0, empty=empty, object_classes=object_classes)
             file_name = f"{image_id:012d}.jpg"
             save_jpeg(img, coco_root / split / file_name)
             images.append({"license": 1, "file_name": file_name, "coco_url": "", "height": height,
@@ -188,7 +195,14 @@ def _write(coco_root: Path, counts: dict[str, int], seed: int) -> None:
         (coco_root / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
 
 
-def generate(root: str | Path, num_train: int, num_val: int, seed: int = 0) -> Path:
+def generate(
+    root: str | Path,
+    num_train: int,
+    num_val: int,
+    seed: int = 0,
+    *,
+    object_classes: int = len(COCO_CATEGORIES),
+) -> Path:
     """Writes the synthetic COCO set under ``root`` and returns its root (``root/coco``).
 
     ``num_train`` >= 1 images in train2017, ``num_val`` >= 2 in val2017 (the last without annotations).
@@ -199,7 +213,11 @@ def generate(root: str | Path, num_train: int, num_val: int, seed: int = 0) -> P
             f"synthetic COCO needs num_train >= 1 and num_val >= 2 (the last val image has no annotation), "
             f"got num_train={num_train}, num_val={num_val}"
         )
+    if not 1 <= object_classes <= len(COCO_CATEGORIES):
+        raise ValueError(f"object_classes must be 1 to {len(COCO_CATEGORIES)}, got {object_classes}")
     params = {"generator": "synthetic_coco", "num_train": int(num_train), "num_val": int(num_val),
-              "seed": int(seed)}  # fmt: skip
+              "seed": int(seed), "object_classes": int(object_classes)}  # fmt: skip
     counts = {"train2017": int(num_train), "val2017": int(num_val)}
-    return build_once(Path(root) / "coco", params, lambda d: _write(d, counts, int(seed)))
+    return build_once(
+        Path(root) / "coco", params, lambda d: _write(d, counts, int(seed), int(object_classes))
+    )

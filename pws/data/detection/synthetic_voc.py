@@ -8,8 +8,9 @@
 
 ``num_train`` images are split between VOC2007 trainval (the first half, rounded up) and VOC2012 trainval;
 ``num_test`` images form VOC2007 test. Image ids follow VOC's (``000001``; ``2012_000001``). Images are
-``size`` x ``size`` JPEGs (320, the paper's SSD input, by default) with 1 to 4 objects of the 20 VOC classes,
-each class a fixed shape and colour on a textured background (``_render``). The XML files have VOC's
+``size`` x ``size`` JPEGs (320, the paper's SSD input, by default) with 1 to 3 large objects (sides 0.25-0.6
+of the image) of the first ``object_classes`` VOC classes (all 20 by default; the smoke scale uses fewer),
+each class a shape and a colour group on a textured background (``_render``). The XML files have VOC's
 fields: folder, filename, source, size (width, height, depth), segmented, and per object name, pose,
 truncated, difficult and bndbox with 1-based pixel coordinates (xmin = first column + 1, xmax = last
 column + 1, as VOC). Objects cut by the border are clipped and marked truncated; small objects are marked
@@ -37,29 +38,36 @@ VOC_CLASSES = (
 )  # fmt: skip
 POSES = ("Left", "Right", "Frontal", "Rear", "Unspecified")
 DIFFICULT_MAX_SIDE = 20  # objects whose visible box is smaller than this (pixels) are marked difficult
+# Few, large objects, so that a small SSD learns them in minutes: 1 to MAX_OBJECTS per image, sides a
+# fraction SIDE_RANGE of the image, overlapping another object's box by at most MAX_IOU.
+MAX_OBJECTS = 3
+SIDE_RANGE = (0.25, 0.6)
+MAX_IOU = 0.1
 
 
-def _place_objects(rng: np.random.Generator, size: int, want_difficult: bool) -> list[dict]:
-    """Random non-overlapping (IoU < 0.3) objects for one image, in drawing order."""
+def _place_objects(
+    rng: np.random.Generator, size: int, want_difficult: bool, object_classes: int
+) -> list[dict]:
+    """Random objects hardly overlapping each other (IoU <= MAX_IOU) for one image, in drawing order."""
     objects: list[dict] = []
-    n = int(rng.integers(1, 5))
+    n = int(rng.integers(1, MAX_OBJECTS + 1))
     kinds = ["small"] * int(want_difficult) + ["normal"] * n
     if rng.random() < 0.1:
         kinds.append("small")
     for kind in kinds:
         for _ in range(30):
-            cls = int(rng.integers(len(VOC_CLASSES)))
+            cls = int(rng.integers(object_classes))
+            style = class_style(cls, object_classes)
             if kind == "small":
                 w = h = float(rng.integers(10, DIFFICULT_MAX_SIDE - 2))
             else:
-                w = float(rng.uniform(0.15, 0.5) * size)
-                h = float(np.clip(w * math.exp(rng.uniform(-0.5, 0.5)), 0.12 * size, 0.6 * size))
+                w = float(rng.uniform(*SIDE_RANGE) * size)
+                h = float(np.clip(w * math.exp(rng.uniform(-0.4, 0.4)), SIDE_RANGE[0] * size, 0.7 * size))
             truncated_try = kind == "normal" and rng.random() < 0.15
             margin = -0.35 if truncated_try else 0.5  # fraction of the size allowed outside the image
             cx = float(rng.uniform(w * margin, size - w * margin))
             cy = float(rng.uniform(h * margin, size - h * margin))
-            polys = [[(round(x), round(y)) for x, y in p] for p in shape_polygons(
-                class_style(cls, len(VOC_CLASSES)).shape, cx, cy, w, h)]  # fmt: skip
+            polys = [[(round(x), round(y)) for x, y in p] for p in shape_polygons(style.shape, cx, cy, w, h)]
             xs = [x for p in polys for x, _ in p]
             ys = [y for p in polys for _, y in p]
             x0, y0 = max(min(xs), 0), max(min(ys), 0)
@@ -67,13 +75,13 @@ def _place_objects(rng: np.random.Generator, size: int, want_difficult: bool) ->
             if x1 - x0 < 6 or y1 - y0 < 6:
                 continue
             box = (x0, y0, x1, y1)
-            if any(_iou(box, o["box"]) > 0.3 for o in objects):
+            if any(_iou(box, o["box"]) > MAX_IOU for o in objects):
                 continue
             truncated = min(xs) < 0 or min(ys) < 0 or max(xs) > size - 1 or max(ys) > size - 1
             small = min(x1 - x0 + 1, y1 - y0 + 1) < DIFFICULT_MAX_SIDE
             objects.append(
                 {"cls": cls, "polys": polys, "box": box, "truncated": truncated, "difficult": small,
-                 "pose": POSES[int(rng.integers(len(POSES)))]}
+                 "pose": POSES[int(rng.integers(len(POSES)))], "colour": style.colour(rng)}
             )  # fmt: skip
             break
     return objects
@@ -122,14 +130,14 @@ def _write_image(
     img = Image.fromarray(background(rng, size, size))
     draw = ImageDraw.Draw(img)
     for o in objects:
-        draw_object(draw, rng, o["polys"], class_style(o["cls"], len(VOC_CLASSES)).color)
+        draw_object(draw, rng, o["polys"], o["colour"])
     save_jpeg(img, year_dir / "JPEGImages" / f"{image_id}.jpg")
     ET.ElementTree(_annotation_xml(year, image_id, size, objects)).write(
         year_dir / "Annotations" / f"{image_id}.xml", encoding="utf-8"
     )
 
 
-def _write(devkit: Path, num_train: int, num_test: int, seed: int, size: int) -> None:
+def _write(devkit: Path, num_train: int, num_test: int, seed: int, size: int, object_classes: int) -> None:
     n07 = math.ceil(num_train / 2)
     splits = [  # (year, split, image ids)
         ("VOC2007", "trainval", [f"{i:06d}" for i in range(1, n07 + 1)]),
@@ -143,7 +151,7 @@ def _write(devkit: Path, num_train: int, num_test: int, seed: int, size: int) ->
         for k, image_id in enumerate(ids):
             rng = np.random.default_rng([seed, split_code, k])
             empty = split == "test" and k == len(ids) - 1
-            objects = [] if empty else _place_objects(rng, size, want_difficult=k == 0)
+            objects = [] if empty else _place_objects(rng, size, k == 0, object_classes)
             _write_image(year_dir, year, image_id, rng, size=size, objects=objects)
         main = year_dir / "ImageSets" / "Main"
         lists = {split: ids}
@@ -153,7 +161,15 @@ def _write(devkit: Path, num_train: int, num_test: int, seed: int, size: int) ->
             (main / f"{name}.txt").write_text("".join(f"{i}\n" for i in names))
 
 
-def generate(root: str | Path, num_train: int, num_test: int, seed: int = 0, *, size: int = 320) -> Path:
+def generate(
+    root: str | Path,
+    num_train: int,
+    num_test: int,
+    seed: int = 0,
+    *,
+    size: int = 320,
+    object_classes: int = len(VOC_CLASSES),
+) -> Path:
     """Writes the synthetic VOC set under ``root`` and returns the VOCdevkit root (``root/VOCdevkit``).
 
     ``num_train`` >= 2 images (VOC2007 + VOC2012 trainval), ``num_test`` >= 2 (VOC2007 test, its last image
@@ -166,9 +182,13 @@ def generate(root: str | Path, num_train: int, num_test: int, seed: int = 0, *, 
         )
     if size < 64:
         raise ValueError(f"synthetic VOC images must be at least 64 pixels wide, got size={size}")
+    if not 1 <= object_classes <= len(VOC_CLASSES):
+        raise ValueError(f"object_classes must be 1 to {len(VOC_CLASSES)}, got {object_classes}")
     params = {"generator": "synthetic_voc", "num_train": int(num_train), "num_test": int(num_test),
-              "seed": int(seed), "size": int(size)}  # fmt: skip
+              "seed": int(seed), "size": int(size), "object_classes": int(object_classes)}  # fmt: skip
     target = Path(root) / "VOCdevkit"
     return build_once(
-        target, params, lambda d: _write(d, int(num_train), int(num_test), int(seed), int(size))
+        target,
+        params,
+        lambda d: _write(d, int(num_train), int(num_test), int(seed), int(size), int(object_classes)),
     )
