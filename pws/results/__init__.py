@@ -9,4 +9,5 @@ record); nothing below imports this package (``pws.paper < pws.runs < pws.result
   as Markdown, CSV, LaTeX, PNG and a wandb Table;
 * :mod:`pws.results.reproduce` — ``make reproduce-tableN``: the table's grid as Hydra multiruns;
 * :mod:`pws.results.sweep` — ``make sweep-gamma`` / ``sweep-lr``: a sweep table and heatmap.
+* :mod:`pws.results.dashboard` — ``make dashboard``: one wandb report per table, ours vs paper.
 """
