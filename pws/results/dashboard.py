@@ -1,7 +1,7 @@
 """The wandb dashboards as code: one wandb report per paper table, ours beside the paper's numbers.
 
 A report of table ``tableN`` reads the runs of project ``pws-tableN`` (what :class:`pws.runs.tracking.Tracker`
-logs: group = the table row, name = the cell, the resolved config with ``table``/``cell``/``scale.name``).
+logs: group = the table row, name = the cell, the config with ``table``/``cell``, the scale as a tag).
 It has one section per run column of the table, each a panel grid over that column's runs at one scale,
 grouped by row (mean over the seeds, stddev as the band):
 
@@ -62,8 +62,10 @@ def val_key(app: str, metric: str) -> str | None:
 
 
 def _column_filter(cells: list[str], scale: str) -> str:
+    """The runs of ``cells`` at ``scale``: the config's top-level ``cell`` and the run's tag of the scale
+    (the tracker's tags are app, scale, model, method; flat strings, unlike the nested config's scale)."""
     listed = ", ".join(repr(c) for c in cells)
-    return f"Config('cell') in [{listed}] and Config('scale.name') = {scale!r}"
+    return f"Config('cell') in [{listed}] and Tags() in [{scale!r}]"
 
 
 def _bar(table: Table, display: Any, cells: list[str]) -> dict[str, Any]:
