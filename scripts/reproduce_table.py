@@ -7,6 +7,13 @@ Each cell is a Hydra multirun over the seeds into runs/<scale>/<table>/<cell>/se
 finished are skipped; then results/<scale>/<table>.md, .csv, .tex and the plots are written and the table
 is printed. See pws/results/reproduce.py. A seed whose metrics.json cannot be read is named and not run
 (exit status 1) unless --force; a bad table definition is named with its line (exit status 2).
+
+    python scripts/reproduce_table.py table4 --scale full --seeds 0,1,2 --plan   # the cost, launches nothing
+    python scripts/reproduce_table.py table4 --scale full --plan --measure        # throughput measured here
+
+--plan prints each cell's kind, throughput (from bench/results/, naming the file; --throughput FILE for
+others; --measure times a few steps of each kind on this machine), its training images and device-hours,
+and the total (pws/results/cost.py), then exits without launching anything.
 """
 
 from __future__ import annotations
@@ -47,8 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--backbone-seed", type=int, default=0,
                    help="the seed of Table 5's run a Mask R-CNN row of Table 3 starts from (default 0)")
+    p.add_argument("--plan", action="store_true",
+                   help="print the device-hours of every cell and in total, launch nothing")
+    p.add_argument("--throughput", action="append", default=[], metavar="FILE",
+                   help="--plan: a bench_classify/bench_layers output to read throughputs from (repeatable; "
+                        "default: the H200 tables in bench/results/)")
+    p.add_argument("--measure", action="store_true",
+                   help="--plan: time a few training steps of each cell kind on this machine instead")
+    p.add_argument("--measure-device", default=None, help="--measure: cuda or cpu (default: cuda if present)")
+    p.add_argument("--measure-steps", type=int, default=3, help="--measure: timed steps per kind (default 3)")
     args = p.parse_args(argv)
     extra = [o for ov in args.override for o in ov.split() if o]
+    if args.plan:
+        return plan_cost(args, extra)
     try:
         report = reproduce(
             args.table, scale=args.scale, seeds=args.seeds, launcher=args.launcher, force=args.force,
@@ -69,6 +87,31 @@ def main(argv: list[str] | None = None) -> int:
             print("Runs with an unreadable metrics.json were not run again: --force moves the file aside "
                   "and runs them.")
             return 1
+    return 0
+
+
+def plan_cost(args: argparse.Namespace, extra: list[str]) -> int:
+    """--plan: the cost of the table's cells (pws.results.cost), printed; nothing is launched."""
+    from pws.engine.errors import ConfigError
+    from pws.paper.experiments import load_table
+    from pws.results.cost import DEFAULT_THROUGHPUT, format_cost, measure_kind, read_throughput, table_cost
+
+    try:
+        table = load_table(args.table)
+        measured = [t for f in (args.throughput or DEFAULT_THROUGHPUT) for t in read_throughput(f)]
+        measure = None
+        if args.measure:
+            import torch
+
+            device = args.measure_device or ("cuda" if torch.cuda.is_available() else "cpu")
+            measure = lambda kind: measure_kind(kind, device, steps=args.measure_steps)  # noqa: E731
+        cost = table_cost(table, args.scale, len(args.seeds), measured, grid=args.grid,
+                          cells=args.cells.split(",") if args.cells else None, extra_overrides=extra,
+                          measure=measure)
+    except (BadFile, FileNotFoundError, ConfigError, KeyError) as e:
+        print(f"reproduce_table: error: {e}", file=sys.stderr)
+        return 2
+    format_cost(cost)
     return 0
 
 
