@@ -11,9 +11,20 @@ Every conv and every norm comes from the method factory (:class:`pws.nn.NormMeth
   group, i.e. LN over C, H, W, built by ``NormMethod("ln")``): one after the stem conv (in the ``bn1`` slot)
   and one before the final ReLU (``layer4[-1].out_norm``, applied to the sum of the last block's residual
   and shortcut). This is where the authors' PyTorch code puts them (a GN(1) after the stem conv and a
-  "ReLU neck" GN(1) + ReLU after the backbone). Kwarg ``io_norm`` overrides the default (on exactly for
-  the methods without an output norm): ``False`` leaves the stem slot ``Identity`` and adds no output LN;
-  ``True`` with an output-norm method adds the output LN (the stem keeps the method's own norm).
+  "ReLU neck" GN(1) + ReLU after the backbone). Kwarg ``io_norm`` overrides the default: ``False`` leaves
+  the stem slot ``Identity`` and adds no output LN; ``True`` with an output-norm method adds the output LN
+  (the stem keeps the method's own norm).
+
+Whether a method gets the two LayerNorms is a per-method setting, :data:`IO_NORM` (method -> (on, source));
+the paper states them for PWS only, so each method's entry names where its choice comes from:
+
+* ``pws``: on -- the paper ("To get equivalent outputs and gradients to BN, we use LN to normalize the input
+  and the output of ResNet-50", in its PWS setting) and the authors' PyTorch code.
+* ``wn``, ``none``: on -- the project's choice, not the paper's (it says nothing about them here): they
+  normalize no output either, and with the same LNs Table 5's WN row differs from PWS's only in the conv.
+  ``model.io_norm=false`` builds them without.
+* ``bn``, ``gn``, ``ln``, ``in``, ``sn``: off -- their own norm after every conv, where torchvision's
+  ResNet-50 has its BatchNorm (the paper: the norm methods compared in the standard ResNet-50).
 
 Differences to torchvision/the authors, on purpose: convs are He-initialized with fan-in (the factory's
 rule for every method) instead of torchvision's fan-out; ``zero_init_residual`` is off (the authors' setting
@@ -33,6 +44,25 @@ from pws.nn.factory import NormMethod
 
 LAYERS: tuple[int, int, int, int] = (3, 4, 6, 3)
 EXPANSION = 4
+
+
+_NO_OUTPUT_NORM = ("on: the project's choice, not the paper's (which states the LNs for PWS only): no output "
+                   "norm either, so the same LNs as PWS; model.io_norm=false builds it without")
+_OWN_NORM = "off: the method's own norm after every conv, where torchvision's ResNet-50 has its BatchNorm"
+IO_NORM: dict[str, tuple[bool, str]] = {
+    "pws": (True, "on: the paper: 'we use LN to normalize the input and the output of ResNet-50' (its PWS "
+                  "setting); the authors' code: GN(1) after the stem and a GN(1) + ReLU neck"),
+    "wn": (True, _NO_OUTPUT_NORM),
+    "none": (True, _NO_OUTPUT_NORM),
+    **{m: (False, _OWN_NORM) for m in ("bn", "gn", "ln", "in", "sn")},
+}
+"""Per method: whether ResNet-50 gets Table 5's LayerNorms at the input and the output, and the source."""
+
+
+def io_norm_default(method: NormMethod) -> bool:
+    """:data:`IO_NORM`'s choice for ``method`` (a method not in it: on exactly without an output norm)."""
+    on, _ = IO_NORM.get(method.method, (not method.normalizes_outputs, "no output norm"))
+    return on
 
 
 def layer_norm(channels: int) -> nn.Module:
@@ -77,7 +107,7 @@ class ResNet50(nn.Module):
     ) -> None:
         super().__init__()
         if io_norm is None:
-            io_norm = not method.normalizes_outputs
+            io_norm = io_norm_default(method)
         self.conv1 = method.conv(in_channels, 64, 7, stride=2, padding=3)
         self.bn1 = layer_norm(64) if io_norm and not method.normalizes_outputs else method.norm(64)
         self.relu = nn.ReLU(inplace=True)
@@ -109,5 +139,5 @@ def resnet50(
     method: NormMethod, num_classes: int, in_channels: int = 3, io_norm: bool | None = None
 ) -> ResNet50:
     """Build :class:`ResNet50` (kwargs: ``in_channels`` = 3, ``io_norm`` = None: the two LayerNorms at the
-    input and the output, on for none/wn/pws, off for bn/gn/in/ln/sn unless given)."""
+    input and the output as :data:`IO_NORM` says: on for none/wn/pws, off for bn/gn/in/ln/sn)."""
     return ResNet50(method, num_classes, in_channels=in_channels, io_norm=io_norm)

@@ -1,12 +1,17 @@
-"""The paper's residual CIFAR-10 network (Table 4, "Residual"): a pre-activation bottleneck ResNet-56.
+"""Table 4's residual CIFAR-10 network ("Residual"): the authors' pre-activation bottleneck ResNet-56.
 
 Which depth and block, and why
 ------------------------------
-The paper says only "the same as (He et al. 2016a)", the pre-activation ResNet ("Identity Mappings in Deep
-Residual Networks"). The authors' TensorFlow code, which produced the CIFAR-10 numbers of Table 4, builds a
-pre-activation *bottleneck* ResNet with 3 stages of 6 units each and bottleneck widths 16/32/64 (unit
-outputs 64/128/256): He et al. 2016a's CIFAR bottleneck family of depth 9n + 2 with n = 6, i.e. 56 weighted
-layers (1 stem conv + 3 x 6 x 3 convs in the units + 1 logits layer). We build exactly that network. (Their
+The paper says only "The residual architecture is the same as (He et al. 2016a)", and its references make
+2016a *Deep Residual Learning for Image Recognition* (CVPR 2016; 2016b is *Identity Mappings in Deep
+Residual Networks*, ECCV 2016). 2016a's CIFAR-10 nets are post-activation (conv-BN-ReLU) basic-block ResNets
+of depth 6n + 2 (ResNet-20 .. 110). This module does **not** build those: it builds the network of the
+authors' TensorFlow code, which produced the CIFAR-10 numbers of Table 4 (their README: the CIFAR numbers
+came from the old TensorFlow code): a pre-activation *bottleneck* ResNet with 3 stages of 6 units each and
+bottleneck widths 16/32/64 (unit outputs 64/128/256), i.e. 2016b's pre-activation unit (its Fig. 4(e)) in
+2016b's CIFAR bottleneck family of depth 9n + 2 with n = 6: 56 weighted layers (1 stem conv + 3 x 6 x 3
+convs in the units + 1 logits layer). The code is the only source that pins depth, block and widths; the
+citation names 2016a, whose nets differ in the block (basic, post-activation) and the depth rule. (Their
 later PyTorch repository used a basic-block CIFAR ResNet-34 for other numbers, not for Table 4.)
 
 Layout (input 32x32, defaults)::
@@ -17,7 +22,7 @@ Layout (input 32x32, defaults)::
     stage 3   6 units, width 64, out 256                                          8x8
     head      pre-activation, global average pool, conv1x1-num_classes (bias) -> logits
 
-One unit (pre-activation bottleneck, He et al. 2016a Fig. 4(e))::
+One unit (pre-activation bottleneck, He et al. 2016b Fig. 4(e))::
 
     p        = preact(x)
     residual = conv1x1(width)(p) + norm + ReLU -> conv3x3(width, stride)(.) + norm + ReLU -> conv1x1(out)(.)
