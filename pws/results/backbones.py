@@ -24,6 +24,7 @@ from typing import Any
 
 from pws.paper.experiments import Cell, Table
 from pws.results.collect import load_run, override_dict
+from pws.results.render import runs_dir
 
 CHECKPOINT_KEY = "model.backbone_checkpoint"
 EXPORT_FILE = Path("export") / "mmdet_backbone.pth"  # a subfolder: never taken for the run's own *.pth
@@ -83,7 +84,6 @@ def resolve(
     if scale != "full":
         return BackboneSource("scratch", f"from scratch ({scale} scale: no {spec['table']} run needed; "
                                          f"the full scale starts from {spec['table']}'s {spec['cell']})")
-    from pws.results.reproduce import runs_dir  # (reproduce imports this module)
 
     root = Path(runs_root)
     run_dir = (runs_dir(root, "full", spec["table"], None) / spec["cell"] / f"seed{seed}").resolve()

@@ -6,7 +6,7 @@ Reads the histories of Table 5's ResNet-50 runs below ``<runs>/<scale>/table5/``
 records ``top5_error`` after each epoch) and writes ``<out>/<scale>/figure5.csv`` (one line per method and
 epoch: the mean over the seeds, and how many seeds) and ``figure5.png`` (one line per method). The curve of
 a method is the one Table 5's curves draw: the mean over its finished runs (its diverged ones when none
-finished; :func:`pws.results.plots._curve`); runs not finished are left out, and named on stdout.
+finished; :func:`pws.results.plots.mean_curve`); runs not finished are left out, and named on stdout.
 Nothing is trained: ``make reproduce-table5`` makes the runs. (Figure 4, CIFAR-10's top-1 error at LR 5e-2,
 is Table 4's curves plot, ``results/<scale>/table4_curves.png``.)
 """
@@ -23,8 +23,8 @@ from pws.diagnostics.figures import read_csv
 from pws.diagnostics.probe import write_rows
 from pws.paper.experiments import load_table
 from pws.results.collect import collect_runs, runs_for_table
-from pws.results.plots import _curve, plt
-from pws.results.reproduce import runs_dir
+from pws.results.plots import mean_curve, plt
+from pws.results.render import runs_dir
 
 KEY = "top5_error"
 TABLE = "table5"
@@ -46,7 +46,7 @@ def figure5_rows(runs_root: str | Path, scale: str, printer: Any = print) -> lis
         if not used:
             printer(f"figure5: {cell.id}: no finished run in {base / cell.id}")
             continue
-        xs, ys, _ = _curve(used, KEY)
+        xs, ys, _ = mean_curve(used, KEY)
         for x, y in zip(xs, ys, strict=True):
             rows.append({"method": cell.id, "label": table.row_label(cell.row),
                          "epoch": int(x) if float(x).is_integer() else float(x), KEY: float(y),

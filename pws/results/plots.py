@@ -146,7 +146,7 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def _curve(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, bool]:
+def mean_curve(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, bool]:
     """Mean over seeds of ``key`` per epoch; whether any run diverged."""
     by_epoch: dict[float, list[float]] = defaultdict(list)
     diverged = False
@@ -209,12 +209,12 @@ def curves_figure(res: TableResult, runs_by_cell: dict[str, list[Run]]) -> Any:
                 finished = [r for r in runs if r.status == "finished"]
                 diverged = [r for r in runs if r.status == "diverged"]
                 others = [r for r in runs if r.status not in ("finished", "diverged")]
-                xs, ys, _ = _curve(finished or diverged, key)
+                xs, ys, _ = mean_curve(finished or diverged, key)
                 if len(xs):
                     last_epoch = max(last_epoch, float(xs.max()))
                     ax.plot(xs, ys, marker="o" if len(xs) < 15 else None, ms=3, color=cmap(ri % 10),
                             label=res.table.row_label(row))
-                uxs, uys, _ = _curve(others, key)
+                uxs, uys, _ = mean_curve(others, key)
                 if len(uxs):  # running / stopped / failed: the curve so far, dashed, ending in the status
                     last_epoch = max(last_epoch, float(uxs.max()))
                     ax.plot(uxs, uys, linestyle="--", color=cmap(ri % 10),
@@ -223,7 +223,7 @@ def curves_figure(res: TableResult, runs_by_cell: dict[str, list[Run]]) -> Any:
                     if np.isfinite(uys[-1]):
                         ax.annotate(", ".join(states), (uxs[-1], uys[-1]), textcoords="offset points",
                                     xytext=(3, 3), fontsize=7, color=cmap(ri % 10))
-                dxs, dys, _ = _curve([r for r in runs if r.status == "diverged"], key)
+                dxs, dys, _ = mean_curve([r for r in runs if r.status == "diverged"], key)
                 finite = np.flatnonzero(np.isfinite(dys))
                 if len(finite):
                     k = finite[-1]

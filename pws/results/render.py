@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -177,6 +178,11 @@ def output_stem(table: str, grid: str | None) -> str:
     """``table4`` for the whole table, ``table4_demo`` for its reduced grid ``demo``."""
     return f"{table}_{grid}" if grid else table
 
+
+
+def runs_dir(runs_root: str | os.PathLike[str], scale: str, table: str, grid: str | None) -> Path:
+    """Where the runs of ``table`` (its reduced ``grid``, if given) at ``scale`` live: the cells below it."""
+    return Path(runs_root) / scale / output_stem(table, grid)
 
 def write_all(res: TableResult, out_dir: str | Path, stem: str | None = None) -> dict[str, Path]:
     """Write ``<stem>.md``, ``.csv`` and ``.tex`` into ``out_dir``; return their paths."""

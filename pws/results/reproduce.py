@@ -43,7 +43,7 @@ from pathlib import Path
 from pws.paper.experiments import REPO_ROOT, Cell, Table, load_table
 from pws.results.backbones import BackboneSource, MissingBackbone, ensure_exported, missing_message, resolve
 from pws.results.collect import LOCK_FILE, Run, load_run, override_dict, parse_override
-from pws.results.render import output_stem
+from pws.results.render import runs_dir
 from pws.results.report import render_table
 from pws.runs.record import DONE_STATUSES, atomic_write_bytes
 
@@ -83,10 +83,6 @@ class Launch:
                  for s, why in self.unreadable.items()]
         notes += [f"seed {s} not run: {why}" for s, why in self.busy.items()]
         return notes
-
-
-def runs_dir(runs_root: str | os.PathLike[str], scale: str, table: str, grid: str | None) -> Path:
-    return Path(runs_root) / scale / output_stem(table, grid)
 
 
 def _same_overrides(run: Run, wanted: list[str]) -> bool:
