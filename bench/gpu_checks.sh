@@ -1,27 +1,60 @@
 #!/usr/bin/env bash
-# On a machine with a CUDA GPU, in the repository root: the GPU tests (tests/test_cuda.py with the layer tests
-# they build on), the speed tables of the README (bench-layers at CIFAR and SSD sizes, bench-classify for the
-# networks of Tables 4 and 5), and the classification app on the GPU, once with AMP and once under torchrun
-# (DDP over NCCL), and the fused standardization (pws.nn.fuse_standardization: its tests, CUDA cases included,
-# and bench/bench_fused.py, which also counts the CUDA kernels of one standardization step). Each step's output
-# goes to OUTDIR/<step>.txt; the exit status is 1 if any step failed.
+# Every GPU measurement of docs/speed.md in one call, in the repository root of a machine with a CUDA GPU
+# (expected about 6 minutes on an NVIDIA H200, at most 8m50s: each step has its own time limit, 530 s in
+# all, so a slow step cannot take the others' time). Each step's output goes to OUTDIR/<step>.txt; OUTDIR/summary.txt lists each step's exit
+# status and seconds; the exit status is 1 if any step failed.
 #
-#   bench/gpu_checks.sh OUTDIR                # PYTHON=... picks the interpreter (default: python)
-#   STEPS="fused_tests bench_fused" bench/gpu_checks.sh OUTDIR   # only the named steps (a few minutes)
+#   bench/gpu_checks.sh OUTDIR                 # the default steps (below); PYTHON=... picks the interpreter
+#   STEPS="fused_tests bench_fused" bench/gpu_checks.sh OUTDIR     # only the named steps
+#   STEPS=all bench/gpu_checks.sh OUTDIR       # also the earlier checks (bench_layers, bench_classify, the
+#                                              # app with AMP and under torchrun: several more minutes)
+#   QUICK=1 bench/gpu_checks.sh OUTDIR         # a dry run on a CPU: every python entry point with
+#                                              # --device cpu --quick (checks the script, measures nothing)
+#   TIMM_SRC=<a timm package folder> ...       # timm for the comparison where it is not installed (timm is
+#                                              # pure Python: the folder of another environment's timm works)
+#
+# Default steps:
+#   fused_tests   tests/test_fused.py and tests/test_cuda.py: the fused standardization on CUDA against the
+#                 per-layer path and eq. 12/13, the CUDA kernels per step flat in depth, timm's kernel
+#   bench_fused   VGG-16 stack at 320x320 batch 8 and 32x32 batch 64: plain conv, BN, PWS per layer, PWS
+#                 fused, timm's ScaledStdConv2d; each also captured into one CUDA graph per step
+#   bench_app     the classification app (resnet_cifar + PWS, batch 128) end to end against its bare step:
+#                 defaults, data.on_device, train.fused_pws, train.compile=reduce-overhead
+#   plan_measure  reproduce_table.py table4 / table5 --scale full --plan --measure: GPU-hours per cell from
+#                 throughputs measured now
 set -uo pipefail
 out=${1:?usage: bench/gpu_checks.sh OUTDIR}
 py=${PYTHON:-python}
-runs=$(mktemp -d)
+quick=${QUICK:-}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 export WANDB_MODE=${WANDB_MODE:-disabled} PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if [[ -n "${TIMM_SRC:-}" ]]; then  # a folder named timm on the path, from wherever it was carried
+  timm_dir=$(mktemp -d)
+  ln -s "$(cd "$TIMM_SRC" && pwd)" "$timm_dir/timm"
+  export PYTHONPATH="$PYTHONPATH:$timm_dir"
+fi
+runs=$(mktemp -d)
 failed=0
+default_steps="fused_tests bench_fused bench_app plan_measure"
+steps=${STEPS:-$default_steps}
+if [[ "$steps" == all ]]; then
+  steps="$default_steps gpu_tests bench_layers bench_classify classify_amp classify_ddp"
+fi
+dev=(); q=()
+if [[ -n "$quick" ]]; then dev=(--device cpu); q=(--quick); fi
 
-step() {  # step NAME COMMAND...: run it, keep its output in OUTDIR/NAME.txt, remember a failure
-  local name=$1
-  shift
-  if [[ -n "${STEPS:-}" && " $STEPS " != *" $name "* ]]; then return 0; fi
-  echo "== $name: $*"
-  "$@" 2>&1 | tee "$out/$name.txt" || { echo "!! $name failed"; failed=1; }
+step() {  # step NAME LIMIT_S COMMAND...: run it under a time limit, keep its output in OUTDIR/NAME.txt
+  local name=$1 limit=$2
+  shift 2
+  if [[ " $steps " != *" $name "* ]]; then return 0; fi
+  echo "== $name (limit ${limit}s): $*"
+  local start=$SECONDS rc
+  timeout --signal=TERM --kill-after=10 "$limit" bash -c '"$@"' _ "$@" >"$out/$name.txt" 2>&1
+  rc=$?
+  tail -n 30 "$out/$name.txt"
+  echo "$name rc=$rc seconds=$((SECONDS - start))" | tee -a "$out/summary.txt"
+  if [[ $rc -ne 0 ]]; then echo "!! $name failed (rc $rc; 124: over its limit)"; failed=1; fi
 }
 
 classify() {  # classify NAME COMMAND...: a smoke-scale run of the app on the GPU, then its metrics.json
@@ -31,13 +64,44 @@ classify() {  # classify NAME COMMAND...: a smoke-scale run of the app on the GP
   find "$runs/$name" -name metrics.json -exec cat {} +
 }
 
-nvidia-smi -L
-step gpu_tests "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_pws_conv.py tests/test_fold.py
-step bench_layers "$py" bench/bench_layers.py --sizes 32x64,320x8 --warmup 5 --repeats 30 --inference-repeats 30
-step bench_classify "$py" bench/bench_classify.py --warmup 5 --repeats 15
-step classify_amp classify amp "$py" -m pws.classify model=resnet_cifar norm=pws train.amp=true
-step classify_ddp classify ddp "$py" -m torch.distributed.run --standalone --nproc_per_node 1 -m pws.classify norm=bn
-step fused_tests "$py" -m pytest -q -p no:cacheprovider -rs tests/test_fused.py
-step bench_fused "$py" bench/bench_fused.py --sizes 32x64,320x8 --warmup 5 --repeats 30 --inference-repeats 30 --std-repeats 50
-rm -rf "$runs"
+export -f classify
+export runs py
+{ nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"; "$py" -c "import torch; print('torch', torch.__version__,
+'cuda', torch.cuda.is_available())"; "$py" -c "import mmengine, hydra; print('mmengine', mmengine.__version__)" \
+  || echo "mmengine/hydra missing: bench_app and plan_measure will fail"; } | tee "$out/machine.txt"
+: >"$out/summary.txt"
+
+if [[ -n "$quick" ]]; then
+  step fused_tests 300 "$py" -m pytest -q -p no:cacheprovider -rs tests/test_fused.py -k "cuda or timm"
+else
+  step fused_tests 120 "$py" -m pytest -q -p no:cacheprovider -rs tests/test_fused.py tests/test_cuda.py
+fi
+if [[ -n "$quick" ]]; then
+  step bench_fused 300 "$py" bench/bench_fused.py --cuda-graphs "${dev[@]}" "${q[@]}"
+else
+  step bench_fused 120 "$py" bench/bench_fused.py --sizes 320x8,32x64 --warmup 5 --repeats 20 \
+    --inference-repeats 10 --std-repeats 30 --cuda-graphs
+fi
+if [[ -n "$quick" ]]; then
+  step bench_app 300 "$py" bench/bench_app.py --root "$runs/app" --workers 0 "${dev[@]}" "${q[@]}"
+else
+  step bench_app 210 "$py" bench/bench_app.py --root "$runs/app" --variants app,on_device,fused,compile \
+    --steps 150
+fi
+if [[ -n "$quick" ]]; then
+  step plan_measure 300 "$py" scripts/reproduce_table.py table4 --scale smoke --grid ci --plan --measure \
+    --measure-device cpu --measure-steps 1
+else
+  step plan_measure 80 bash -c "'$py' scripts/reproduce_table.py table4 --scale full --seeds 0,1,2 --plan \
+    --measure --measure-steps 10 && '$py' scripts/reproduce_table.py table5 --scale full --seeds 0,1,2 --plan \
+    --measure --measure-steps 5"
+fi
+# the earlier checks (STEPS=all or by name)
+step gpu_tests 120 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_pws_conv.py tests/test_fold.py
+step bench_layers 200 "$py" bench/bench_layers.py --sizes 32x64,320x8 --warmup 5 --repeats 30 --inference-repeats 30
+step bench_classify 200 "$py" bench/bench_classify.py --warmup 5 --repeats 15
+step classify_amp 150 classify amp "$py" -m pws.classify model=resnet_cifar norm=pws train.amp=true
+step classify_ddp 150 classify ddp "$py" -m torch.distributed.run --standalone --nproc_per_node 1 -m pws.classify \
+  norm=bn
+rm -rf "$runs" "${timm_dir:-/nonexistent}"
 exit $failed

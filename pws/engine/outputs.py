@@ -21,9 +21,12 @@ def scalars(outputs: Any) -> dict[str, float]:
 
 
 def batch_size(data_batch: Any) -> int:
-    """Images in this process's batch: mmdet's ``{"inputs": [...]}`` or a collated ``[images, labels]``."""
+    """Images in this process's batch: mmdet's ``{"inputs": [...]}``, a collated ``[images, labels]``, or
+    the sample indices of a training set held on the device (``data.on_device``: a 1-d tensor)."""
     if isinstance(data_batch, dict) and "inputs" in data_batch:
         return len(data_batch["inputs"])
+    if torch.is_tensor(data_batch) and data_batch.dim() == 1:
+        return len(data_batch)
     if isinstance(data_batch, (list, tuple)) and data_batch and hasattr(data_batch[0], "__len__"):
         return len(data_batch[0])
     return 0

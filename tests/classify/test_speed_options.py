@@ -179,6 +179,7 @@ def test_tiny_run_on_device_trains(run_tiny, tmp_path: Path) -> None:
     record = run_tiny(tiny(*CIFAR, "data.on_device=true", "scale.classify.epochs=2"), tmp_path / "dev")
     assert record["status"] == "finished", record.get("error")
     assert record["plan"]["on_device"] is True
+    assert record["train_fps"] > 0  # the throughput hook counts the images of a batch of indices
     losses = [e["train_loss"] for e in read_json(tmp_path / "dev" / "metrics.json")["history"]]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
     assert 0.0 <= record["top1_error"] <= 100.0
