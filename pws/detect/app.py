@@ -31,14 +31,7 @@ import pws.engine.loops  # noqa: F401  (registers the engine's loop)
 from pws.detect.config import Settings, build_config, data_root_path, detection_settings
 from pws.engine.cli import hydra_app
 from pws.engine.schema import Validator, common_values, plain
-
-VOC_METRICS = {"mAP": "pascal_voc/mAP"}
-COCO_METRICS = {
-    "bbox_mAP": "coco/bbox_mAP",
-    "bbox_mAP_50": "coco/bbox_mAP_50",
-    "bbox_mAP_75": "coco/bbox_mAP_75",
-}
-MASK_METRICS = {"segm_mAP": "coco/segm_mAP", "segm_mAP_50": "coco/segm_mAP_50"}
+from pws.paper import metrics
 
 
 @dataclass(frozen=True)
@@ -77,10 +70,10 @@ def needs_pretrained_backbone(settings: Settings, scale: str) -> bool:
 def metric_keys(settings: Settings) -> dict[str, str]:
     """metrics.json key -> mmdet metric name, for this run's data and model."""
     if settings.data_format == "voc":
-        return dict(VOC_METRICS)
-    keys = dict(COCO_METRICS)
+        return dict(metrics.VOC)
+    keys = dict(metrics.COCO_BOX)
     if settings.model == "mask_rcnn_r50_fpn":
-        keys.update(MASK_METRICS)
+        keys.update(metrics.COCO_MASK)
     return keys
 
 

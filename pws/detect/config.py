@@ -27,6 +27,8 @@ from pws.optim import mmengine_paramwise_cfg
 # mmdet's COCO detection datasets and metric (in the mmdet wheel's configs), for SSD (whose file is on VOC)
 # on COCO.
 COCO_DATASETS = "_base_/datasets/coco_detection.py"
+# Figure 3's f-measure (pws.detect.fmeasure) beside mmdet's metric, after every epoch of every run.
+FMEASURE = dict(type="DetectionFMeasure")
 MODEL_KEYS = ("name", "input_size", "test_score_thr", "description")  # the rest: model_config's options
 
 
@@ -224,8 +226,8 @@ def _set_data(cfg: dict[str, Any], settings: Settings, data_root: str | os.PathL
     cfg.update(
         data_root=root,
         test_dataloader=copy.deepcopy(cfg["val_dataloader"]),
-        val_evaluator=evaluator,
-        test_evaluator=copy.deepcopy(evaluator),
+        val_evaluator=[evaluator, FMEASURE],
+        test_evaluator=copy.deepcopy([evaluator, FMEASURE]),
     )
 
 

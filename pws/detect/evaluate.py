@@ -19,15 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-# mmdet's metric names -> metrics.json keys (the app's: pws.detect.app.VOC_METRICS, COCO_METRICS, ...).
-METRIC_KEYS = {
-    "pascal_voc/mAP": "mAP",
-    "coco/bbox_mAP": "bbox_mAP",
-    "coco/bbox_mAP_50": "bbox_mAP_50",
-    "coco/bbox_mAP_75": "bbox_mAP_75",
-    "coco/segm_mAP": "segm_mAP",
-    "coco/segm_mAP_50": "segm_mAP_50",
-}
+from pws.paper import metrics
 
 
 def dumped_config(run_dir: str | os.PathLike[str]) -> Path:
@@ -77,15 +69,16 @@ def _point_test_set_to(cfg: Any, data_root: str) -> None:
     dataset = cfg.test_dataloader.dataset
     old_root = dataset.data_root
     dataset.data_root = root
-    evaluator = cfg.test_evaluator
-    if "ann_file" in evaluator:  # CocoMetric reads the annotations itself
-        evaluator.ann_file = evaluator.ann_file.replace(old_root, root, 1)
+    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    for evaluator in evaluators:
+        if "ann_file" in evaluator:  # CocoMetric reads the annotations itself
+            evaluator.ann_file = evaluator.ann_file.replace(old_root, root, 1)
 
 
 def summarize(evaluated: dict[str, Any]) -> dict[str, float]:
     """mmdet's fractions as our keys in %; a metric reported as missing (< 0) is NaN."""
     out = {}
-    for theirs, ours in METRIC_KEYS.items():
+    for ours, theirs in metrics.DETECTION.items():
         if theirs in evaluated:
             value = float(evaluated[theirs])
             out[ours] = 100.0 * value if value >= 0 else math.nan

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pws.paper import metrics
 from pws.paper.experiments import SCALES, TABLES, Table, load_table
 from pws.paper.published import paper_value
 
@@ -34,19 +35,7 @@ TRAIN_LOSS_KEY = "epoch/train_loss"
 VAL_PREFIX = "val/"
 PAPER_PREFIX = "paper/"  # the paper's number of the run's cell in its summary (pws.runs.tracking)
 # Per app: the run record's (and summary's) metric -> the name its evaluator reports (logged as val/<name>).
-# Classification reports the record's names (pws.classify.metric); detection mmdet's, as fractions (the
-# record holds them in %: pws.detect.app's VOC_METRICS, COCO_METRICS, MASK_METRICS).
-EVALUATION_NAMES: dict[str, dict[str, str]] = {
-    "pws.classify": {"top1_error": "top1_error", "top5_error": "top5_error", "test_loss": "test_loss"},
-    "pws.detect": {
-        "mAP": "pascal_voc/mAP",
-        "bbox_mAP": "coco/bbox_mAP",
-        "bbox_mAP_50": "coco/bbox_mAP_50",
-        "bbox_mAP_75": "coco/bbox_mAP_75",
-        "segm_mAP": "coco/segm_mAP",
-        "segm_mAP_50": "coco/segm_mAP_50",
-    },
-}
+EVALUATION_NAMES: dict[str, dict[str, str]] = metrics.BY_APP
 GROUP_BY = "Group"  # wandb's run attribute `group` (= the table row)
 
 

@@ -72,7 +72,8 @@ def test_full_scale_is_the_papers_voc_setting(stack) -> None:
         "VOC2012/ImageSets/Main/trainval.txt",
     ]
     assert config["val_dataloader"]["dataset"]["ann_file"] == "VOC2007/ImageSets/Main/test.txt"
-    evaluator = config["val_evaluator"]
+    evaluator, fmeasure = config["val_evaluator"]
+    assert fmeasure == {"type": "DetectionFMeasure"} and config["test_evaluator"] == config["val_evaluator"]
     assert (evaluator["type"], evaluator["metric"], evaluator["eval_mode"]) == (
         "VOCMetric",
         "mAP",
@@ -115,8 +116,8 @@ def test_coco_schedules(
     s, config = _build([f"model={model}", "data=coco", f"schedule={schedule}", "scale=full"], "/data/coco")
     assert (s.schedule.epochs, s.schedule.milestones, s.batch_size, s.sgd.lr, s.sgd.weight_decay) == (
         epochs, milestones, batch, lr, wd)
-    evaluator = config["val_evaluator"]
-    assert evaluator["type"] == "CocoMetric"
+    evaluator, fmeasure = config["val_evaluator"]
+    assert evaluator["type"] == "CocoMetric" and fmeasure["type"] == "DetectionFMeasure"
     assert evaluator["ann_file"] == "/data/coco/annotations/instances_val2017.json"
     assert evaluator["metric"] == (["bbox", "segm"] if model.startswith("mask") else "bbox")
     train = config["train_dataloader"]["dataset"]

@@ -3,7 +3,7 @@
 Every panel of every table's report must name a key the runs really log. The keys are read from a real
 classification run logged offline (its ``run-<id>.wandb`` file: summary, history, config); those of the
 detection tables from the same engine's keys, the detection evaluator's metric names
-(``pws.detect.evaluate.METRIC_KEYS``) and the tracker's own ``paper/*`` function.
+(``pws.paper.metrics.DETECTION``) and the tracker's own ``paper/*`` function.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pytest
 
 from pws.paper.experiments import TABLES, load_table
 from pws.results.dashboard import (
-    EVALUATION_NAMES,
     build_report,
     dashboard_spec,
     main,
@@ -89,14 +88,14 @@ def logged_keys(table: str, run: dict[str, Any]) -> set[str]:
     loss, epochs, throughput), the classification metrics replaced by detection's (summary: ours; history:
     ``val/`` + mmdet's names).
     """
-    from pws.detect.evaluate import METRIC_KEYS  # mmdet's name -> ours
+    from pws.paper.metrics import DETECTION  # ours -> mmdet's name
 
     t = load_table(table)
     summary = {k for k in run["summary"] if not k.startswith(("paper/", "delta/"))}
     history = set(run["history_keys"])
     if t.app == "pws.detect":
-        summary = (summary - set(CLASSIFY_METRICS)) | set(METRIC_KEYS.values())
-        history = {k for k in history if not k.startswith("val/")} | {f"val/{k}" for k in METRIC_KEYS}
+        summary = (summary - set(CLASSIFY_METRICS)) | set(DETECTION)
+        history = {k for k in history if not k.startswith("val/")} | {f"val/{k}" for k in DETECTION.values()}
     for cell in t.cells("full"):
         summary |= set(summary_with_paper({}, table, cell.id))
     return summary | history
@@ -154,12 +153,6 @@ def test_one_section_per_run_column_a_bar_per_printed_column(table: str) -> None
         for row in t.rows:
             assert repr(t.cell_id(column, row)) in section["runset"]["filters"]
         assert any(p["type"] == "LinePlot" and p["y"] == ["epoch/train_loss"] for p in section["panels"])
-
-
-def test_detection_evaluation_names_are_the_evaluators() -> None:
-    from pws.detect.evaluate import METRIC_KEYS
-
-    assert {ours: theirs for theirs, ours in METRIC_KEYS.items()} == EVALUATION_NAMES["pws.detect"]
 
 
 @pytest.fixture
