@@ -93,8 +93,13 @@ reproduce-figure2:
 reproduce-figure6:
 	$(DIAG) figure6 --scale $(SCALE) $(if $(FORCE),--force) $(DIAG_ARGS)
 
-# Figure 5: top-5 error against epochs of Table 5's runs (their histories; make reproduce-table5 first)
-#     -> results/$(SCALE)/figure5.csv and .png. Figure 4 (CIFAR-10) is Table 4's results/$(SCALE)/table4_curves.png.
-.PHONY: reproduce-figure5
+# Figures 3 and 5: a metric against epochs from the runs' histories -> results/$(SCALE)/figureN.csv and .png.
+# Figure 3: the f-measure of SSD during training (runs its grid, experiments/figure3_grid.yaml, first);
+# Figure 5: top-5 error of Table 5's runs (make reproduce-table5 first). Figure 4 (CIFAR-10) is Table 4's
+# results/$(SCALE)/table4_curves.png.
+.PHONY: reproduce-figure3 reproduce-figure5
+reproduce-figure3:
+	$(REPRO) figure3_grid
+	$(PY) -m pws.results.history_figures figure3 --scale $(SCALE) $(FIG_ARGS)
 reproduce-figure5:
-	$(PY) -m pws.results.figure5 --scale $(SCALE) $(FIG_ARGS)
+	$(PY) -m pws.results.history_figures figure5 --scale $(SCALE) $(FIG_ARGS)
