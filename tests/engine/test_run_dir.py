@@ -92,3 +92,20 @@ def test_a_finished_run_is_skipped_and_force_runs_it_again(app: Case, reference,
     assert len(PROBES["forced"]) == 2 * app.iters_per_epoch
     assert (run_dir / "epoch_2.pth.unused-1").is_file() and (run_dir / "epoch_2.pth").is_file()
     assert same(forced["history"], ref.record["history"])
+
+
+def test_a_run_directory_that_cannot_be_made_is_one_line_and_exit_1(app: Case, monkeypatch, capsys,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    """Its parent is a file (as a mount that is gone, or a path typed wrong): one line naming the path and
+    the cause, exit 1, nothing written anywhere. (Root ignores read-only permissions, so a file stands in
+    for a read-only or full file system: the same OSError path.)"""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    run_dir = blocker / "run"
+    code, out, err = app.cli(monkeypatch, capsys, app.cli_args(run_dir))
+    assert code == 1, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines == [f"pws.{app.name}: error: cannot write to the run directory {run_dir}: "
+                     f"{lines[0].rsplit(': ', 1)[-1]}"], err  # fmt: skip
+    assert "Not a directory" in lines[0] and "Traceback" not in err + out
+    assert blocker.read_text() == "" and list(tmp_path.iterdir()) == [blocker]
