@@ -109,3 +109,19 @@ def test_a_run_directory_that_cannot_be_made_is_one_line_and_exit_1(app: Case, m
                      f"{lines[0].rsplit(': ', 1)[-1]}"], err  # fmt: skip
     assert "Not a directory" in lines[0] and "Traceback" not in err + out
     assert blocker.read_text() == "" and list(tmp_path.iterdir()) == [blocker]
+
+
+def test_temporary_files_of_an_interrupted_write_are_removed_at_the_next_start(app: Case, tmp_path: Path
+                                                                                ) -> None:  # fmt: skip
+    """A kill during an atomic write leaves ``.<name>.<random>.tmp`` beside the file: the next start of the
+    run removes it (and nothing else)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    leftovers = [run_dir / ".metrics.json.k2j4.tmp", run_dir / ".wandb_run_id.x9.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"{half a rec")
+    keep = run_dir / "notes.txt"
+    keep.write_text("mine")
+    record = app.execute(run_dir, f"{app.epochs_key}=1")
+    assert record["status"] == "finished"
+    assert not any(p.exists() for p in leftovers) and keep.read_text() == "mine"
