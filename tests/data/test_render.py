@@ -46,3 +46,24 @@ def test_generated_sets_use_the_first_n_classes(tmp_path: Path) -> None:
     assert {a["category_id"] for a in doc["annotations"]} <= first3 and len(doc["categories"]) == 80
     with pytest.raises(ValueError, match="object_classes"):
         synthetic_voc.generate(tmp_path / "bad", num_train=2, num_test=2, object_classes=21)
+
+
+def test_a_set_another_process_finished_meanwhile_is_used_not_replaced(tmp_path) -> None:
+    """Two DDP ranks generate the same set at once: the one that finishes second must not delete the set
+    the first one is already reading (its files are the same)."""
+    from pws.data.detection._layout import build_once
+
+    target = tmp_path / "set"
+    params = {"generator": "test", "n": 1}
+
+    def write(folder) -> None:
+        (folder / "image.txt").write_text("pixels")
+
+    def write_while_another_finishes(folder) -> None:
+        write(folder)
+        build_once(target, params, write)  # the other rank, done first
+        (target / "opened-by-the-other-rank").write_text("")
+
+    assert build_once(target, params, write_while_another_finishes) == target
+    assert (target / "opened-by-the-other-rank").exists() and (target / "image.txt").read_text() == "pixels"
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]  # no temporary folder left

@@ -34,7 +34,7 @@ from mmengine.registry import HOOKS
 from omegaconf import DictConfig
 
 from pws.engine.checkpoints import mmengine_checkpoints
-from pws.engine.schema import CONFIG_DIR, Validator, plain
+from pws.engine.schema import CONFIG_DIR
 
 REPO = CONFIG_DIR.parent
 
@@ -67,10 +67,9 @@ class Case:
 
     @property
     def base_lr(self) -> float:
-        """The tiny run's LR as its config gives it (optim.lr, else the detection schedule's)."""
-        lr = Validator(plain(self.config())).number(("optim.lr", "schedule.lr"), above=0.0)
-        assert lr is not None
-        return lr
+        """The tiny run's LR as the app's plan has it."""
+        plan = self.app.plan(self.config(), 1)
+        return (plan.settings if self.name == "detect" else plan).sgd.lr
 
     def overrides(self, *extra: str) -> list[str]:
         return [f"data_root={self.data_root}", *self.tiny, *extra]
@@ -120,7 +119,8 @@ DETECT_CASE = Case(
     metric="mAP",
     # SSD320-VGG16 with PWS on 4 generated VOC images at batch 2 (2 iterations per epoch), 2 test images
     tiny=("scale=smoke", "data=synthetic_voc", "data.num_train=4", "data.num_test=2", "data.batch_size=2",
-          "scale.detect.epochs=2", "wandb.mode=disabled"),
+          "scale.detect.epochs=2", "scale.detect.warmup_iters=0", "wandb.mode=disabled"),  # no warm-up: the
+    # LR of each epoch is the schedule's
     iters_per_epoch=2,
     divergent=("norm=none", "optim.lr=1e12", "scale.detect.clip_grad_max_norm=null"),
     epochs_key="scale.detect.epochs",

@@ -74,6 +74,7 @@ def test_detection_under_torchrun_ends_cleanly_and_follows_the_schedule(data_roo
     def steps(record: dict) -> list[tuple]:
         return [(h["epoch"], h["iter"], pytest.approx(h["lr"])) for h in record["history"]]
 
-    assert steps(ddp) == steps(single) == [(1, 2, 1e-2), (2, 4, 1e-3)]
+    lr = app.base_lr
+    assert steps(ddp) == steps(single) == [(1, 2, lr), (2, 4, lr * 0.1)]
     assert all(math.isfinite(h["train_loss"]) for h in ddp["history"])
     assert set(ddp["evaluated"]) == set(single["evaluated"]) and math.isfinite(ddp["mAP"])

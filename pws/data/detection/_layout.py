@@ -49,6 +49,8 @@ def build_once(target: Path, params: dict[str, Any], write: Callable[[Path], Non
         tmp.mkdir()
         write(tmp)
         (tmp / MARKER).write_text(json.dumps(params, indent=1, sort_keys=True) + "\n")
+        if read_marker(target) == params:  # another process (a DDP rank) finished the same set meanwhile
+            return target
         if target.exists():  # a generated set with other parameters: replace it
             shutil.rmtree(target)
         try:
