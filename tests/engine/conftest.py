@@ -119,8 +119,8 @@ DETECT_CASE = Case(
     metric="mAP",
     # SSD320-VGG16 with PWS on 4 generated VOC images at batch 2 (2 iterations per epoch), 2 test images
     tiny=("scale=smoke", "data=synthetic_voc", "data.num_train=4", "data.num_test=2", "data.batch_size=2",
-          "scale.detect.epochs=2", "scale.detect.warmup_iters=0", "wandb.mode=disabled"),  # no warm-up: the
-    # LR of each epoch is the schedule's
+          "scale.detect.epochs=2", "scale.detect.warmup_iters=0", "scale.detect.log_interval=1",
+          "wandb.mode=disabled"),  # no warm-up (each epoch's LR is the schedule's), a log line per iteration
     iters_per_epoch=2,
     divergent=("norm=none", "optim.lr=1e12", "scale.detect.clip_grad_max_norm=null"),
     epochs_key="scale.detect.epochs",
