@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +92,7 @@ def detection_settings(v: Validator, seed: int | None) -> Settings | None:
         method = as_method(v.section("norm"))
     except (ValueError, TypeError) as e:  # gamma < 0, unknown option, ... (the factory names what is allowed)
         v.fail(f"norm: {e}")
-    sgd = sgd_values(v, fallback="schedule")
-    scale_lr = v.number("scale.detect.lr", above=0.0, optional=True)  # the scale's LR, unless optim.lr
-    if sgd is not None and scale_lr is not None and v.get("optim.lr") in (None, MISSING):
-        sgd = replace(sgd, lr=scale_lr)
+    sgd = sgd_values(v, "scale.detect", "schedule")  # e.g. optim.lr, else scale.detect.lr, else schedule.lr
     schedule = step_schedule(v, "scale.detect.epochs")
 
     input_size = v.get("model.input_size")

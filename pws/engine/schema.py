@@ -83,12 +83,13 @@ class SGD:
                     nesterov=self.nesterov)  # fmt: skip
 
 
-def sgd_values(v: Validator, fallback: str | None = None) -> SGD | None:
-    """``optim.{lr,momentum,weight_decay,nesterov}`` checked; a key that is null takes
-    ``<fallback>.<key>`` (detection: the schedule's, the paper's value for that table). None if invalid."""
+def sgd_values(v: Validator, *fallbacks: str) -> SGD | None:
+    """``optim.{lr,momentum,weight_decay,nesterov}`` checked; a key that is null or absent takes the first
+    ``<fallback>.<key>`` that is set (detection: the scale's ``detect`` section, then the schedule's, the
+    paper's value for that table). None if invalid."""
 
     def key(name: str) -> Key:
-        return (f"optim.{name}", f"{fallback}.{name}") if fallback else f"optim.{name}"
+        return (f"optim.{name}", *(f"{section}.{name}" for section in fallbacks))
 
     name = v.string("optim.name")
     if name is not None and name != "sgd":
