@@ -19,7 +19,6 @@ evaluation stays missing (NaN), never 0; ``train_fps``; the per-epoch history.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,11 +167,7 @@ class DetectApp:
 
     def summarize(self, plan: DetectPlan, evaluated: dict[str, float]) -> dict[str, float]:
         """Our metrics in % from mmdet's fractions; one mmdet did not report stays NaN (never 0)."""
-        out = {}
-        for ours, theirs in metric_keys(plan.settings).items():
-            value = evaluated.get(theirs)
-            out[ours] = 100.0 * float(value) if value is not None and value >= 0 else math.nan
-        return out
+        return metrics.in_percent(evaluated, metric_keys(plan.settings))
 
 
 DETECT = DetectApp()

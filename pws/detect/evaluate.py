@@ -12,7 +12,6 @@ directory is changed: mmengine's logs go to a temporary work_dir.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import uuid
@@ -76,10 +75,7 @@ def _point_test_set_to(cfg: Any, data_root: str) -> None:
 
 
 def summarize(evaluated: dict[str, Any]) -> dict[str, float]:
-    """mmdet's fractions as our keys in %; a metric reported as missing (< 0) is NaN."""
-    out = {}
-    for ours, theirs in metrics.DETECTION.items():
-        if theirs in evaluated:
-            value = float(evaluated[theirs])
-            out[ours] = 100.0 * value if value >= 0 else math.nan
-    return out
+    """mmdet's fractions as our keys in %, for the metrics mmdet reported; one reported as missing (< 0)
+    is NaN."""
+    return metrics.in_percent(evaluated, {ours: theirs for ours, theirs in metrics.DETECTION.items()
+                                          if theirs in evaluated})  # fmt: skip

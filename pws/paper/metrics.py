@@ -7,6 +7,9 @@ One table read by the detection app (its record's metrics), the re-evaluation of
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 CLASSIFICATION = {"top1_error": "top1_error", "top5_error": "top5_error", "test_loss": "test_loss"}
 FMEASURE = {"f_measure": "fmeasure/f_measure"}  # Figure 3 (pws.detect.fmeasure), every detection run
 VOC = {"mAP": "pascal_voc/mAP", **FMEASURE}  # VOC07 11-point mAP
@@ -19,3 +22,13 @@ COCO_BOX = {
 COCO_MASK = {"segm_mAP": "coco/segm_mAP", "segm_mAP_50": "coco/segm_mAP_50"}  # Mask R-CNN's
 DETECTION = {**VOC, **COCO_BOX, **COCO_MASK}
 BY_APP = {"pws.classify": CLASSIFICATION, "pws.detect": DETECTION}
+
+
+def in_percent(evaluated: Mapping[str, float], names: Mapping[str, str]) -> dict[str, float]:
+    """``{ours: 100 * evaluated[theirs]}`` for each of ``names`` (ours -> the evaluator's name, reported as a
+    fraction); a metric the evaluator did not report, or reported as missing (< 0), is NaN (never 0)."""
+    out = {}
+    for ours, theirs in names.items():
+        value = evaluated.get(theirs)
+        out[ours] = 100.0 * float(value) if value is not None and value >= 0 else math.nan
+    return out
