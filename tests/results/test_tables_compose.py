@@ -43,6 +43,24 @@ def _value(cfg, key: str):
     return node
 
 
+def _assert_carries(cfg, overrides: list[str], where: str) -> None:
+    """Every override holds in the composed ``cfg``: a group's choice, or the key's value (compared as a
+    number when the config holds a number; interpolations are the app's to resolve)."""
+    choices = cfg.hydra.runtime.choices
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if "${" in value:  # an interpolation (e.g. an environment variable): resolved by the app
+            continue
+        if key in choices:  # a group choice
+            assert choices[key] == value, (where, o)
+        else:
+            got = _value(cfg, key)
+            expect = {"true": True, "false": False}.get(value, value)
+            if isinstance(got, (int, float)) and not isinstance(got, bool):
+                expect = float(value)
+            assert got == expect, (where, o, got)
+
+
 @pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("table", TABLES)
 def test_every_cell_composes(table: str, scale: str) -> None:
@@ -51,19 +69,7 @@ def test_every_cell_composes(table: str, scale: str) -> None:
         overrides = [*cell.overrides, f"table={t.name}", f"cell={cell.id}", "seed=0"]
         cfg = _compose(cell.app, overrides)
         assert cfg.table == t.name and cfg.cell == cell.id
-        choices = cfg.hydra.runtime.choices
-        for o in cell.overrides:
-            key, _, value = o.partition("=")
-            if "${" in value:  # an interpolation (e.g. an environment variable): resolved by the app
-                continue
-            if key in choices:  # a group choice
-                assert choices[key] == value, (cell.id, o)
-            else:
-                got = _value(cfg, key)
-                expect = {"true": True, "false": False}.get(value, value)
-                if isinstance(got, (int, float)) and not isinstance(got, bool):
-                    expect = float(value)
-                assert got == expect, (cell.id, o, got)
+        _assert_carries(cfg, cell.overrides, cell.id)
 
 
 def test_launcher_configs_compose() -> None:
@@ -83,4 +89,5 @@ def test_sweep_presets_compose(preset: str, scale: str) -> None:
     (ykey, yvals), (xkey, xvals) = p["y"], p["x"]
     for y in yvals[:1] + yvals[-1:]:
         for x in xvals[:1] + xvals[-1:]:
-            _compose(p["app"], [*p["overrides"][scale], f"{ykey}={y}", f"{xkey}={x}"])
+            overrides = [*p["overrides"][scale], f"{ykey}={y}", f"{xkey}={x}"]
+            _assert_carries(_compose(p["app"], overrides), overrides, f"{preset}: {ykey}={y}, {xkey}={x}")
