@@ -1,9 +1,11 @@
 """`make reproduce-table4 SCALE=smoke` end to end with the real classification app, on a reduced grid.
 
-CI time: the whole smoke Table 4 is 24 runs of 12 epochs (about an hour on 2 cores), so the test runs
-its `ci` grid (experiments/table4.yaml: BN and PWS on the plain net at LR 5e-2, one epoch of 4 steps)
-through the same Makefile target, driver, Hydra multirun, app, collector and renderer; then runs it again
-to check that finished cells are skipped.
+CI time: the whole smoke Table 4 is 24 runs of 10 epochs (about an hour on 2 cores), so the test runs
+its `ci` grid (experiments/table4.yaml: BN and PWS on the plain net at LR 5e-2, 2 epochs) through the same
+Makefile target, driver, Hydra multirun, app, collector and renderer; then runs it again to check that
+finished cells are skipped. Both cells must finish and learn: test error below a threshold far under
+chance (90% on digits' 10 classes; a pipeline that mixes up labels or images stays near it). Measured with
+seed 0: BN 2.2%, PWS 44.2%.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+MAX_ERROR = {"bn": 10.0, "pws": 80.0}  # test error (%) each cell must stay below
 
 HAVE_APP = (importlib.util.find_spec("pws.classify") is not None
             and (REPO / "configs" / "classify.yaml").is_file())
@@ -37,21 +40,26 @@ def test_make_reproduce_table4_smoke(tmp_path: Path, monkeypatch) -> None:
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     base = runs / "smoke" / "table4_ci"
-    for cell in ("plain/lr0.05/bn", "plain/lr0.05/pws"):
+    errors = {}
+    for row, max_error in MAX_ERROR.items():
+        cell = f"plain/lr0.05/{row}"
         rec = json.loads((base / cell / "seed0" / "metrics.json").read_text())
         assert rec["table"] == "table4" and rec["cell"] == cell and rec["scale"] == "smoke"
-        assert rec["status"] in ("finished", "diverged")
+        assert rec["status"] == "finished", rec.get("error")
+        assert rec["top1_error"] < max_error, (cell, rec["history"])
+        assert [h["epoch"] for h in rec["history"]] == [1, 2]
         assert list((base / cell / "seed0" / "wandb").glob("offline-run-*"))
+        errors[row] = rec["top1_error"]
     md = (out / "smoke" / "table4_ci.md").read_text()
     assert "SMOKE-SCALE" in md and "Reduced grid `ci`" in md
     text = (out / "smoke" / "table4_ci.csv").read_text()
     rows = {(r["row"], r["column"]): r for r in csv.DictReader(io.StringIO(text))}
     assert set(rows) == {("bn", "plain/lr0.05"), ("pws", "plain/lr0.05")}
-    for r in rows.values():
-        assert r["status"] in ("ok", "diverged") and r["paper"] in ("7.67", "6.30")
-        if r["status"] == "ok":
-            assert 0.0 <= float(r["ours_mean"]) <= 100.0
-            assert float(r["delta"]) == pytest.approx(float(r["ours_mean"]) - float(r["paper"]), abs=0.006)
+    for row, paper in (("bn", "7.67"), ("pws", "6.30")):
+        r = rows[(row, "plain/lr0.05")]
+        assert (r["status"], r["n_seeds"], r["paper"]) == ("ok", "1", paper)
+        assert r["ours"] == f"{errors[row]:.2f}" and float(r["ours_mean"]) == pytest.approx(errors[row])
+        assert r["delta"] == f"{errors[row] - float(paper):+.2f}"
     for name in ("table4_ci.tex", "table4_ci_vs_paper.png", "table4_ci_curves.png"):
         assert (out / "smoke" / name).stat().st_size > 0
     assert "Files:" in proc.stdout and "wandb (table)" in proc.stdout
