@@ -111,6 +111,23 @@ def test_forced_divergence_gives_diverged_and_nan(tmp_path: Path, data_dir: Path
     assert "NaN" in (tmp_path / "run" / "metrics.json").read_text()
 
 
+def test_a_metric_mmdet_did_not_report_is_nan_never_zero() -> None:
+    """The record's metrics from mmdet's evaluation: fractions in %; a metric it did not report, or reported
+    as missing (-1, pycocotools' value for no ground truth), is NaN, never 0."""
+    from pws.detect.app import DETECT
+
+    voc = DETECT.plan(compose_detect(["data=synthetic_voc"]), world_size=1)
+    got = DETECT.summarize(voc, {"pascal_voc/mAP": 0.5625, "pascal_voc/AP50": 0.5625})
+    assert set(got) == {"mAP", "f_measure"} and got["mAP"] == 56.25 and math.isnan(got["f_measure"])
+    common = ["data=synthetic_coco", "model=mask_rcnn_r50_fpn", "schedule=mask_rcnn_1x"]
+    coco = DETECT.plan(compose_detect(common), world_size=1)
+    got = DETECT.summarize(coco, {"coco/bbox_mAP": 0.25, "coco/bbox_mAP_50": -1.0, "fmeasure/f_measure": 0.0})
+    assert (got["bbox_mAP"], got["f_measure"]) == (25.0, 0.0)
+    assert set(got) == {"bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "segm_mAP", "segm_mAP_50", "f_measure"}
+    for key in ("bbox_mAP_50", "bbox_mAP_75", "segm_mAP", "segm_mAP_50"):
+        assert math.isnan(got[key]), key
+
+
 def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
     cfg = compose_detect(["data=voc0712", f"data.root={tmp_path / 'nowhere'}"])
     with pytest.raises(RunFailed, match="nowhere"):
