@@ -223,3 +223,40 @@ def test_commit_line_marks_runs_from_uncommitted_code(tmp_path: Path) -> None:
     rep = render_table("table5", root, "full", tmp_path / "o", plots=False, wandb_mode="disabled")
     runs_line = next(line for line in rep.paths["md"].read_text().splitlines() if line.startswith("Runs:"))
     assert " · commit 0123456789, 0123456789-dirty · " in runs_line
+
+
+def test_a_finished_run_without_a_displayed_metric_names_it(tmp_path: Path) -> None:
+    """Table 1's FPS column reads a second metric (train_fps) of the batch-8 run: a run whose record has the
+    mAP but not the FPS prints its mAP and, in the FPS column, the metric that is missing."""
+    root = tmp_path / "runs"
+    make_run(root, "table1", "bs8/pws", 0, "finished", {"mAP": 10.0})
+    rep = render_table("table1", root, "smoke", tmp_path / "o", plots=False, wandb_mode="disabled")
+    pws = next(r for r in _md_table(rep.paths["md"].read_text()) if r[0] == "PWS")
+    assert pws[1] == "- (failed: no train_fps in metrics.json)" and pws[-3] == "10.00"
+
+
+@pytest.mark.parametrize("history", [[], [{"epoch": 1, "train_loss": math.nan, "test_error": math.nan}]],
+                         ids=["no_epoch", "nan_epoch"])
+def test_curves_mark_a_run_that_diverged_before_any_finite_value(history: list, tmp_path: Path) -> None:
+    """A diverged run whose history holds no finite value (no epoch at all, or NaN ones) is an x at the top
+    of its panels (not an empty panel saying 'no runs'); a panel without any run says 'no runs'."""
+    from pws.results.plots import curves_figure
+    from pws.results.report import build
+
+    root = tmp_path / "runs"
+    make_run(root, "table4", "plain/lr0.1/bn", 0, "finished", {"top1_error": 5.0})
+    run_dir = make_run(root, "table4", "plain/lr0.05/none", 0, "diverged")
+    record = json.loads((run_dir / "metrics.json").read_text())
+    record["history"] = history
+    (run_dir / "metrics.json").write_text(json.dumps(record))
+    rep = build("table4", root, "smoke")
+    fig = curves_figure(rep.result, rep.runs_by_cell)
+    columns = rep.result.columns
+    for ax in fig.axes[columns.index("plain/lr0.05")::len(columns)]:  # its loss and error panels
+        (marks,) = ax.collections
+        assert marks.get_offsets().tolist() == [[1.0, 0.97]]  # epoch 1, at the top (axes fraction)
+        assert not [y for ln in ax.get_lines() for y in ln.get_ydata() if math.isfinite(y)]
+        assert "no runs" not in [t.get_text() for t in ax.texts]
+    for ax in fig.axes[columns.index("residual/lr0.1")::len(columns)]:
+        assert [t.get_text() for t in ax.texts] == ["no runs"]
+    assert "diverged (last finite value; at the top: none)" in [t.get_text() for t in fig.legends[0].texts]
