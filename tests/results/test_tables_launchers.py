@@ -1,10 +1,11 @@
 """The reproduce driver and the sweeps through Hydra's launchers: joblib (parallel jobs on this machine)
-and submitit's local executor (the SLURM path minus the cluster), with a tiny app of the apps' contract
-(tests/results/pws_tiny_app: keys table/cell/seed/force, metrics.json, skip-if-done, wandb Tracker; a
-two-layer linear net that blows up at a large LR without input normalization, so cells diverge for real).
+and submitit's local executor (the SLURM path minus the cluster).
 
-The real classification app runs a sweep through both launchers here (tiny smoke settings), and the
-whole `make reproduce-table4` path in test_tables_reproduce.py.
+The real classification app at tiny smoke settings runs a reduced Table 4 through joblib (its plain net
+without a norm at LR 1e6 diverges for real) and a sweep through both launchers; the whole `make
+reproduce-table4` path is in test_tables_reproduce.py. The other tests here use a tiny app of the apps'
+contract (tests/results/pws_tiny_app: keys table/cell/seed/force, metrics.json, skip-if-done, wandb
+Tracker; a failure on request, ``PWS_TINY_FAIL=<cell>``; a linear net on raw inputs that blows up).
 """
 
 from __future__ import annotations
@@ -26,17 +27,30 @@ from pws.results.sweep import collect_sweep, render_sweep, sweep_command
 
 REPO = Path(__file__).resolve().parents[2]
 QUIET = {"printer": lambda s: None}
+HAVE_CLASSIFY = (importlib.util.find_spec("pws.classify") is not None
+                 and (REPO / "configs" / "classify.yaml").is_file())
+NO_CLASSIFY = pytest.mark.skipif(not HAVE_CLASSIFY,
+                                 reason="the classification app (python -m pws.classify) is not there")
+# The real classification app at tiny smoke settings: one epoch of 2 steps on 128 digits, tested on 64.
+TINY_STEPS = ["scale.classify.epochs=1", "train.max_steps_per_epoch=2", "data.train_size=128",
+              "data.test_size=64"]
+TINY_CLASSIFY = ["scale=smoke", "data=digits", "model=plain_c", "norm=pws", *TINY_STEPS]
 
 
-def _tiny_table(tmp_path: Path) -> Path:
-    """experiments/table4.yaml with its app swapped for the tiny one, and a two-cell grid."""
+def _tiny_table(tmp_path: Path, *, real_app: bool = False) -> Path:
+    """experiments/table4.yaml with a two-cell grid `tiny` (plain conv and PWS at LR 0.1), for the tiny
+    app or (``real_app``) for the real one at tiny settings, its plain conv at LR 1e6 (it diverges)."""
     raw = yaml.safe_load((REPO / "experiments" / "table4.yaml").read_text())
-    raw["app"] = "pws_tiny_app"
-    raw["scales"]["smoke"]["overrides"] = ["scale=smoke", "epochs=2"]
-    for col in raw["columns"].values():  # the tiny app has no model group: keep only the LR
-        col["overrides"] = [o for o in col["overrides"] if o.startswith("optim.lr")]
+    if real_app:
+        raw["scales"]["smoke"]["overrides"] = [*raw["scales"]["smoke"]["overrides"], *TINY_STEPS]
+        raw["rows"]["none"]["overrides"] = ["norm=none", "optim.lr=1.0e6"]
+    else:
+        raw["app"] = "pws_tiny_app"
+        raw["scales"]["smoke"]["overrides"] = ["scale=smoke", "epochs=2"]
+        for col in raw["columns"].values():  # the tiny app has no model group: keep only the LR
+            col["overrides"] = [o for o in col["overrides"] if o.startswith("optim.lr")]
     raw["grids"] = {"tiny": {"rows": ["none", "pws"], "columns": ["plain/lr0.1"],
-                             "note": "two methods at LR 0.1, tiny app"}}
+                             "note": "two methods at LR 0.1, tiny settings"}}
     path = tmp_path / "table4.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -46,11 +60,18 @@ def _csv(path: Path) -> dict[tuple[str, str], dict[str, str]]:
     return {(r["row"], r["column"]): r for r in csv.DictReader(io.StringIO(path.read_text()))}
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_reproduce_through_launcher(launcher: str, tmp_path: Path, tiny_app_env, monkeypatch) -> None:
-    if launcher == "joblib":
-        monkeypatch.setenv("WANDB_MODE", "disabled")  # wandb: under submitit here, and test_tables_wandb
-    table = _tiny_table(tmp_path)
+@pytest.mark.parametrize(("launcher", "real_app"),
+                         [pytest.param("joblib", True, marks=NO_CLASSIFY), ("submitit_local", False)])
+def test_reproduce_through_launcher(launcher: str, real_app: bool, tmp_path: Path, request, monkeypatch
+                                    ) -> None:  # fmt: skip
+    """A reduced Table 4 (2 cells x 2 seeds) through each launcher: the real classification app through
+    joblib's pool (40 s); the tiny app through submitit's local executor, which starts a process per run
+    (the real app goes through it in test_classify_sweep_through_launcher)."""
+    monkeypatch.setenv("PWS_JOBS", "2")
+    if not real_app:
+        request.getfixturevalue("tiny_app_env")
+    monkeypatch.setenv("WANDB_MODE", "offline" if launcher == "submitit_local" else "disabled")
+    table = _tiny_table(tmp_path, real_app=real_app)
     runs, out = tmp_path / "runs", tmp_path / "results"
     rep = reproduce(str(table), scale="smoke", seeds=[0, 1], launcher=launcher, grid="tiny", runs_root=runs,
                     out_root=out, plots=False, **QUIET)
@@ -61,6 +82,7 @@ def test_reproduce_through_launcher(launcher: str, tmp_path: Path, tiny_app_env,
             run_dir = base / cell / f"seed{seed}"
             rec = json.loads((run_dir / "metrics.json").read_text())
             assert (rec["table"], rec["cell"], rec["seed"], rec["status"]) == ("table4", cell, seed, status)
+            assert rec["task"] == "classify" and rec["data"] == ("digits" if real_app else "gaussians")
             hydra_cfg = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
             assert hydra_cfg["hydra"]["runtime"]["choices"]["hydra/launcher"] == config
         launch = json.loads((base / cell / "launch.json").read_text())
@@ -69,7 +91,7 @@ def test_reproduce_through_launcher(launcher: str, tmp_path: Path, tiny_app_env,
         assert len(list((base / "plain/lr0.1/pws" / ".submitit").glob("*/*_result.pkl"))) == 2
         assert list((base / "plain/lr0.1/pws/seed0/wandb").glob("offline-run-*/run-*.wandb"))
     rows = _csv(rep.paths["csv"])
-    assert rows[("none", "plain/lr0.1")]["ours"] == "NaN"        # raw inputs at LR 0.1: the net blows up
+    assert rows[("none", "plain/lr0.1")]["ours"] == "NaN"  # no norm (LR 1e6, or raw inputs): it blows up
     pws = rows[("pws", "plain/lr0.1")]
     assert pws["status"] == "ok" and pws["n_seeds"] == "2" and " ± " in pws["ours"]
     assert rep.paths["md"] == out / "smoke" / "table4_tiny.md"
@@ -170,14 +192,7 @@ def test_sweeps_table_heatmap_and_collect_script(tmp_path: Path, tiny_app_env, m
     assert "top1_error" in runs_csv[0] and all(r["scale"] == "smoke" for r in runs_csv)
 
 
-HAVE_CLASSIFY = (importlib.util.find_spec("pws.classify") is not None
-                 and (REPO / "configs" / "classify.yaml").is_file())
-# The real classification app at tiny smoke settings: one epoch of 2 steps on 128 digits, tested on 64.
-TINY_CLASSIFY = ["scale=smoke", "data=digits", "model=plain_c", "norm=pws", "scale.classify.epochs=1",
-                 "train.max_steps_per_epoch=2", "data.train_size=128", "data.test_size=64"]
-
-
-@pytest.mark.skipif(not HAVE_CLASSIFY, reason="the classification app (python -m pws.classify) is not there")
+@NO_CLASSIFY
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_classify_sweep_through_launcher(launcher: str, tmp_path: Path, monkeypatch) -> None:
     """A gamma sweep of the real classification app as one Hydra multirun through the joblib launcher and
