@@ -65,6 +65,9 @@ class Settings:
 
 
 NESTED = ("method", "sgd", "schedule")  # recorded flat: as_record
+# Model options whose null means the scale's `detect:` value (one value, or a mapping from the model's name
+# or the norm method to values): the paper's value where the scale has none, and what the mapping is keyed by.
+SCALE_MODEL_OPTIONS = {"width": (1.0, "model"), "head_norm": ("none", "method")}
 
 
 def detection_settings(v: Validator, seed: int | None) -> Settings | None:
@@ -73,10 +76,12 @@ def detection_settings(v: Validator, seed: int | None) -> Settings | None:
     ``data.batch_size``, ...; null = not given), the scale's ``detect:`` section, the schedule."""
     model = v.string("model.name")
     options = {k: value for k, value in v.section("model").items() if k not in MODEL_KEYS}
-    if "width" in options and options["width"] is None:  # model.width null: the scale's (1 = the paper's)
-        width = v.get("scale.detect.width")
-        width = width.get(model) if isinstance(width, Mapping) else width
-        options["width"] = 1.0 if width in (None, MISSING) else width
+    keyed_by = {"model": model, "method": v.get("norm.method")}
+    for key, (paper, per) in SCALE_MODEL_OPTIONS.items():  # model.<key> null: the scale's (else the paper's)
+        if key in options and options[key] is None:
+            value = v.get(f"scale.detect.{key}")
+            value = value.get(keyed_by[per]) if isinstance(value, Mapping) else value
+            options[key] = paper if value in (None, MISSING) else value
     if model is not None:
         try:
             check_options(model, options)

@@ -143,6 +143,27 @@ def test_smoke_mask_rcnn_is_capped_and_keeps_every_detection(stack) -> None:
     assert config["param_scheduler"][0]["end"] == 20  # the smoke scale's warm-up replaces mmdet's 500
 
 
+@pytest.mark.parametrize(
+    ("overrides", "head_norm"),
+    [
+        (["norm=pws"], "layer"),  # smoke: the unnormalized methods get the authors' head LayerNorm
+        (["norm=wn"], "layer"),
+        (["norm=none"], "layer"),
+        (["norm=bn"], None),  # ... the normalized ones keep mmdet's head
+        (["norm=gn"], None),
+        (["norm=pws", "model.head_norm=none"], None),  # the explicit key wins
+        (["norm=bn", "model.head_norm=layer"], "layer"),
+        (["norm=pws", "scale=full"], None),  # the paper's head
+        (["norm=pws", "model=ssd_r50"], "layer"),
+    ],
+)
+def test_ssd_head_norm_per_scale_and_method(stack, overrides: list[str], head_norm: str | None) -> None:
+    _, config = _build(overrides)
+    assert config["model"]["bbox_head"]["prediction_norm"] == head_norm
+    # from scratch, the input is standardized with the ImageNet pixel std at every scale (mmdet's VGG: std 1)
+    assert config["model"]["data_preprocessor"]["std"] == [58.395, 57.12, 57.375]
+
+
 def test_explicit_keys_override_scale_and_schedule() -> None:
     s = resolve_settings(
         compose_detect(

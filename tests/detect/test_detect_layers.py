@@ -128,15 +128,15 @@ def test_norms(cfg: dict, cls: type, abbr: str) -> None:
         assert isinstance(layer, SwitchNorm2d)
 
 
-def test_fixed_ssd_head_predicts() -> None:
-    """mmdet 3.3.0's SSDHead fails at inference ('no attribute loss_cls'); FixedSSDHead does not."""
+def _ssd_head(**options):
     from mmengine.config import ConfigDict
 
     from pws.detect.models import ssd_anchor_generator
 
-    head = MODELS.build(
+    return MODELS.build(
         dict(
             type="FixedSSDHead",
+            **options,
             in_channels=(8, 8, 8, 8, 8, 8),
             num_classes=3,
             anchor_generator=ssd_anchor_generator(320, "voc"),
@@ -152,6 +152,11 @@ def test_fixed_ssd_head_predicts() -> None:
             ),
         )
     )
+
+
+def test_fixed_ssd_head_predicts() -> None:
+    """mmdet 3.3.0's SSDHead fails at inference ('no attribute loss_cls'); FixedSSDHead does not."""
+    head = _ssd_head()
     feats = [torch.randn(1, 8, s, s) for s in (40, 20, 10, 5, 3, 1)]
     cls_scores, bbox_preds = head(feats)
     results = head.predict_by_feat(
@@ -161,6 +166,26 @@ def test_fixed_ssd_head_predicts() -> None:
         rescale=False,
     )
     assert len(results) == 1 and results[0].bboxes.shape[1] == 4 and len(results[0]) <= 10
+
+
+def test_ssd_head_prediction_layer_norm() -> None:
+    """prediction_norm='layer': each image's every prediction map is (P - mean) / sqrt(var + 1e-3) + beta over
+    (C, H, W) of mmdet's plain head output, whatever the features' scale; beta is learned; None is mmdet's."""
+    torch.manual_seed(0)
+    plain, normed = _ssd_head(), _ssd_head(prediction_norm="layer")
+    normed.load_state_dict(plain.state_dict(), strict=False)
+    assert {n for n, _ in normed.named_parameters()} - {n for n, _ in plain.named_parameters()} == {
+        f"{branch}_norms.{i}.beta" for branch in ("cls", "reg") for i in range(6)
+    }
+    normed.cls_norms[2].beta.data.fill_(0.5)
+    feats = [0.05 * torch.randn(2, 8, s, s) for s in (40, 20, 10, 5, 3, 1)]  # small features
+    shifts = ([0, 0, 0.5, 0, 0, 0], [0] * 6)
+    for outs, ref_outs, branch_shifts in zip(normed(feats), plain(feats), shifts, strict=True):
+        for out, ref, shift in zip(outs, ref_outs, branch_shifts, strict=True):
+            var, mean = torch.var_mean(ref.flatten(1), dim=1, correction=0, keepdim=True)
+            torch.testing.assert_close(out.flatten(1), (ref.flatten(1) - mean) / (var + 1e-3).sqrt() + shift)
+    with pytest.raises(ValueError, match="prediction_norm"):
+        _ssd_head(prediction_norm="batch")
 
 
 @pytest.mark.parametrize("name", list(METHOD_TABLE))
