@@ -34,8 +34,6 @@ EPOCH_KEY = "epoch/epoch"
 TRAIN_LOSS_KEY = "epoch/train_loss"
 VAL_PREFIX = "val/"
 PAPER_PREFIX = "paper/"  # the paper's number of the run's cell in its summary (pws.runs.tracking)
-# Per app: the run record's (and summary's) metric -> the name its evaluator reports (logged as val/<name>).
-EVALUATION_NAMES: dict[str, dict[str, str]] = metrics.BY_APP
 GROUP_BY = "Group"  # wandb's run attribute `group` (= the table row)
 
 
@@ -46,7 +44,7 @@ def project_of(table: str) -> str:
 
 def val_key(app: str, metric: str) -> str | None:
     """The history key of ``metric``'s evaluation after each epoch, or None (``train_fps``: summary only)."""
-    name = EVALUATION_NAMES.get(app, {}).get(metric)
+    name = metrics.BY_APP.get(app, {}).get(metric)  # the name its evaluator reports (logged as val/<name>)
     return f"{VAL_PREFIX}{name}" if name else None
 
 
