@@ -29,31 +29,46 @@ from pws.results.collect import MISSING, Run, collect_runs, normalize_value
 from pws.results.reproduce import LAUNCHERS
 from pws.results.tally import RunTally
 
-# Presets: what `make sweep-gamma` and `make sweep-lr` run (Y=..., X=... choose the values from make).
-# At smoke scale each run is cut to 2 epochs (scale.classify.epochs=2): 12 runs (gamma: 15, its last row
-# `auto`, the paper's 0.1 sqrt(n_l / 2)) in about 7-9 minutes on 2 CPU cores. At full scale: the plain
-# net on CIFAR-10 with the paper's 200-epoch schedule.
+# Presets: what `make sweep-gamma` and `make sweep-lr` run (Y=..., X=... choose the values from make). A
+# preset's overrides and its row or column values are either one list for both scales or a {scale: list}
+# mapping (preset_grid reads them). At full scale: the plain net on CIFAR-10 with the paper's 200-epoch
+# schedule at the paper's LRs. At smoke scale the digits plain net at LRs around the smoke scale's own
+# (0.01): the paper's 0.05-0.2 are its stress case there (docs/fidelity.md: the nets without output norms
+# at chance or NaN), where every cell but BN's would say chance or NaN. 6 epochs per run (the smoke
+# scale's 10: about 12 minutes a sweep): gamma 15 runs, lr 16 runs, 7.4 and 6.8 minutes measured on one CPU
+# thread each (docs/tables.md#sweeps).
+SMOKE_SWEEP = ["scale=smoke", "data=digits", "model=plain_c", "scale.classify.epochs=6"]
+FULL_SWEEP = ["scale=full", "data=cifar10", "model=plain_c"]
+PAPER_LRS = ["0.05", "0.1", "0.2"]
 PRESETS: dict[str, dict[str, Any]] = {
     "gamma": {
         "app": "pws.classify",
-        "overrides": {"smoke": ["scale=smoke", "data=digits", "model=plain_c", "norm=pws",
-                                "scale.classify.epochs=2"],
-                      "full": ["scale=full", "data=cifar10", "model=plain_c", "norm=pws"]},
+        "overrides": {"smoke": [*SMOKE_SWEEP, "norm=pws"], "full": [*FULL_SWEEP, "norm=pws"]},
         "y": ("norm.gamma", ["1e-5", "1e-4", "1e-3", "1e-2", "auto"]),  # auto: the paper's 0.1 sqrt(n_l / 2)
-        "x": ("optim.lr", ["0.05", "0.1", "0.2"]),
+        "x": ("optim.lr", {"smoke": ["0.003", "0.01", "0.03"], "full": PAPER_LRS}),
         "metric": "top1_error",
         "title": "PWS on the plain net: top-1 error over gamma x LR",
     },
     "lr": {
         "app": "pws.classify",
-        "overrides": {"smoke": ["scale=smoke", "data=digits", "model=plain_c", "scale.classify.epochs=2"],
-                      "full": ["scale=full", "data=cifar10", "model=plain_c"]},
+        "overrides": {"smoke": SMOKE_SWEEP, "full": FULL_SWEEP},
         "y": ("norm", ["none", "bn", "wn", "pws"]),
-        "x": ("optim.lr", ["0.05", "0.1", "0.2"]),
+        "x": ("optim.lr", {"smoke": ["0.003", "0.01", "0.03", "0.1"], "full": PAPER_LRS}),
         "metric": "top1_error",
         "title": "Plain net: top-1 error over method x LR",
     },
 }
+
+
+def preset_grid(preset: str, scale: str) -> tuple[list[str], tuple[str, list[str]], tuple[str, list[str]]]:
+    """A preset at ``scale``: its overrides, ``(row key, row values)`` and ``(column key, column values)``."""
+    p = PRESETS[preset]
+
+    def at_scale(values: Any) -> list[str]:
+        return list(values[scale] if isinstance(values, dict) else values)
+
+    (ykey, yvals), (xkey, xvals) = p["y"], p["x"]
+    return at_scale(p["overrides"]), (ykey, at_scale(yvals)), (xkey, at_scale(xvals))
 
 
 def _subdir_part(key: str) -> str:
@@ -274,11 +289,10 @@ def run_sweep(preset: str, *, scale: str = "smoke", seeds: list[int] | None = No
               printer=print) -> tuple[SweepResult, dict]:
     """Run a preset sweep as one Hydra multirun (resuming: the apps skip finished runs), then render it."""
     p = PRESETS[preset]
-    ykey, ydef = p["y"]
-    xkey, xdef = p["x"]
+    overrides, (ykey, ydef), (xkey, xdef) = preset_grid(preset, scale)
     yv, xv = yvals or ydef, xvals or xdef
     sweep_dir = (Path(runs_root) / scale / f"sweep-{preset}").resolve()
-    cmd = sweep_command(app or p["app"], p["overrides"][scale] + list(extra_overrides or []), (ykey, yv),
+    cmd = sweep_command(app or p["app"], overrides + list(extra_overrides or []), (ykey, yv),
                         (xkey, xv), seeds=seeds or [0], sweep_dir=sweep_dir, launcher=launcher, force=force)
     printer(f"sweep-{preset}: {len(yv)} x {len(xv)} x {len(seeds or [0])} runs -> {sweep_dir}")
     printer("$ " + " ".join(cmd))

@@ -13,18 +13,17 @@ from tables_fakeruns import make_run
 from pws.classify.config import make_plan
 from pws.engine.schema import CONFIG_DIR
 from pws.nn.pws_conv import auto_gamma
-from pws.results.sweep import PRESETS, render_sweep, sweep_command
+from pws.results.sweep import preset_grid, render_sweep, sweep_command
 
-GAMMAS = PRESETS["gamma"]["y"][1]
+OVERRIDES, (_, GAMMAS), LRS = preset_grid("gamma", "smoke")
 
 
 def test_the_default_grid_has_an_auto_row_the_app_takes(tmp_path: Path) -> None:
     assert GAMMAS[-1] == "auto" and GAMMAS[:-1] == ["1e-5", "1e-4", "1e-3", "1e-2"]
-    cmd = sweep_command("pws.classify", PRESETS["gamma"]["overrides"]["smoke"], PRESETS["gamma"]["y"],
-                        PRESETS["gamma"]["x"], seeds=[0], sweep_dir=tmp_path)
+    cmd = sweep_command("pws.classify", OVERRIDES, ("norm.gamma", GAMMAS), LRS, seeds=[0], sweep_dir=tmp_path)
     assert "norm.gamma=1e-5,1e-4,1e-3,1e-2,auto" in cmd
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("classify", [*PRESETS["gamma"]["overrides"]["smoke"], "norm.gamma=auto"])
+        cfg = compose("classify", [*OVERRIDES, "norm.gamma=auto"])
     method = make_plan(cfg, world_size=1).method
     assert method.options["gamma"] == "auto"
     conv = method.conv(16, 8, 3)

@@ -14,7 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from pws.paper.experiments import SCALES, TABLES, load_table
 from pws.results.reproduce import LAUNCHERS
-from pws.results.sweep import PRESETS
+from pws.results.sweep import PRESETS, preset_grid
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 APP_CONFIG = {"pws.classify": "classify", "pws.detect": "detect"}
@@ -85,9 +85,21 @@ def test_launcher_configs_compose() -> None:
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 @pytest.mark.parametrize("scale", SCALES)
 def test_sweep_presets_compose(preset: str, scale: str) -> None:
-    p = PRESETS[preset]
-    (ykey, yvals), (xkey, xvals) = p["y"], p["x"]
+    base, (ykey, yvals), (xkey, xvals) = preset_grid(preset, scale)
     for y in yvals[:1] + yvals[-1:]:
         for x in xvals[:1] + xvals[-1:]:
-            overrides = [*p["overrides"][scale], f"{ykey}={y}", f"{xkey}={x}"]
-            _assert_carries(_compose(p["app"], overrides), overrides, f"{preset}: {ykey}={y}, {xkey}={x}")
+            overrides = [*base, f"{ykey}={y}", f"{xkey}={x}"]
+            _assert_carries(_compose(PRESETS[preset]["app"], overrides), overrides,
+                            f"{preset}: {ykey}={y}, {xkey}={x}")
+
+
+def test_sweep_presets_lrs_per_scale() -> None:
+    """Full scale: the paper's LRs; smoke: LRs around the smoke scale's own 0.01 (the paper's are the
+    stress case on digits), the lr preset keeping one of them (0.1) to show it."""
+    for preset in PRESETS:
+        full, smoke = preset_grid(preset, "full"), preset_grid(preset, "smoke")
+        assert full[2] == ("optim.lr", ["0.05", "0.1", "0.2"])
+        assert "0.01" in smoke[2][1] and full[1] == smoke[1]
+        assert "scale.classify.epochs=6" in smoke[0] and not any("epochs" in o for o in full[0])
+    assert preset_grid("gamma", "smoke")[2][1] == ["0.003", "0.01", "0.03"]
+    assert preset_grid("lr", "smoke")[2][1] == ["0.003", "0.01", "0.03", "0.1"]
