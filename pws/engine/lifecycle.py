@@ -297,6 +297,7 @@ class _Run:
             lambda ev: self.app.summarize(plan, ev),
             extras=(speed.summary, self._wall_time),
             previous=self.previous,
+            metric_names=tuple(self.app.metric_names(plan)),
         )
         preemption = PreemptionHook()
         self.record = record
@@ -317,11 +318,7 @@ class _Run:
             if self.is_main:
                 record.write("running")
             with mmengine_checkpoints(), flush_denormals():
-                runner.train()
-                if not record.last_epoch_evaluated(self.app.metric_names(plan)):
-                    # resumed after the last epoch was trained, its evaluation not recorded (the job was
-                    # killed in it): evaluate now, with the train loop's own hooks (EMA swapped in)
-                    runner.val_loop.run()
+                runner.train()  # resumed after a killed evaluation: the record hook evaluates first
             result = record.write("finished")
         except Diverged as e:
             preemption.restore_handlers()  # the hook's after_train does not run when training raises

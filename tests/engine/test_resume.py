@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import torch
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 
 from pws.engine.checkpoints import LAST_CHECKPOINT
 from pws.engine.errors import Preempted
@@ -158,3 +160,40 @@ def test_a_run_killed_in_its_final_evaluation_evaluates_on_resume(
     resumed = app.execute(run_dir, *extra, hooks=[probe("final")])
     assert PROBES["final"] == []
     assert_same_record(resumed, ref.record, app)
+
+
+@HOOKS.register_module(name="EngineTestKeepCheckpoints", force=True)
+class KeepCheckpointsHook(Hook):
+    """After each epoch's checkpoint (mmengine's CheckpointHook runs before it), a copy of it in ``keep``:
+    the smoke scale keeps only the newest checkpoint."""
+
+    priority = "LOWEST"
+
+    def __init__(self, keep: str) -> None:
+        self.keep = Path(keep)
+
+    def after_train_epoch(self, runner: Any) -> None:
+        self.keep.mkdir(exist_ok=True)
+        name = f"epoch_{runner.epoch + 1}.pth"  # the loop's epoch counter moves on after this hook
+        shutil.copy(Path(runner.work_dir) / name, self.keep / name)
+
+
+def test_a_run_killed_in_an_earlier_evaluation_evaluates_it_on_resume(app: Case, tmp_path: Path) -> None:
+    """Killed during epoch 1's evaluation of 2 (epoch_1.pth, written before it, is the last checkpoint; the
+    record holds epoch 1 trained, not evaluated): the same command evaluates epoch 1 before training epoch 2
+    and ends with the uninterrupted run's record (every epoch's metric in the history)."""
+    uninterrupted = tmp_path / "uninterrupted"
+    keep = {"type": "EngineTestKeepCheckpoints", "keep": str(tmp_path / "keep")}
+    record = app.execute(uninterrupted, hooks=[keep])
+    run_dir = tmp_path / "killed"
+    shutil.copytree(uninterrupted, run_dir)
+    (run_dir / "epoch_2.pth").unlink()
+    shutil.copy(tmp_path / "keep" / "epoch_1.pth", run_dir / "epoch_1.pth")
+    (run_dir / LAST_CHECKPOINT).write_text(str(run_dir / "epoch_1.pth"))
+    saved = load_checkpoint(run_dir / "epoch_1.pth")["pws_record"]
+    assert saved["history"][-1]["epoch"] == 1 and app.metric not in saved["history"][-1]
+    write_metrics(run_dir, {**read_json(run_dir / "metrics.json"), **saved["metrics"], "status": "running",
+                            "history": saved["history"], "evaluated": saved["evaluated"]})  # fmt: skip
+    resumed = app.execute(run_dir)
+    assert [app.metric in h for h in resumed["history"]] == [True, True]
+    assert_same_record(resumed, record, app)

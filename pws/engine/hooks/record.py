@@ -34,7 +34,12 @@ class RunRecordHook(Hook):
     ``base``: the record's fixed fields (task, scale, seed, config, versions, ...); ``summarize``: the
     app's mapping from mmengine's evaluation (``{"pascal_voc/mAP": 0.77}``) to the record's metrics in %
     (``{"mAP": 77.0}``); ``extras``: callables adding fields (the throughput); ``previous``: the record an
-    earlier session of the run left.
+    earlier session of the run left; ``metric_names``: the record's metrics every evaluation gives.
+
+    mmengine writes an epoch's checkpoint before evaluating it: a run killed in that evaluation resumes
+    after the epoch with no evaluation of it. ``before_train`` then evaluates it first (when the train
+    loop's validation schedule has one there), with the loop's own hooks (the EMA swapped in), as the run
+    that was not stopped did.
     """
 
     priority = "LOW"
@@ -46,8 +51,10 @@ class RunRecordHook(Hook):
         summarize: Summarize,
         extras: tuple[Callable[[], dict[str, Any]], ...] = (),
         previous: dict[str, Any] | None = None,
+        metric_names: tuple[str, ...] = (),
     ) -> None:
         self.run_dir = Path(run_dir)
+        self.metric_names = metric_names
         self.previous = previous  # the record an earlier session left (a resume takes its evaluations)
         self.base = base
         self.summarize = summarize
@@ -60,6 +67,13 @@ class RunRecordHook(Hook):
         self._lr = math.nan
 
     # ----------------------------------------------------------------------------------------- training
+
+    def before_train(self, runner: Any) -> None:
+        loop, epoch = runner.train_loop, runner.train_loop.epoch
+        due = epoch >= loop.val_begin and (epoch % loop.val_interval == 0 or epoch == loop.max_epochs)
+        trained_not_evaluated = bool(self.history) and self.history[-1]["epoch"] == epoch
+        if epoch and due and trained_not_evaluated and not self.last_epoch_evaluated():
+            runner.val_loop.run()
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
@@ -127,9 +141,9 @@ class RunRecordHook(Hook):
                 self.evaluated = dict(on_disk["evaluated"])
                 self.metrics = self.summarize(self.evaluated)
 
-    def last_epoch_evaluated(self, metric_names: list[str]) -> bool:
+    def last_epoch_evaluated(self) -> bool:
         """Whether the last trained epoch's entry holds its evaluation (every one of ``metric_names``)."""
-        return bool(self.history) and all(name in self.history[-1] for name in metric_names)
+        return bool(self.history) and all(name in self.history[-1] for name in self.metric_names)
 
     # ----------------------------------------------------------------------------------------- records
 
