@@ -69,10 +69,10 @@ class RunRecordHook(Hook):
     # ----------------------------------------------------------------------------------------- training
 
     def before_train(self, runner: Any) -> None:
-        loop, epoch = runner.train_loop, runner.train_loop.epoch
+        loop = runner.train_loop
+        epoch = loop.epoch  # the epochs trained (the checkpoint's)
         due = epoch >= loop.val_begin and (epoch % loop.val_interval == 0 or epoch == loop.max_epochs)
-        trained_not_evaluated = bool(self.history) and self.history[-1]["epoch"] == epoch
-        if epoch and due and trained_not_evaluated and not self.last_epoch_evaluated():
+        if due and self.history and self.history[-1]["epoch"] == epoch and not self.last_epoch_evaluated():
             runner.val_loop.run()
 
     def after_train_iter(
