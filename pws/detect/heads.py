@@ -6,7 +6,7 @@ loss is computed inline: cross-entropy with hard negative mining in ``loss_by_fe
 fails in ``BaseDenseHead._predict_by_feat_single``, which asks
 ``getattr(self.loss_cls, 'custom_cls_channels', False)``: ``'SSDHead' object has no attribute 'loss_cls'``
 (reported upstream several times, never fixed in 3.x). ``FixedSSDHead`` answers that question -- "no custom
-class channels" -- and, without ``prediction_norm``, changes nothing else: training, the loss and the
+class channels" -- and, with ``prediction_norm="none"``, changes nothing else: training, the loss and the
 predictions are mmdet's.
 """
 
@@ -18,6 +18,8 @@ import torch
 from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS
 from torch import Tensor, nn
+
+from pws.detect.models import HEAD_NORMS
 
 
 class _InlineSSDLoss:
@@ -33,17 +35,17 @@ class _InlineSSDLoss:
 @MODELS.register_module(force=True)
 class FixedSSDHead(SSDHead):
     """``SSDHead`` usable for validation and testing under mmdet 3.3.0 (same arguments), plus
-    ``prediction_norm``: None (mmdet's head, the paper's) or ``"layer"``, the authors' SSD code option
+    ``prediction_norm``: ``"none"`` (mmdet's head, the paper's) or ``"layer"``, the authors' SSD code option
     ``last_layer_norm=LayerNorm``: every class and box prediction map goes through a
     :class:`PredictionLayerNorm` (one per map), so the logits keep a unit scale whatever the scale of the
     features (an unnormalized backbone's upper maps can start, or shrink, to a tiny std)."""
 
-    def __init__(self, *args: Any, prediction_norm: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, prediction_norm: str = "none", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not hasattr(self, "loss_cls"):
             self.loss_cls = _InlineSSDLoss()
-        if prediction_norm not in PREDICTION_NORMS:
-            raise ValueError(f"prediction_norm must be one of {PREDICTION_NORMS}, got {prediction_norm!r}")
+        if prediction_norm not in HEAD_NORMS:
+            raise ValueError(f"prediction_norm must be one of {HEAD_NORMS}, got {prediction_norm!r}")
         self.prediction_norm = prediction_norm
         if prediction_norm == "layer":
             self.cls_norms = nn.ModuleList(PredictionLayerNorm() for _ in self.cls_convs)
@@ -52,15 +54,12 @@ class FixedSSDHead(SSDHead):
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor]]:
         """mmdet's class scores and box deltas per level, each map normalized with ``prediction_norm``."""
         cls_scores, bbox_preds = super().forward(x)
-        if self.prediction_norm is None:
+        if self.prediction_norm == "none":
             return cls_scores, bbox_preds
         return (
             [norm(t) for norm, t in zip(self.cls_norms, cls_scores, strict=True)],
             [norm(t) for norm, t in zip(self.reg_norms, bbox_preds, strict=True)],
         )
-
-
-PREDICTION_NORMS = (None, "layer")
 
 
 class PredictionLayerNorm(nn.Module):

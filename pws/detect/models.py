@@ -52,9 +52,9 @@ OPTIONS = {
     ),
 }
 NECK_HEADS = ("plain", "method")
-# SSD's option head_norm: "none" (mmdet's head, the paper's) or "layer" (the authors' code: a LayerNorm of
-# every prediction map, pws.detect.heads.PredictionLayerNorm).
-HEAD_NORMS = {"none": None, "layer": "layer"}
+# SSD's option head_norm, FixedSSDHead's prediction_norm: "none" (mmdet's head, the paper's) or "layer" (the
+# authors' code: a LayerNorm of every prediction map, pws.detect.heads.PredictionLayerNorm).
+HEAD_NORMS = ("none", "layer")
 # Narrowed models (option ``width`` < 1, the smoke scale's): every channel count times the width, rounded to
 # a multiple of 32, so that GroupNorm's 32 groups (norm=gn) still divide every layer.
 CHANNEL_MULTIPLE = 32
@@ -81,7 +81,7 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} of model {name}; allowed: {', '.join(OPTIONS[name])}")
     if options.get("head_norm", "none") not in HEAD_NORMS:
-        raise ValueError(f"model.head_norm must be 'none' or 'layer', got {options['head_norm']!r}")
+        raise ValueError(f"model.head_norm must be one of {HEAD_NORMS}, got {options['head_norm']!r}")
     if options.get("neck_heads", "plain") not in NECK_HEADS:
         raise ValueError(f"model.neck_heads must be 'plain' or 'method', got {options['neck_heads']!r}")
     _check_width(options)
@@ -165,7 +165,7 @@ def model_config(
         conv, norm = mmcv_cfgs(method)
         model["neck"].update(conv_cfg=conv, norm_cfg=norm)
         model["bbox_head"]["num_classes"] = num_classes
-        model["bbox_head"]["prediction_norm"] = HEAD_NORMS[options.get("head_norm", "none")]
+        model["bbox_head"]["prediction_norm"] = options.get("head_norm", "none")
         size = int(cfg["input_size"] if input_size is None else input_size)
         if size != cfg["input_size"] or data_format != "voc":  # the files' anchors: VOC's, at input_size
             model["bbox_head"]["anchor_generator"].update(ssd_anchor_generator(size, data_format))

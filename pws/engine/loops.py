@@ -50,6 +50,15 @@ class ExactResumeEpochLoop(EpochBasedTrainLoop):
     def iters_per_epoch(self) -> int:
         return len(self.dataloader)
 
+    def evaluates_after(self, epochs: int) -> bool:
+        """Whether ``run`` evaluates after the first ``epochs`` epochs (mmengine's condition, in one place for
+        the hooks that need it: a resumed run evaluates an epoch whose evaluation was cut short)."""
+        return (
+            self.runner.val_loop is not None
+            and epochs >= self.val_begin
+            and (epochs % self.val_interval == 0 or epochs == self._max_epochs)
+        )
+
     def run_epoch(self) -> None:
         """One epoch; after a mid-epoch resume, the iterations already done are skipped exactly."""
         done = max(0, self._iter - self._epoch * self.iters_per_epoch)

@@ -149,15 +149,15 @@ def test_smoke_mask_rcnn_is_capped_and_keeps_every_detection(stack) -> None:
         (["norm=pws"], "layer"),  # smoke: the unnormalized methods get the authors' head LayerNorm
         (["norm=wn"], "layer"),
         (["norm=none"], "layer"),
-        (["norm=bn"], None),  # ... the normalized ones keep mmdet's head
-        (["norm=gn"], None),
-        (["norm=pws", "model.head_norm=none"], None),  # the explicit key wins
+        (["norm=bn"], "none"),  # ... the normalized ones keep mmdet's head
+        (["norm=gn"], "none"),
+        (["norm=pws", "model.head_norm=none"], "none"),  # the explicit key wins
         (["norm=bn", "model.head_norm=layer"], "layer"),
-        (["norm=pws", "scale=full"], None),  # the paper's head
+        (["norm=pws", "scale=full"], "none"),  # the paper's head
         (["norm=pws", "model=ssd_r50"], "layer"),
     ],
 )
-def test_ssd_head_norm_per_scale_and_method(stack, overrides: list[str], head_norm: str | None) -> None:
+def test_ssd_head_norm_per_scale_and_method(stack, overrides: list[str], head_norm: str) -> None:
     _, config = _build(overrides)
     assert config["model"]["bbox_head"]["prediction_norm"] == head_norm
     # from scratch, the input is standardized with the ImageNet pixel std at every scale (mmdet's VGG: std 1)

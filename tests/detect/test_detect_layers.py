@@ -170,7 +170,7 @@ def test_fixed_ssd_head_predicts() -> None:
 
 def test_ssd_head_prediction_layer_norm() -> None:
     """prediction_norm='layer': each image's every prediction map is (P - mean) / sqrt(var + 1e-3) + beta over
-    (C, H, W) of mmdet's plain head output, whatever the features' scale; beta is learned; None is mmdet's."""
+    (C, H, W) of mmdet's plain head output, whatever the features' scale; beta learned; 'none': mmdet's."""
     torch.manual_seed(0)
     plain, normed = _ssd_head(), _ssd_head(prediction_norm="layer")
     normed.load_state_dict(plain.state_dict(), strict=False)

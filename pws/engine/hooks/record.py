@@ -69,10 +69,9 @@ class RunRecordHook(Hook):
     # ----------------------------------------------------------------------------------------- training
 
     def before_train(self, runner: Any) -> None:
-        loop = runner.train_loop
-        epoch = loop.epoch  # the epochs trained (the checkpoint's)
-        due = epoch >= loop.val_begin and (epoch % loop.val_interval == 0 or epoch == loop.max_epochs)
-        if due and self.history and self.history[-1]["epoch"] == epoch and not self.last_epoch_evaluated():
+        epoch = runner.train_loop.epoch  # the epochs trained (the checkpoint's)
+        unevaluated = self.history and self.history[-1]["epoch"] == epoch and not self.last_epoch_evaluated()
+        if unevaluated and runner.train_loop.evaluates_after(epoch):
             runner.val_loop.run()
 
     def after_train_iter(
