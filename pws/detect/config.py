@@ -67,7 +67,11 @@ class Settings:
 NESTED = ("method", "sgd", "schedule")  # recorded flat: as_record
 # Model options whose null means the scale's `detect:` value (one value, or a mapping from the model's name
 # or the norm method to values): the paper's value where the scale has none, and what the mapping is keyed by.
-SCALE_MODEL_OPTIONS = {"width": (1.0, "model"), "head_norm": ("none", "method")}
+SCALE_MODEL_OPTIONS = {
+    "width": (1.0, "model"),
+    "head_norm": ("none", "method"),
+    "drop_transforms": ((), "model"),
+}
 
 
 def detection_settings(v: Validator, seed: int | None) -> Settings | None:

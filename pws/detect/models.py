@@ -17,8 +17,9 @@ mask_rcnn_r50_fpn   ``mask_rcnn_r50_fpn.py``         ``mmdet::mask_rcnn/mask-rcn
 (:func:`pws.nn.methods.mmcv_cfgs`: pws, wn, none put that conv, with its bias, into every conv of the
 backbone and of SSD's extra layers and no norm anywhere; bn, gn, in, ln, sn a plain conv followed by that
 norm; SSD's prediction convs stay plain, as in mmdet and the paper's SSD), the number of classes, SSD's
-anchors for the input size and data format (:func:`ssd_anchor_generator`), the pipelines' resize, the test
-score threshold and a local backbone checkpoint (never a download).
+anchors for the input size and data format (:func:`ssd_anchor_generator`), the pipelines' resize, the
+transforms left out of SSD's training pipeline (option ``drop_transforms``), the test score threshold and a
+local backbone checkpoint (never a download).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ CONFIG_FILES = {
 }
 # The model options of configs/model/<name>.yaml that model_config takes (besides input_size, test_score_thr).
 OPTIONS = {
-    "ssd_vgg16": ("backbone_checkpoint", "l2_norm_scale", "width", "head_norm"),
-    "ssd_r50": ("backbone_checkpoint", "frozen_stages", "norm_eval", "width", "head_norm"),
+    "ssd_vgg16": ("backbone_checkpoint", "l2_norm_scale", "width", "head_norm", "drop_transforms"),
+    "ssd_r50": ("backbone_checkpoint", "frozen_stages", "norm_eval", "width", "head_norm", "drop_transforms"),
     "mask_rcnn_r50_fpn": (
         "backbone_checkpoint",
         "width",
@@ -82,6 +83,9 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
         raise ValueError(f"unknown option(s) {unknown} of model {name}; allowed: {', '.join(OPTIONS[name])}")
     if options.get("head_norm", "none") not in HEAD_NORMS:
         raise ValueError(f"model.head_norm must be one of {HEAD_NORMS}, got {options['head_norm']!r}")
+    dropped = options.get("drop_transforms") or []
+    if not (isinstance(dropped, (list, tuple)) and all(isinstance(t, str) for t in dropped)):
+        raise ValueError(f"model.drop_transforms must be a list of mmdet transform names, got {dropped!r}")
     if options.get("neck_heads", "plain") not in NECK_HEADS:
         raise ValueError(f"model.neck_heads must be 'plain' or 'method', got {options['neck_heads']!r}")
     _check_width(options)
@@ -189,7 +193,18 @@ def model_config(
                     step["scale"] = scale
     if score_thr is not None:
         test_cfg["score_thr"] = score_thr
+    cfg["train_pipeline"] = _without_transforms(name, cfg["train_pipeline"], options.get("drop_transforms"))
     return cfg
+
+
+def _without_transforms(name: str, pipeline: list[dict[str, Any]], dropped: list[str] | None) -> list[dict]:
+    """The training ``pipeline`` without the transforms named in ``dropped``; ValueError naming the
+    pipeline's transforms if one of them is not in it (a misspelt name must not be ignored)."""
+    types = [step["type"] for step in pipeline]
+    missing = sorted(set(dropped or []) - set(types))
+    if missing:
+        raise ValueError(f"model.drop_transforms: {missing} not in {name}'s training pipeline {types}")
+    return [step for step in pipeline if step["type"] not in (dropped or [])]
 
 
 def _narrow(name: str, model: dict[str, Any], width: float) -> None:

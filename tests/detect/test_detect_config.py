@@ -164,6 +164,36 @@ def test_ssd_head_norm_per_scale_and_method(stack, overrides: list[str], head_no
     assert config["model"]["data_preprocessor"]["std"] == [58.395, 57.12, 57.375]
 
 
+SSD_TRAIN = ["LoadImageFromFile", "LoadAnnotations", "Expand", "MinIoURandomCrop", "Resize", "RandomFlip",
+             "PhotoMetricDistortion", "PackDetInputs"]  # fmt: skip  (mmdet's SSD300 training pipeline)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "left_out"),
+    [
+        (["scale=full"], []),  # the paper's: SSD's whole augmentation
+        ([], ["Expand", "MinIoURandomCrop"]),  # smoke: no zoom-out and random crops of the large objects
+        (["model=ssd_r50"], ["Expand", "MinIoURandomCrop"]),
+        (["model.drop_transforms=[]"], []),  # the explicit key wins
+        (["scale=full", "model.drop_transforms=[PhotoMetricDistortion]"], ["PhotoMetricDistortion"]),
+    ],
+)
+def test_ssd_training_transforms_per_scale(stack, overrides: list[str], left_out: list[str]) -> None:
+    _, config = _build(overrides)
+    expected = [t for t in SSD_TRAIN if t not in left_out]
+    assert [t["type"] for t in config["train_pipeline"]] == expected
+    for dataset in _leaves(config["train_dataloader"]["dataset"]):
+        assert [t["type"] for t in dataset["pipeline"]] == expected
+    assert [t["type"] for t in config["test_pipeline"]][:2] == ["LoadImageFromFile", "Resize"]  # untouched
+
+
+def test_a_misspelt_dropped_transform_is_an_error(stack) -> None:
+    with pytest.raises(ValueError, match=r"\['Expnad'\] not in ssd_vgg16's training pipeline"):
+        _build(["model.drop_transforms=[Expnad]"])
+    with pytest.raises(ValueError, match="drop_transforms must be a list"):
+        resolve_settings(compose_detect(["model.drop_transforms=Expand"]))
+
+
 def test_explicit_keys_override_scale_and_schedule() -> None:
     s = resolve_settings(
         compose_detect(

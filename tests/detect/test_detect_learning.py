@@ -32,11 +32,13 @@ NUM_CLASSES = 2  # the smoke scale's (detect.synthetic.num_classes)
 Change = Callable[[str, list[int]], tuple[str, list[int]]]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """A finished smoke-scale SSD320-VGG16 + BN run (its directory and record)."""
-    root = tmp_path_factory.mktemp("learn")
-    cfg = compose_detect([f"data_root={root / 'data'}", "norm=bn"])
+@pytest.fixture(scope="module", params=["bn", "pws"])
+def trained(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, data_dir: Path
+) -> tuple[Path, dict]:
+    """A finished smoke-scale SSD320-VGG16 run with BN, then with PWS (its directory and record)."""
+    root = tmp_path_factory.mktemp(f"learn-{request.param}")
+    cfg = compose_detect([f"data_root={data_dir}", f"norm={request.param}"])
     assert cfg.data.num_classes == NUM_CLASSES
     record = run(cfg, root / "run")
     return root / "run", record
