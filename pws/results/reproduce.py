@@ -36,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,16 +221,29 @@ def _cell_summary(launch: Launch, table: Table) -> str:
     return "; ".join(parts)
 
 
+def parallel_cells_env(cell_jobs: int, environ: Mapping[str, str] | None = None,
+                       cpus: int | None = None) -> dict[str, str]:
+    """The environment of cells run ``cell_jobs`` at a time on one machine: each gets an equal share of
+    the CPUs this process may use as its thread count (``OMP_NUM_THREADS``, unless the environment sets
+    it), so that runs side by side do not each start a thread per core."""
+    env = dict(os.environ if environ is None else environ)
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    env.setdefault("OMP_NUM_THREADS", str(max(1, cpus // max(1, cell_jobs))))
+    return env
+
+
 def run_all(launches: list[Launch], table: Table, *, scale: str, cell_jobs: int = 1,
             stream: bool = False, printer=print) -> list[Launch]:
     """Execute the launches (``cell_jobs`` at a time), printing one line per cell."""
     lock = threading.Lock()
     total = len(launches)
     counter = {"n": 0}
+    env = parallel_cells_env(cell_jobs) if cell_jobs > 1 else None
 
     def one(launch: Launch) -> Launch:
         if not launch.skipped:
-            execute(launch, scale=scale, stream=stream and cell_jobs == 1)
+            execute(launch, scale=scale, stream=stream and cell_jobs == 1, env=env)
         with lock:
             counter["n"] += 1
             if launch.skipped:

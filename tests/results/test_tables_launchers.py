@@ -14,6 +14,7 @@ import csv
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,8 @@ import pytest
 import yaml
 
 from pws.paper.experiments import load_table
-from pws.results.reproduce import plan, reproduce
+from pws.results import reproduce as reproduce_module
+from pws.results.reproduce import parallel_cells_env, plan, reproduce
 from pws.results.sweep import collect_sweep, render_sweep, sweep_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -216,3 +218,22 @@ def test_classify_sweep_through_launcher(launcher: str, tmp_path: Path, monkeypa
                               stem="sweep", title="classify", yorder=["1e-4", "1e-3"])
     assert [len(res.cells[(g, 0.05)].values) for g in (1e-4, 1e-3)] == [1, 1]
     assert paths["png"].stat().st_size > 5_000
+
+
+def test_cells_side_by_side_share_the_cpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--cell-jobs N: each cell's runs get cpus // N threads (at least 1), unless the environment says;
+    one cell at a time keeps the environment as it is."""
+    table = load_table("table4")
+    launches = plan(table, "smoke", [0], runs_root=tmp_path, cells=["plain/lr0.1/pws", "plain/lr0.1/bn"])
+    seen: list[dict | None] = []
+    monkeypatch.setattr(reproduce_module, "execute", lambda launch, **kw: seen.append(kw["env"]) or launch)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    reproduce_module.run_all(launches, table, scale="smoke", cell_jobs=2, printer=lambda line: None)
+    cpus = len(os.sched_getaffinity(0))
+    assert [env["OMP_NUM_THREADS"] for env in seen] == [str(max(1, cpus // 2))] * 2
+    seen.clear()
+    reproduce_module.run_all(launches, table, scale="smoke", cell_jobs=1, printer=lambda line: None)
+    assert seen == [None, None]
+    assert parallel_cells_env(2, {"PATH": "/bin"}, cpus=8) == {"PATH": "/bin", "OMP_NUM_THREADS": "4"}
+    assert parallel_cells_env(3, {}, cpus=2)["OMP_NUM_THREADS"] == "1"
+    assert parallel_cells_env(2, {"OMP_NUM_THREADS": "3"}, cpus=8)["OMP_NUM_THREADS"] == "3"
