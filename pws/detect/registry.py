@@ -22,8 +22,8 @@ Which convs and norms there are is read from the method table (:data:`pws.nn.met
 method's ``mmcv_conv`` and ``mmcv_norm``, plus ``NoNorm``), the classes from :data:`pws.detect.layers.LAYERS`.
 Convs and norms go into mmengine's root ``MODELS`` registry, which mmcv's ``build_conv_layer`` and
 ``build_norm_layer`` search from any scope (mmdet's included); the backbone and head into mmdet's ``MODELS``
-beside ``SSDVGG``/``SSDHead``; the hooks into mmengine's ``HOOKS``. BN, GN and IN are mmcv's own
-(``'BN'``, ``'GN'``, ``'IN'``).
+beside ``SSDVGG``/``SSDHead``; the hooks into mmengine's ``HOOKS``. BN and GN are mmcv's own
+(``'BN'``, ``'GN'``); IN is the project's ``'IN2d'``, defined on a 1x1 map.
 """
 
 from __future__ import annotations

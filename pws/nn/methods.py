@@ -42,12 +42,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
+from pws.nn.instance_norm import InstanceNorm2d
 from pws.nn.pws_conv import AUTO_GAMMA, PWSConv2d, validate_pws_options
 from pws.nn.switchable_norm import SwitchNorm2d
 from pws.nn.weight_norm import WNConv2d
 
 # mmcv's own norm layers (``build_norm_layer`` knows them without the project's registry).
-MMCV_OWN_LAYERS: frozenset[str] = frozenset({"BN", "GN", "IN"})
+MMCV_OWN_LAYERS: frozenset[str] = frozenset({"BN", "GN"})
 # The norm of methods without an output norm, for mmdet models that cannot build without one.
 MMCV_NO_NORM = "NoNorm"
 
@@ -100,8 +101,9 @@ def _group_norm(num_features: int, *, num_groups: int, eps: float) -> nn.Module:
 
 
 def _instance_norm(num_features: int, *, eps: float) -> nn.Module:
-    """InstanceNorm2d with an affine scale and shift (statistics per sample and channel)."""
-    return nn.InstanceNorm2d(num_features, eps=eps, affine=True)
+    """InstanceNorm2d with an affine scale and shift (statistics per sample and channel; a 1x1 map gives
+    the shift, :class:`pws.nn.instance_norm.InstanceNorm2d`)."""
+    return InstanceNorm2d(num_features, eps=eps, affine=True)
 
 
 def _layer_norm(num_features: int, *, eps: float) -> nn.Module:
@@ -227,7 +229,7 @@ METHOD_TABLE: Mapping[str, Method] = MappingProxyType({
         ),
         Method(
             "in", "conv + InstanceNorm2d (affine)", **_PLAIN, options=_frozen(_EPS),
-            build_norm=_instance_norm, mmcv_norm="IN", mmcv_norm_options=_frozen({"affine": True}),
+            build_norm=_instance_norm, mmcv_norm="IN2d", mmcv_norm_options=_frozen({"affine": True}),
         ),
         Method(
             "ln", "conv + GroupNorm with one group (LN over C, H, W)", **_PLAIN, options=_frozen(_EPS),

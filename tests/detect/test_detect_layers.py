@@ -17,6 +17,7 @@ from mmdet.utils import register_all_modules  # noqa: E402
 from pws.detect.layers import PWS, SN, WN, HeConv, LN2d, NoNorm  # noqa: E402
 from pws.detect.registry import CONVS, NORMS  # noqa: E402
 from pws.nn import NormMethod, PWSConv2d, SwitchNorm2d, WNConv2d  # noqa: E402
+from pws.nn.instance_norm import InstanceNorm2d  # noqa: E402
 from pws.nn.methods import METHOD_TABLE, MMCV_OWN_LAYERS, conv_kind, mmcv_cfgs  # noqa: E402
 
 register_all_modules(init_default_scope=True)
@@ -108,7 +109,7 @@ def test_force_bias_and_types() -> None:
         (dict(type="NoNorm"), NoNorm, "nonorm"),
         (dict(type="BN"), nn.BatchNorm2d, "bn"),
         (dict(type="GN", num_groups=32), nn.GroupNorm, "gn"),
-        (dict(type="IN", affine=True), nn.InstanceNorm2d, "in"),
+        (dict(type="IN2d", affine=True), InstanceNorm2d, "in"),
     ],
 )
 def test_norms(cfg: dict, cls: type, abbr: str) -> None:

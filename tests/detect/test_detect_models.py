@@ -26,6 +26,7 @@ from pws.detect.models import (  # noqa: E402
     ssd_feature_sizes,
 )
 from pws.nn.factory import METHODS  # noqa: E402
+from pws.nn.instance_norm import InstanceNorm2d  # noqa: E402
 
 register_all_modules(init_default_scope=True)
 
@@ -33,7 +34,7 @@ CONV = {"pws": PWS, "wn": WN, "none": HeConv}
 NORM = {
     "bn": nn.BatchNorm2d,
     "gn": nn.GroupNorm,
-    "in": nn.InstanceNorm2d,
+    "in": InstanceNorm2d,
     "ln": LN2d,
     "sn": SN,
 }
@@ -234,17 +235,21 @@ def test_local_checkpoint_only(tmp_path) -> None:
     assert backbone["frozen_stages"] == 1 and backbone["norm_eval"] is True  # mmdet's start
 
 
-def test_ssd_r50_forward_loss() -> None:
-    """SSD with the ResNet-50 backbone trains a step at 320 (PWS, no norm anywhere)."""
+@pytest.mark.parametrize(
+    ("model", "method"), [*(("ssd_vgg16", m) for m in METHODS), ("ssd_r50", "pws"), ("ssd_r50", "in")]
+)
+def test_ssd_trains_a_step(model: str, method: str) -> None:
+    """SSD320 computes a finite training loss and a gradient for every backbone parameter, with every
+    method (IN included: SSD's last map is 1x1, which PyTorch's instance norm refuses in training)."""
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
 
-    detector = _build("ssd_r50", "pws")
+    detector = _build(model, method, width=0.25)
     sample = DetDataSample(metainfo=dict(img_shape=(320, 320), pad_shape=(320, 320), scale_factor=(1.0, 1.0)))
     sample.gt_instances = InstanceData(
         bboxes=torch.tensor([[30.0, 40.0, 200.0, 220.0]]), labels=torch.tensor([3])
     )
-    losses = detector.loss(torch.randn(1, 3, 320, 320), [sample])
+    losses = detector.loss(torch.randn(2, 3, 320, 320), [sample, sample])  # BN: 2 values on the 1x1 map
     total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(v) for v in losses.values())
     assert torch.isfinite(total)
     total.backward()
