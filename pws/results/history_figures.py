@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from matplotlib.ticker import MaxNLocator
+
 from pws.diagnostics.figures import read_csv
 from pws.diagnostics.probe import write_rows
 from pws.paper.experiments import load_table
@@ -92,6 +94,7 @@ def draw(figure: HistoryFigure, rows: Sequence[dict[str, Any]], scale: str) -> A
     if not methods:
         ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, color="grey")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs: whole numbers
     ax.set_ylabel(figure.ylabel)
     ax.grid(alpha=0.3)
     if methods:
