@@ -10,8 +10,8 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     """``(x - E[x]) / sqrt(Var[x] + eps) * weight + bias``, the statistics per sample and channel over
     (H, W): PyTorch's ``InstanceNorm2d``, also on a 1x1 map, where the single value is its own mean and
     normalizes to 0, so the output is the shift ``bias``. PyTorch refuses such a map in training ("Expected
-    more than 1 spatial element"), and SSD's last extra layer is one (SSD320: a 1x1 map); TensorFlow's
-    instance norm, as in the authors' code, returns the shift."""
+    more than 1 spatial element"), and SSD's last extra layer is one (SSD320: a 1x1 map); the authors'
+    instance norm (TensorFlow moments over H and W) returns the shift there."""
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-2] * x.shape[-1] > 1:
