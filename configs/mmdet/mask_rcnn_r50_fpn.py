@@ -11,6 +11,9 @@
 #   layers in the backbone with PWS"; NoNorm where the method has no norm: mmdet's ResNet needs one).
 #   model.neck_heads=method also puts it into the FPN, a Shared4Conv1FCBBoxHead and the mask head, as mmdet's
 #   gn+ws/mask-rcnn_r50_fpn_gn-ws-all_2x_coco.py (the authors' PWS there: gamma 1e-1, "equiv" mode).
+# - model.head_norm=layer (the smoke scale's for none, WN and PWS; off in the paper's runs): a LayerNorm
+#   (GroupNorm of one group) after every FPN conv, as SSD's head LayerNorm: a from-scratch PWS ResNet-50's
+#   outputs grow by orders of magnitude within epochs, and nothing else normalizes what the heads read.
 # Kept from mmdet: the whole model, its train/test settings, pipelines (keep-ratio resize to 1333x800, flip;
 # the smoke scale caps the size), COCO datasets and CocoMetric (bbox, segm).
 _base_ = ["mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py"]

@@ -50,12 +50,15 @@ OPTIONS = {
         "norm_eval",
         "neck_heads",
         "neck_heads_pws",
+        "head_norm",
     ),
 }
 NECK_HEADS = ("plain", "method")
-# SSD's option head_norm, FixedSSDHead's prediction_norm: "none" (mmdet's head, the paper's) or "layer" (the
-# authors' code: a LayerNorm of every prediction map, pws.detect.heads.PredictionLayerNorm).
+# The option head_norm: "none" (mmdet's model, the paper's) or "layer": for SSD (FixedSSDHead's
+# prediction_norm) the authors' code's LayerNorm of every prediction map (pws.detect.heads); for Mask R-CNN
+# a LayerNorm (GroupNorm of one group, FPN_LAYER_NORM) after every FPN conv, whose maps the heads read.
 HEAD_NORMS = ("none", "layer")
+FPN_LAYER_NORM = {"type": "GN", "num_groups": 1, "requires_grad": True}
 # Narrowed models (option ``width`` < 1, the smoke scale's): every channel count times the width, rounded to
 # a multiple of 32, so that GroupNorm's 32 groups (norm=gn) still divide every layer.
 CHANNEL_MULTIPLE = 32
@@ -179,6 +182,8 @@ def model_config(
     else:
         if options.get("neck_heads", "plain") == "method":
             _method_in_neck_and_heads(model, method, options.get("neck_heads_pws"))
+        if options.get("head_norm", "none") == "layer":
+            model["neck"]["norm_cfg"] = dict(FPN_LAYER_NORM)
         model["roi_head"]["bbox_head"]["num_classes"] = num_classes
         model["roi_head"]["mask_head"]["num_classes"] = num_classes
         scale = None if input_size is None else tuple(int(v) for v in input_size)

@@ -11,7 +11,7 @@ import math
 import pytest
 
 from pws.detect.config import build_config, resolve_settings
-from pws.detect.models import ssd_anchor_generator, ssd_feature_sizes
+from pws.detect.models import FPN_LAYER_NORM, ssd_anchor_generator, ssd_feature_sizes
 from pws.engine.schedule import StepSchedule, shorten_schedule
 from pws.nn.factory import METHODS
 from pws.nn.methods import mmcv_cfgs
@@ -137,7 +137,7 @@ def test_coco_schedules(
 def test_smoke_mask_rcnn_is_capped_and_keeps_every_detection(stack) -> None:
     _, config = _build(["model=mask_rcnn_r50_fpn", "data=synthetic_coco", "schedule=mask_rcnn_1x"])
     for pipeline in ("train_pipeline", "test_pipeline"):
-        assert [t["scale"] for t in config[pipeline] if t["type"] == "Resize"] == [(320, 192)]
+        assert [t["scale"] for t in config[pipeline] if t["type"] == "Resize"] == [(160, 96)]
     assert config["model"]["test_cfg"]["rcnn"]["score_thr"] == 0.0
     assert config["optim_wrapper"]["clip_grad"] == {"max_norm": 35.0}
     assert config["param_scheduler"][0]["end"] == 20  # the smoke scale's warm-up replaces mmdet's 500
@@ -162,6 +162,23 @@ def test_ssd_head_norm_per_scale_and_method(stack, overrides: list[str], head_no
     assert config["model"]["bbox_head"]["prediction_norm"] == head_norm
     # from scratch, the input is standardized with the ImageNet pixel std at every scale (mmdet's VGG: std 1)
     assert config["model"]["data_preprocessor"]["std"] == [58.395, 57.12, 57.375]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fpn_norm"),
+    [
+        (["norm=pws"], FPN_LAYER_NORM),  # smoke: a LayerNorm in the FPN for the unnormalized methods
+        (["norm=pws", "model.neck_heads=method"], FPN_LAYER_NORM),
+        (["norm=bn"], None),  # the normalized methods keep mmdet's FPN
+        (["norm=pws", "model.head_norm=none"], None),
+        (["norm=pws", "scale=full", "data=coco"], None),  # the paper's FPN
+    ],
+)
+def test_mask_rcnn_head_norm_per_scale_and_method(stack, overrides: list[str], fpn_norm) -> None:
+    common = ["model=mask_rcnn_r50_fpn", "data=synthetic_coco", "schedule=mask_rcnn_1x"]
+    _, config = _build([*common, *overrides])
+    assert config["model"]["neck"].get("norm_cfg") == fpn_norm
+    assert FPN_LAYER_NORM == {"type": "GN", "num_groups": 1, "requires_grad": True}  # one group: a LayerNorm
 
 
 SSD_TRAIN = ["LoadImageFromFile", "LoadAnnotations", "Expand", "MinIoURandomCrop", "Resize", "RandomFlip",
@@ -230,7 +247,8 @@ def test_smoke_scale_shortens_the_schedule() -> None:
         compose_detect(["model=mask_rcnn_r50_fpn", "data=synthetic_coco", "schedule=mask_rcnn_1x"])
     )
     assert s.schedule == StepSchedule(4, [3], 0.1) and s.warmup_iters == 20  # 12 epochs, steps 8/11
-    assert s.input_size == [320, 192] and s.test_score_thr == 0.0
+    assert s.input_size == [160, 96] and s.test_score_thr == 0.0
+    assert s.sgd.lr == 1e-2  # the smoke scale's LR, not mask_rcnn_1x's 5e-3
     assert shorten_schedule(240, [90, 170], 240) == (240, [90, 170])
     assert shorten_schedule(240, [90, 170], 24) == (24, [9, 17])
     # two steps that land on one epoch merge: the LR drops once (x0.1), never x0.01 at once

@@ -216,6 +216,22 @@ def test_pws_everywhere_in_mask_rcnn_neck_and_heads() -> None:
     assert not [m for m in detector.modules() if isinstance(m, NORM_TYPES)]
 
 
+def test_mask_rcnn_head_norm_is_a_layer_norm_after_every_fpn_conv() -> None:
+    """head_norm='layer': GroupNorm of one group (a LayerNorm over each map) after the 4 lateral and 4
+    output convs of the FPN, nothing else changed; with PWS in the backbone its output maps are normalized."""
+    detector = _build("mask_rcnn_r50_fpn", {"method": "pws", "gamma": 1e-4}, head_norm="layer", width=0.25)
+    norms = [m for m in detector.neck.modules() if isinstance(m, nn.GroupNorm)]
+    assert len(norms) == 8 and all(m.num_groups == 1 for m in norms)
+    assert not [m for m in detector.backbone.modules() if isinstance(m, NORM_TYPES)]
+    assert all(c.conv.bias is None for c in [*detector.neck.lateral_convs, *detector.neck.fpn_convs])
+    torch.manual_seed(0)
+    features = detector.neck(detector.backbone(10 * torch.randn(1, 3, 64, 96)))
+    for level in features[:4]:  # each FPN conv's output is normalized (the fifth level is a max pool of one)
+        flat = level.flatten(1)
+        assert torch.allclose(flat.mean(1), torch.zeros(1), atol=1e-5)
+        assert torch.allclose(flat.std(1, correction=0), torch.ones(1), atol=1e-3)
+
+
 def test_gn_mask_rcnn_is_mmdets_gn_all() -> None:
     detector = _build("mask_rcnn_r50_fpn", "gn", neck_heads="method")
     gns = [m for m in detector.modules() if isinstance(m, nn.GroupNorm)]
