@@ -313,7 +313,7 @@ def ssd_feature_sizes(input_size: int) -> list[int]:
     sizes = [s8, s16, s32, s64, s64 - 2, s64 - 4]
     if sizes[-1] < 1:
         raise ValueError(
-            f"SSD needs an input of at least 288 pixels (its last feature map is a valid 3x3 conv of a "
+            f"SSD needs an input of at least 257 pixels (its last feature map is a valid 3x3 conv of a "
             f"3x3 map), got {input_size}"
         )
     return sizes

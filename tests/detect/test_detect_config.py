@@ -269,8 +269,9 @@ def test_ssd_anchor_rule() -> None:
     coco = ssd_anchor_generator(300, "coco")
     assert coco["min_sizes"] == [21, 45, 99, 153, 207, 261]
     assert coco["max_sizes"] == [45, 99, 153, 207, 261, 315]
-    with pytest.raises(ValueError, match="288"):
-        ssd_feature_sizes(160)
+    assert ssd_feature_sizes(257) == [33, 17, 9, 5, 3, 1]  # the smallest input with six maps
+    with pytest.raises(ValueError, match="at least 257 pixels"):
+        ssd_feature_sizes(256)
 
 
 @pytest.mark.parametrize("method", METHODS)
