@@ -56,9 +56,10 @@ OPTIONS = {
 NECK_HEADS = ("plain", "method")
 # The option head_norm: "none" (mmdet's model, the paper's) or "layer": for SSD (FixedSSDHead's
 # prediction_norm) the authors' code's LayerNorm of every prediction map (pws.detect.heads); for Mask R-CNN
-# a LayerNorm (GroupNorm of one group, FPN_LAYER_NORM) after every FPN conv, whose maps the heads read.
+# the ``ln`` method's norm (a LayerNorm over C, H, W: GroupNorm of one group) after every FPN conv, whose maps
+# the heads read.
 HEAD_NORMS = ("none", "layer")
-FPN_LAYER_NORM = {"type": "GN", "num_groups": 1, "requires_grad": True}
+FPN_LAYER_NORM = mmcv_cfgs("ln")[1]
 # Narrowed models (option ``width`` < 1, the smoke scale's): every channel count times the width, rounded to
 # a multiple of 32, so that GroupNorm's 32 groups (norm=gn) still divide every layer.
 CHANNEL_MULTIPLE = 32

@@ -178,7 +178,7 @@ def test_mask_rcnn_head_norm_per_scale_and_method(stack, overrides: list[str], f
     common = ["model=mask_rcnn_r50_fpn", "data=synthetic_coco", "schedule=mask_rcnn_1x"]
     _, config = _build([*common, *overrides])
     assert config["model"]["neck"].get("norm_cfg") == fpn_norm
-    assert FPN_LAYER_NORM == {"type": "GN", "num_groups": 1, "requires_grad": True}  # one group: a LayerNorm
+    assert FPN_LAYER_NORM == {"type": "LN2d", "eps": 1e-5}  # the ln method's: GroupNorm of one group
 
 
 SSD_TRAIN = ["LoadImageFromFile", "LoadAnnotations", "Expand", "MinIoURandomCrop", "Resize", "RandomFlip",
