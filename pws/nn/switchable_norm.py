@@ -64,10 +64,13 @@ class SwitchNorm2d(nn.Module):
         wv = torch.softmax(self.var_weight, dim=0)
         mean = wm[0] * mean_in + wm[1] * mean_ln + wm[2] * mean_bn
         var = wv[0] * var_in + wv[1] * var_ln + wv[2] * var_bn
-        y = (x - mean) * torch.rsqrt(var + self.eps)
+        # y = weight * (x - mean) / sqrt(var + eps) + bias as one pass over x: scale and shift are (N, C, 1, 1)
+        scale = torch.rsqrt(var + self.eps)
+        shift = -mean * scale
         if self.affine:
-            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-        return y
+            weight, bias = self.weight.view(1, -1, 1, 1), self.bias.view(1, -1, 1, 1)
+            scale, shift = scale * weight, shift * weight + bias
+        return torch.addcmul(shift, x, scale)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
