@@ -104,11 +104,7 @@ def detection_settings(v: Validator, seed: int | None) -> Settings | None:
     sgd = sgd_values(v, "scale.detect", "schedule")  # e.g. optim.lr, else scale.detect.lr, else schedule.lr
     schedule = step_schedule(v, "scale.detect.epochs")
 
-    input_size = v.get("model.input_size")
-    cap = v.integer("scale.detect.input_size_cap", minimum=32, optional=True)
-    if cap is not None and isinstance(input_size, list):  # keep-ratio scales (Mask R-CNN)
-        factor = min(1.0, cap / max(input_size))
-        input_size = [max(32, round(x * factor)) for x in input_size]
+    input_size = capped_input_size(v, model)
     warmup = v.integer(("scale.detect.warmup_iters", "schedule.warmup_iters"), minimum=0, default=0)
     warmup_cap = v.integer("scale.detect.warmup_iters_cap", minimum=0, optional=True)
     scale, sched = "scale.detect", "schedule"
@@ -141,6 +137,24 @@ def detection_settings(v: Validator, seed: int | None) -> Settings | None:
     if v.errors:
         return None
     return Settings(**settings)
+
+
+def capped_input_size(v: Validator, model: str | None) -> Any:
+    """``model.input_size`` with the scale's ``detect.input_size_cap`` (one side, or a mapping from the
+    model's name to one; an unlisted model is not capped) as its largest side: SSD's square side, or Mask
+    R-CNN's keep-ratio scale shrunk to it."""
+    input_size = v.get("model.input_size")
+    caps = v.get("scale.detect.input_size_cap")
+    if isinstance(caps, Mapping) and caps.get(model) is None:
+        return input_size
+    key = "scale.detect.input_size_cap" + (f".{model}" if isinstance(caps, Mapping) else "")
+    cap = v.integer(key, minimum=32, optional=True)
+    if cap is None:
+        return input_size
+    if isinstance(input_size, list):  # keep-ratio scales (Mask R-CNN)
+        factor = min(1.0, cap / max(input_size))
+        return [max(32, round(x * factor)) for x in input_size]
+    return min(input_size, cap) if isinstance(input_size, int) else input_size
 
 
 def resolve_settings(cfg: Any) -> Settings:

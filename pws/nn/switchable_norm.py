@@ -64,7 +64,7 @@ class SwitchNorm2d(nn.Module):
         wv = torch.softmax(self.var_weight, dim=0)
         mean = wm[0] * mean_in + wm[1] * mean_ln + wm[2] * mean_bn
         var = wv[0] * var_in + wv[1] * var_ln + wv[2] * var_bn
-        # y = weight * (x - mean) / sqrt(var + eps) + bias as one pass over x: scale and shift are (N, C, 1, 1)
+        # y = weight * (x - mean) / sqrt(var + eps) + bias in one pass over x (scale, shift: N x C)
         scale = torch.rsqrt(var + self.eps)
         shift = -mean * scale
         if self.affine:

@@ -237,6 +237,21 @@ def test_invalid_values_fail_with_one_clear_message(override: str, message: str)
         resolve_settings(compose_detect([override]))
 
 
+def test_smoke_ssd_vgg16_input_is_capped_to_257_with_anchors_for_it(stack) -> None:
+    settings, config = _build([])
+    assert settings.input_size == 257
+    for pipeline in ("train_pipeline", "test_pipeline"):
+        assert [t["scale"] for t in config[pipeline] if t["type"] == "Resize"] == [(257, 257)]
+    anchors = config["model"]["bbox_head"]["anchor_generator"]
+    assert anchors["input_size"] == 257 and anchors["strides"] == [8, 15, 29, 51, 86, 257]
+    assert resolve_settings(compose_detect(["model.input_size=300"])).input_size == 257  # a cap, not a value
+    # unlisted in the mapping: the model's own size; the full scale has no cap
+    assert resolve_settings(compose_detect(["model=ssd_r50", "data=synthetic_coco"])).input_size == 320
+    assert resolve_settings(compose_detect(["scale=full", "data=voc0712"])).input_size == 320
+    with pytest.raises(ValueError, match=r"scale.detect.input_size_cap.ssd_vgg16 must be an integer"):
+        resolve_settings(compose_detect(["scale.detect.input_size_cap.ssd_vgg16=big"]))
+
+
 def test_mask_rcnn_needs_coco() -> None:
     with pytest.raises(ValueError, match="COCO"):
         resolve_settings(compose_detect(["model=mask_rcnn_r50_fpn", "data=synthetic_voc"]))
