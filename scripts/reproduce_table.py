@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grid", default=None, help="a reduced grid of the table (its `grids:` section)")
     p.add_argument("--cells", default=None, help="only these cell ids, comma-separated")
     p.add_argument("--cell-jobs", type=int, default=None,
-                   help="cells launched at once (default: 1; all of them for slurm)")
+                   help="cells launched at once (default: all for slurm; one per CPU at smoke scale; else 1)")
     p.add_argument("--runs", default="runs", help="root of the run directories (default runs/)")
     p.add_argument("--out", default="results", help="root of the rendered tables (default results/)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",

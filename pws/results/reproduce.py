@@ -221,6 +221,22 @@ def _cell_summary(launch: Launch, table: Table) -> str:
     return "; ".join(parts)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_cell_jobs(launcher: str, scale: str, cells: int, cpus: int | None = None) -> int:
+    """Cells launched at once unless ``--cell-jobs`` says: all of them under SLURM (each waits for its
+    array job); at the smoke scale on this machine one per CPU, a thread each (two small runs side by side
+    on one thread each finish sooner than one after the other on two); else one (a GPU run at a time)."""
+    if launcher == "slurm":
+        return max(1, cells)
+    if scale == "smoke" and launcher == "local":
+        return max(1, min(cells, usable_cpus() if cpus is None else cpus))
+    return 1
+
+
 def parallel_cells_env(cell_jobs: int, environ: Mapping[str, str] | None = None,
                        cpus: int | None = None) -> dict[str, str]:
     """The environment of cells run ``cell_jobs`` at a time on one machine: each gets an equal share of
@@ -228,7 +244,7 @@ def parallel_cells_env(cell_jobs: int, environ: Mapping[str, str] | None = None,
     it), so that runs side by side do not each start a thread per core."""
     env = dict(os.environ if environ is None else environ)
     if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cpus = usable_cpus()
     env.setdefault("OMP_NUM_THREADS", str(max(1, cpus // max(1, cell_jobs))))
     return env
 
@@ -293,7 +309,7 @@ def reproduce(
     launches = plan(table, scale, seeds, grid=grid, runs_root=runs_root, launcher=launcher, force=force,
                     extra_overrides=extra_overrides, cells=cells, backbone_seed=backbone_seed)
     if cell_jobs is None:
-        cell_jobs = len(launches) if launcher == "slurm" else 1
+        cell_jobs = default_cell_jobs(launcher, scale, len(launches))
     base = runs_dir(runs_root, scale, table.name, grid)
     what = f"{table.title} at {scale} scale" + (f", reduced grid {grid!r}" if grid else "")
     todo = sum(len(ln.seeds) for ln in launches)
