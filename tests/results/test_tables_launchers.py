@@ -24,7 +24,7 @@ import yaml
 
 from pws.paper.experiments import load_table
 from pws.results import reproduce as reproduce_module
-from pws.results.reproduce import parallel_cells_env, plan, reproduce
+from pws.results.reproduce import default_cell_jobs, parallel_cells_env, plan, reproduce
 from pws.results.sweep import collect_sweep, render_sweep, sweep_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -237,3 +237,13 @@ def test_cells_side_by_side_share_the_cpus(tmp_path: Path, monkeypatch: pytest.M
     assert parallel_cells_env(2, {"PATH": "/bin"}, cpus=8) == {"PATH": "/bin", "OMP_NUM_THREADS": "4"}
     assert parallel_cells_env(3, {}, cpus=2)["OMP_NUM_THREADS"] == "1"
     assert parallel_cells_env(2, {"OMP_NUM_THREADS": "3"}, cpus=8)["OMP_NUM_THREADS"] == "3"
+
+
+def test_default_cell_jobs_one_per_cpu_at_smoke_scale_only() -> None:
+    """Without --cell-jobs: SLURM launches every cell, the smoke scale on this machine one per CPU (never
+    more than there are cells), the full scale one at a time (a run holds the GPU)."""
+    assert default_cell_jobs("slurm", "full", 18) == 18
+    assert default_cell_jobs("local", "smoke", 18, cpus=2) == 2
+    assert default_cell_jobs("local", "smoke", 3, cpus=16) == 3
+    assert default_cell_jobs("local", "full", 18, cpus=16) == 1
+    assert default_cell_jobs("joblib", "smoke", 18, cpus=16) == 1  # joblib runs a cell's seeds in parallel
