@@ -144,10 +144,12 @@ def capped_input_size(v: Validator, model: str | None) -> Any:
     model's name to one; an unlisted model is not capped) as its largest side: SSD's square side, or Mask
     R-CNN's keep-ratio scale shrunk to it."""
     input_size = v.get("model.input_size")
-    caps = v.get("scale.detect.input_size_cap")
-    if isinstance(caps, Mapping) and caps.get(model) is None:
-        return input_size
-    key = "scale.detect.input_size_cap" + (f".{model}" if isinstance(caps, Mapping) else "")
+    key = "scale.detect.input_size_cap"
+    caps = v.get(key)
+    if isinstance(caps, Mapping):
+        if caps.get(model) is None:
+            return input_size
+        key = f"{key}.{model}"
     cap = v.integer(key, minimum=32, optional=True)
     if cap is None:
         return input_size
