@@ -1,4 +1,5 @@
-"""The filter- and output-normalization baselines: Switchable Normalization and WN (g = 1), in float64."""
+"""The filter- and output-normalization baselines: Switchable Normalization, GroupNorm's grouping and WN
+(g = 1), in float64."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 from test_pws_conv import gradcheck_module, ref_conv
 
 from pws.nn import SwitchNorm2d, WNConv2d
+from pws.nn.group_norm import GroupNorm2d
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -102,6 +104,22 @@ def test_sn_gradcheck(training):
 def test_sn_rejects_non_4d_input():
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         SwitchNorm2d(4)(torch.randn(2, 4, 5))
+
+
+@pytest.mark.parametrize(("channels", "groups"), [(64, 32), (48, 16), (16, 16), (6, 2)])
+def test_gn_groups_are_the_gcd_and_normalize_each_group(channels: int, groups: int):
+    """GroupNorm2d with 32 groups asked: gcd(32, C) groups, each (channels of a group, H, W) of a sample
+    normalized to mean 0 and variance 1 before the affine map (explicit reference)."""
+    gn = GroupNorm2d(channels, num_groups=32).to(F64)
+    with torch.no_grad():
+        gn.weight.copy_(torch.rand(channels) + 0.5)
+        gn.bias.normal_()
+    assert gn.num_groups == groups
+    x = features(c=channels)
+    grouped = x.reshape(4, groups, -1)
+    mean, var = grouped.mean(-1, keepdim=True), grouped.var(-1, unbiased=False, keepdim=True)
+    reference = ((grouped - mean) / torch.sqrt(var + 1e-5)).reshape_as(x)
+    torch.testing.assert_close(gn(x), reference * gn.weight.view(1, -1, 1, 1) + gn.bias.view(1, -1, 1, 1))
 
 
 def test_wn_starts_with_unit_norm_filters():

@@ -8,6 +8,7 @@ import torchvision
 from torch import nn
 
 from pws.nn import PWSConv2d, SwitchNorm2d, WNConv2d, convert
+from pws.nn.group_norm import GroupNorm2d
 from pws.nn.instance_norm import InstanceNorm2d
 from pws.optim import param_groups
 
@@ -57,7 +58,7 @@ def test_convert_to_filter_methods_removes_bn(method, conv_type):
 
 @pytest.mark.parametrize(
     "method, options, norm_type",
-    [("gn", {"num_groups": 16}, nn.GroupNorm), ("ln", {}, nn.GroupNorm), ("sn", {}, SwitchNorm2d),
+    [("gn", {"num_groups": 16}, GroupNorm2d), ("ln", {}, nn.GroupNorm), ("sn", {}, SwitchNorm2d),
      ("in", {}, InstanceNorm2d), ("bn", {}, nn.BatchNorm2d)],
 )
 def test_convert_to_output_norms_replaces_each_bn(method, options, norm_type):

@@ -17,6 +17,7 @@ from pws.nn import METHODS, OUTPUT_NORMS, NormMethod, PWSConv2d, SwitchNorm2d, W
 from pws.nn.convert import convert
 from pws.nn.factory import OPTIONS
 from pws.nn.fold import fold, kernel_of
+from pws.nn.group_norm import GroupNorm2d
 from pws.nn.instance_norm import InstanceNorm2d
 from pws.nn.methods import METHOD_TABLE, MMCV_NO_NORM, ReparametrizedConv, conv_kind, mmcv_cfgs
 
@@ -27,7 +28,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "norm"
 EXPECTED = {  # method: (conv type, norm type or None)
     "none": (nn.Conv2d, None),
     "bn": (nn.Conv2d, nn.BatchNorm2d),
-    "gn": (nn.Conv2d, nn.GroupNorm),
+    "gn": (nn.Conv2d, GroupNorm2d),
     "in": (nn.Conv2d, InstanceNorm2d),  # PyTorch's, defined on a 1x1 map too
     "ln": (nn.Conv2d, nn.GroupNorm),
     "sn": (nn.Conv2d, SwitchNorm2d),
@@ -235,7 +236,7 @@ def test_mmcv_cfgs_carry_the_options_with_their_types():
                     "gamma_mode": "equiv", "alpha_init": "ones", "force_bias": True}
     assert type(conv["gamma"]) is float and norm is None
     assert mmcv_cfgs({"method": "gn", "num_groups": 8.0}) == (
-        {"type": "HeConv"}, {"type": "GN", "num_groups": 8, "eps": 1e-5}
+        {"type": "HeConv"}, {"type": "GN2d", "num_groups": 8, "eps": 1e-5}
     )
     assert mmcv_cfgs("in")[1] == {"type": "IN2d", "eps": 1e-5, "affine": True}
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['gama'\] for method 'pws'"):

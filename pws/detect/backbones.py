@@ -6,7 +6,7 @@ takes both, so the same backbone runs every method of the paper:
 * ``pws``/``wn``/``none``: ``conv_cfg=dict(type='PWS', gamma=...)`` (or ``'WN'``, ``'HeConv'``) and
   ``norm_cfg=None``: every conv is that conv, with its bias (beta), and no norm layer exists;
 * ``bn``/``gn``/``in``/``ln``/``sn``: ``conv_cfg=dict(type='HeConv')`` and ``norm_cfg=dict(type='BN')`` (or
-  ``'GN'``, ``'IN2d'``, ``'LN2d'``, ``'SN'``): a bias-free plain conv followed by that norm.
+  ``'GN2d'``, ``'IN2d'``, ``'LN2d'``, ``'SN'``): a bias-free plain conv followed by that norm.
 
 Layout (the authors' SSD, not mmdet's SSD300): conv1_1 ... conv5_3 of VGG-16 configuration D with 2x2
 max-pools (ceil mode, so 300 gives 38 as in SSD300 and 320 gives 40), pool5 3x3 stride 1, then a

@@ -17,8 +17,8 @@ add is what mmcv/mmengine need:
 
 :data:`LAYERS` maps the registry names that the method table (:data:`pws.nn.methods.METHOD_TABLE`,
 ``mmcv_conv`` / ``mmcv_norm``) uses to these classes (``'PWS'``, ``'WN'``, ``'HeConv'``, ``'SN'``,
-``'LN2d'``, ``'IN2d'``, ``'NoNorm'``); :mod:`pws.detect.registry` registers them. This module needs only
-torch.
+``'LN2d'``, ``'IN2d'``, ``'GN2d'``, ``'NoNorm'``); :mod:`pws.detect.registry` registers them. This module
+needs only torch.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 from torch import nn
 
+from pws.nn.group_norm import GroupNorm2d
 from pws.nn.instance_norm import InstanceNorm2d
 from pws.nn.methods import MMCV_NO_NORM, he_init
 from pws.nn.pws_conv import PWSConv2d
@@ -123,5 +124,6 @@ LAYERS: dict[str, type[nn.Module]] = {
     "SN": SN,
     "LN2d": LN2d,
     "IN2d": InstanceNorm2d,  # defined on a 1x1 map (mmcv's 'IN', PyTorch's, refuses one in training)
+    "GN2d": GroupNorm2d,  # gcd(num_groups, C) groups (mmcv's 'GN' fails where 32 does not divide C)
     MMCV_NO_NORM: NoNorm,
 }

@@ -12,6 +12,7 @@ and then, in any model of the config::
     conv_cfg=dict(type="HeConv")                   # plain conv, He fan-in init (the project's baselines)
     norm_cfg=dict(type="SN")                       # Switchable Normalization
     norm_cfg=dict(type="LN2d")                     # LayerNorm over (C, H, W) = GroupNorm(1, C)
+    norm_cfg=dict(type="GN2d", num_groups=32)      # GroupNorm, gcd(num_groups, C) groups in a C-channel layer
     norm_cfg=dict(type="NoNorm")                   # no normalization, for models that need a norm_cfg
     backbone=dict(type="NormSSDVGG", conv_cfg=..., norm_cfg=...)   # SSD's VGG-16 with any method
     bbox_head=dict(type="FixedSSDHead", ...)       # mmdet 3.3.0's SSDHead, inference bug worked around
@@ -22,8 +23,8 @@ Which convs and norms there are is read from the method table (:data:`pws.nn.met
 method's ``mmcv_conv`` and ``mmcv_norm``, plus ``NoNorm``), the classes from :data:`pws.detect.layers.LAYERS`.
 Convs and norms go into mmengine's root ``MODELS`` registry, which mmcv's ``build_conv_layer`` and
 ``build_norm_layer`` search from any scope (mmdet's included); the backbone and head into mmdet's ``MODELS``
-beside ``SSDVGG``/``SSDHead``; the hooks into mmengine's ``HOOKS``. BN and GN are mmcv's own
-(``'BN'``, ``'GN'``); IN is the project's ``'IN2d'``, defined on a 1x1 map.
+beside ``SSDVGG``/``SSDHead``; the hooks into mmengine's ``HOOKS``. BN is mmcv's own (``'BN'``); IN is the
+project's ``'IN2d'``, defined on a 1x1 map, and GN its ``'GN2d'``, whose grouping fits a narrow layer.
 """
 
 from __future__ import annotations

@@ -34,7 +34,6 @@ classes behind the names are in :mod:`pws.detect.layers`, registered by :mod:`pw
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -42,13 +41,14 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
+from pws.nn.group_norm import GroupNorm2d
 from pws.nn.instance_norm import InstanceNorm2d
 from pws.nn.pws_conv import AUTO_GAMMA, PWSConv2d, validate_pws_options
 from pws.nn.switchable_norm import SwitchNorm2d
 from pws.nn.weight_norm import WNConv2d
 
 # mmcv's own norm layers (``build_norm_layer`` knows them without the project's registry).
-MMCV_OWN_LAYERS: frozenset[str] = frozenset({"BN", "GN"})
+MMCV_OWN_LAYERS: frozenset[str] = frozenset({"BN"})
 # The norm of methods without an output norm, for mmdet models that cannot build without one.
 MMCV_NO_NORM = "NoNorm"
 
@@ -96,8 +96,8 @@ def _batch_norm(num_features: int, *, eps: float, momentum: float) -> nn.Module:
 
 
 def _group_norm(num_features: int, *, num_groups: int, eps: float) -> nn.Module:
-    """GroupNorm with ``gcd(num_groups, channels)`` groups (narrow layers still get a valid grouping)."""
-    return nn.GroupNorm(math.gcd(int(num_groups), num_features), num_features, eps=eps)
+    """GroupNorm with ``gcd(num_groups, channels)`` groups (:class:`pws.nn.group_norm.GroupNorm2d`)."""
+    return GroupNorm2d(num_features, num_groups=num_groups, eps=eps)
 
 
 def _instance_norm(num_features: int, *, eps: float) -> nn.Module:
@@ -225,7 +225,7 @@ METHOD_TABLE: Mapping[str, Method] = MappingProxyType({
         ),
         Method(
             "gn", "conv + GroupNorm", **_PLAIN, options=_frozen({"num_groups": 32, **_EPS}),
-            build_norm=_group_norm, check=_check_gn, mmcv_norm="GN",
+            build_norm=_group_norm, check=_check_gn, mmcv_norm="GN2d",
         ),
         Method(
             "in", "conv + InstanceNorm2d (affine)", **_PLAIN, options=_frozen(_EPS),

@@ -299,7 +299,7 @@ def test_method_mapping(method: str) -> None:
         assert norm is None and required == {"type": "NoNorm"}
     else:
         assert conv == {"type": "HeConv"}
-        assert norm["type"] == {"bn": "BN", "gn": "GN", "in": "IN2d", "ln": "LN2d", "sn": "SN"}[method]
+        assert norm["type"] == {"bn": "BN", "gn": "GN2d", "in": "IN2d", "ln": "LN2d", "sn": "SN"}[method]
         assert required == norm
     if method == "pws":
         assert conv["gamma"] == 1e-3 and conv["gamma_mode"] == "var" and math.isclose(conv["gamma"], 1e-3)

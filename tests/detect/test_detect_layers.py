@@ -17,6 +17,7 @@ from mmdet.utils import register_all_modules  # noqa: E402
 from pws.detect.layers import PWS, SN, WN, HeConv, LN2d, NoNorm  # noqa: E402
 from pws.detect.registry import CONVS, NORMS  # noqa: E402
 from pws.nn import NormMethod, PWSConv2d, SwitchNorm2d, WNConv2d  # noqa: E402
+from pws.nn.group_norm import GroupNorm2d  # noqa: E402
 from pws.nn.instance_norm import InstanceNorm2d  # noqa: E402
 from pws.nn.methods import METHOD_TABLE, MMCV_OWN_LAYERS, conv_kind, mmcv_cfgs  # noqa: E402
 
@@ -108,7 +109,8 @@ def test_force_bias_and_types() -> None:
         (dict(type="LN2d"), LN2d, "ln"),
         (dict(type="NoNorm"), NoNorm, "nonorm"),
         (dict(type="BN"), nn.BatchNorm2d, "bn"),
-        (dict(type="GN", num_groups=32), nn.GroupNorm, "gn"),
+        (dict(type="GN", num_groups=32), nn.GroupNorm, "gn"),  # mmcv's own, beside the project's
+        (dict(type="GN2d", num_groups=32), GroupNorm2d, "gn"),
         (dict(type="IN2d", affine=True), InstanceNorm2d, "in"),
     ],
 )
@@ -210,6 +212,7 @@ def test_every_method_of_the_table_builds_in_mmcv_as_in_pws_nn(name: str) -> Non
     for cfg in (norm_cfg, required):
         if cfg is None:
             continue
-        _, norm = build_norm_layer(cfg, 64)  # 64 channels: mmcv's GN takes num_groups as it is (no gcd)
-        y = torch.randn(2, 64, 5, 5)
-        torch.testing.assert_close(norm(y), method.norm(64)(y))
+        for channels in (64, 16):  # 16: GN's gcd(32, 16) = 16 groups in both
+            _, norm = build_norm_layer(cfg, channels)
+            y = torch.randn(2, channels, 5, 5)
+            torch.testing.assert_close(norm(y), method.norm(channels)(y))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -25,6 +27,7 @@ from pws.detect.models import (  # noqa: E402
     ssd_anchor_generator,
     ssd_feature_sizes,
 )
+from pws.models.vgg import VGG16_LAYERS  # noqa: E402
 from pws.nn.factory import METHODS  # noqa: E402
 from pws.nn.instance_norm import InstanceNorm2d  # noqa: E402
 
@@ -199,6 +202,23 @@ def test_every_model_builds_with_every_method(model: str, method: str) -> None:
         assert detector.roi_head.bbox_head.num_classes == detector.roi_head.mask_head.num_classes == 80
     # from scratch: nothing frozen
     assert all(p.requires_grad for p in detector.backbone.parameters())
+
+
+def test_width_a_quarter_is_a_quarter_of_every_layer_and_gn_groups_fit() -> None:
+    """width 0.25 (the smoke scale's): every conv of SSD's VGG-16 and of Mask R-CNN's ResNet-50, FPN and heads
+    has a quarter of the paper's channels (VGG's first block 16); GN has gcd(32, C) groups (16 there)."""
+    full = [c for c in VGG16_LAYERS if c != "M"] + [1024, 1024]
+    detector = _build("ssd_vgg16", "gn", width=0.25)
+    convs = [m for m in detector.backbone.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [int(c) // 4 for c in full]
+    groups = [m.num_groups for m in detector.backbone.modules() if isinstance(m, nn.GroupNorm)]
+    assert groups == [math.gcd(32, int(c) // 4) for c in full] and groups[:2] == [16, 16]
+    assert detector.bbox_head.in_channels == (128, 256, 128, 64, 64, 64)
+    mask_rcnn = _build("mask_rcnn_r50_fpn", "gn", width=0.25)
+    assert mask_rcnn.backbone.conv1.out_channels == 16 and mask_rcnn.backbone.feat_dim == 512
+    assert mask_rcnn.neck.out_channels == 64 and mask_rcnn.roi_head.bbox_head.fc_out_channels == 256
+    features = mask_rcnn.backbone(torch.randn(1, 3, 64, 64))
+    assert [f.shape[1] for f in features] == [64, 128, 256, 512]
 
 
 def test_pws_everywhere_in_mask_rcnn_neck_and_heads() -> None:
