@@ -23,10 +23,10 @@ from pws.detect import run  # noqa: E402
 from pws.detect.evaluate import dumped_config, evaluate_run  # noqa: E402
 
 # The smoke scale's SSD run as it is (configs/scale/smoke.yaml: 256 training images at 257 pixels, 4 epochs
-# of batch 4, 256 iterations at LR 1e-2; about 6 minutes on one CPU thread beside another run): the 48
+# of batch 4, 256 iterations at LR 1e-2; about 3 minutes on one CPU thread beside another run): the 48
 # held-out test images' mAP must reach MAP_THRESHOLD, and the same checkpoint must miss it on altered
-# annotations. Measured at one thread, seed 0 (seeds 1 / 2): BN 57.5 (71.0 / 75.2), 12.7 with the labels
-# permuted, 0.5 with the boxes shifted; PWS 71.2 (71.9 / 68.4), 19.6 and 0.6. (Permuted labels keep some
+# annotations. Measured at one thread, seed 0 (seeds 1 / 2): BN 67.7 (64.4 / 73.1), 16.4 with the labels
+# permuted, 0.5 with the boxes shifted; PWS 75.1 (74.6 / 73.3), 20.9 and 0.5. (Permuted labels keep some
 # AP: every detection is kept, score threshold 0, and an object's second-class detections outrank the
 # background.)
 MAP_THRESHOLD = 40.0
