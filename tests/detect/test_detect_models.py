@@ -205,8 +205,9 @@ def test_every_model_builds_with_every_method(model: str, method: str) -> None:
 
 
 def test_width_a_quarter_is_a_quarter_of_every_layer_and_gn_groups_fit() -> None:
-    """width 0.25 (the smoke scale's): every conv of SSD's VGG-16 and of Mask R-CNN's ResNet-50, FPN and heads
-    has a quarter of the paper's channels (VGG's first block 16); GN has gcd(32, C) groups (16 there)."""
+    """width 0.25 (the smoke scale's): every conv of SSD's VGG-16 has a quarter of the paper's channels (its
+    first block 16), with gcd(32, C) GN groups (16 there); so have Mask R-CNN's ResNet-50 stages, FPN and
+    box head."""
     full = [c for c in VGG16_LAYERS if c != "M"] + [1024, 1024]
     detector = _build("ssd_vgg16", "gn", width=0.25)
     convs = [m for m in detector.backbone.modules() if isinstance(m, nn.Conv2d)]
