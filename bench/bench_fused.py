@@ -133,7 +133,7 @@ def standardization_step(candidate: str, model: nn.Module) -> Callable[[], None]
         layers = pws_layers(model)
 
         def kernels() -> list[torch.Tensor]:
-            return [PWSConv2d.standardized_weight(m) for m in layers]
+            return [PWSConv2d.effective_weight(m) for m in layers]
     grads = [torch.randn_like(m.weight) for m in layers]
 
     def step() -> None:

@@ -97,7 +97,7 @@ def standardization_step(model: torch.nn.Module):
     def step() -> None:
         for m in layers:
             m.weight.grad = m.alpha.grad = None
-        torch.autograd.backward([m.standardized_weight() for m in layers], grads)
+        torch.autograd.backward([m.effective_weight() for m in layers], grads)
 
     return step
 

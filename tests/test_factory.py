@@ -250,7 +250,10 @@ def test_the_kernel_is_asked_of_the_layer():
     pws, wn, plain = PWSConv2d(4, 6, 3), WNConv2d(4, 6, 3), nn.Conv2d(4, 6, 3)
     assert isinstance(pws, ReparametrizedConv) and isinstance(wn, ReparametrizedConv)
     assert not isinstance(plain, ReparametrizedConv)
-    torch.testing.assert_close(pws.effective_weight(), pws.standardized_weight())
+    w = pws.weight.flatten(1)  # eq. (12), alpha = 1: sqrt(2/n) (W - E[W]) / sqrt(Var[W] + gamma), biased Var
+    var = w.var(1, unbiased=False, keepdim=True)
+    expected = (2 / w.shape[1]) ** 0.5 * (w - w.mean(1, keepdim=True)) / (var + pws.gamma).sqrt()
+    torch.testing.assert_close(pws.effective_weight().flatten(1), expected)
     torch.testing.assert_close(wn.effective_weight(), wn.normalized_weight())
     assert kernel_of(plain) is plain.weight
     assert conv_kind(pws) == "pws" and conv_kind(wn) == "wn" and conv_kind(plain) == "conv"

@@ -1,6 +1,6 @@
 """The fused standardization (pws.nn.fused): eq. (12) and (13) for every PWS layer of a network at once.
 
-Against an explicit float64 reference and against the per-layer path (``PWSConv2d.standardized_weight``
+Against an explicit float64 reference and against the per-layer path (``PWSConv2d.effective_weight``
 called on the class, which is what an unfused layer runs): kernels, gradients, whole networks (VGG-16 stack,
 pre-activation ResNet), training steps, state_dict, fold, copies; the number of ops per step counted by the
 profiler; timm's ScaledStdConv2d as the same math from another code base (skipped without timm).
@@ -39,7 +39,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
 
 def per_layer(layer: PWSConv2d) -> torch.Tensor:
     """The per-layer path: what an unfused layer convolves with."""
-    return PWSConv2d.standardized_weight(layer)
+    return PWSConv2d.effective_weight(layer)
 
 
 def ref_kernel(layer: PWSConv2d) -> torch.Tensor:
@@ -227,7 +227,7 @@ def test_copies_unfuse_and_refuse():
         assert relative(y, unfuse_standardization(copy.deepcopy(model))(x)) < 1e-5
         assert (clone(x) - y).abs().max() > 0
     unfuse_standardization(model)
-    assert fusion_of(model) is None and "standardized_weight" not in vars(model[0][0].conv)
+    assert fusion_of(model) is None and "effective_weight" not in vars(model[0][0].conv)
     fuse_standardization(fuse_standardization(model))
     assert len(fusion_of(model)) == 13
 
@@ -248,7 +248,7 @@ def test_kernels_are_kept_until_something_changes(monkeypatch):
         layer.alpha.mul_(1.5)
         y = model(x)
     assert len(calls) == 2
-    assert relative(layer.standardized_weight(), per_layer(layer)) < 1e-6
+    assert relative(layer.effective_weight(), per_layer(layer)) < 1e-6
     model(x).sum().backward()  # gradients needed: computed again, with their graph ...
     assert len(calls) == 3
     model(x)  # ... and again after the backward pass

@@ -151,7 +151,7 @@ def test_per_filter_mean_zero_and_variance(dtype, tol, gamma_mode, fan_in_scale)
     ))
     with torch.no_grad():
         layer.alpha.fill_(1.0)
-        w_hat = layer.standardized_weight().to(F64).flatten(1)
+        w_hat = layer.effective_weight().to(F64).flatten(1)
     raw = layer.weight.detach().to(F64).flatten(1)
     n = raw.shape[1]
     assert n == 6 * 9 == layer.fan_in
@@ -184,7 +184,7 @@ def test_cpu_function_and_batch_norm_form_agree(gamma):
 
 def test_alpha_scales_each_filter():
     layer = randomize(PWSConv2d(3, 5, 3, dtype=F64))
-    kernel = layer.standardized_weight().detach()
+    kernel = layer.effective_weight().detach()
     w_hat = ref_standardize(layer.weight, layer.gamma)
     torch.testing.assert_close(kernel, layer.alpha.detach().view(-1, 1, 1, 1) * w_hat)
 
@@ -335,7 +335,7 @@ def test_gamma_zero_is_plain_weight_standardization():
     torch.testing.assert_close(y, ref_pws(layer, x, gamma=0.0), rtol=1e-10, atol=1e-12)
     with torch.no_grad():
         layer.alpha.fill_(1.0)
-        w_hat = layer.standardized_weight().flatten(1)
+        w_hat = layer.effective_weight().flatten(1)
     torch.testing.assert_close(w_hat.var(dim=1, correction=0), torch.full((8,), 2.0 / 54, dtype=F64))
     layer(x).sum().backward()
     assert torch.isfinite(layer.weight.grad).all() and torch.isfinite(layer.alpha.grad).all()
@@ -361,7 +361,7 @@ def test_scale_at_initialization(c_in):
         assert raw.std().item() == pytest.approx(s, rel=0.06)  # He normal, fan-in, ReLU gain
         torch.testing.assert_close(layer.alpha.detach(), torch.ones(128))
         torch.testing.assert_close(layer.bias.detach(), torch.zeros(128))
-        w_hat = layer.standardized_weight().detach().to(F64).flatten(1)
+        w_hat = layer.effective_weight().detach().to(F64).flatten(1)
         raw_var = raw.var(dim=1, correction=0)
         # per filter, exactly (to float32 rounding)
         torch.testing.assert_close(

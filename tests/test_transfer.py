@@ -1,5 +1,7 @@
 """Table 5's ResNet-50 as Table 3's Mask R-CNN backbone: a smoke classification run, exported, loads into
-mmdet's ResNet-50 of the same method with every conv weight (PWS's alpha included) matched."""
+mmdet's ResNet-50 of the same method with every conv weight (PWS's alpha included) matched, and the backbone
+computes what the classifier computed: the same feature maps at every stage (PWS: stages 1-3, the fourth
+without Table 5's output LayerNorm)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ pytest.importorskip("mmdet")
 from pws.classify import run
 from pws.engine.checkpoints import latest_checkpoint, mmengine_checkpoints
 from pws.engine.schema import CONFIG_DIR
+from pws.models.resnet50 import resnet50
+from pws.nn.factory import NormMethod
 from pws.transfer.backbone import export_backbone, mmdet_resnet50
 
 TINY_RESNET50 = [
@@ -32,7 +36,7 @@ def _run(tmp_path: Path, method: str) -> Path:
 
 
 @pytest.mark.parametrize(("method", "unmapped"), [
-    ("pws", {"net.bn1.weight", "net.bn1.bias", "net.layer4.2.out_norm.weight", "net.layer4.2.out_norm.bias"}),
+    ("pws", {"net.layer4.2.out_norm.weight", "net.layer4.2.out_norm.bias"}),
     ("gn", set()),
 ])  # fmt: skip
 def test_a_classification_resnet50_loads_as_the_mmdet_backbone(tmp_path: Path, method: str, unmapped) -> None:
@@ -53,3 +57,24 @@ def test_a_classification_resnet50_loads_as_the_mmdet_backbone(tmp_path: Path, m
         assert torch.equal(loaded[key.removeprefix("net.")], trained[key]), key
     if method == "pws":
         assert any(k.endswith(".alpha") for k in saved["state_dict"])
+    assert sum(k.startswith("net.bn1.") for k in trained) == 2  # the stem's norm (PWS: Table 5's input LN)
+    for key in (k for k in trained if k.startswith("net.bn1.")):
+        assert torch.equal(loaded[f"{backbone.norm1_name}.{key.removeprefix('net.bn1.')}"], trained[key]), key
+
+    classifier = resnet50(NormMethod(method), num_classes=4)
+    classifier.load_state_dict({k.removeprefix("net."): v for k, v in trained.items()}, strict=True)
+    classifier.eval()
+    backbone.eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        stages = backbone(x)
+        h = classifier.maxpool(classifier.relu(classifier.bn1(classifier.conv1(x))))
+        expected = []
+        for layer in (classifier.layer1, classifier.layer2, classifier.layer3, classifier.layer4):
+            h = layer(h)
+            expected.append(h)
+    same = 3 if method == "pws" else 4  # PWS's last stage ends with Table 5's output LN, the backbone's not
+    for i in range(same):
+        torch.testing.assert_close(stages[i], expected[i], rtol=1e-5, atol=1e-5, msg=f"stage {i + 1}")
+    if method == "pws":
+        assert not torch.allclose(stages[3], expected[3], atol=1e-3)

@@ -8,7 +8,9 @@
 # - zero_init_residual False: mmdet's default zeroes each block's last norm, which only exists with an output
 #   norm, and leaves most PWS layers without gradient at first.
 # - each run sets its method's conv_cfg/norm_cfg in the backbone ("remove all BN layers and replace all conv
-#   layers in the backbone with PWS"; NoNorm where the method has no norm: mmdet's ResNet needs one).
+#   layers in the backbone with PWS"; NoNorm where the method has no norm: mmdet's ResNet needs one). For
+#   none, WN and PWS the backbone is InputNormResNet: Table 5's LayerNorm after the stem conv, as the ImageNet
+#   network that Table 5 trains and exports for this model has it (pws.detect.models.resnet_method_cfg).
 #   model.neck_heads=method also puts it into the FPN, a Shared4Conv1FCBBoxHead and the mask head, as mmdet's
 #   gn+ws/mask-rcnn_r50_fpn_gn-ws-all_2x_coco.py (the authors' PWS there: gamma 1e-1, "equiv" mode).
 # - model.head_norm=layer (the smoke scale's for none, WN and PWS; off in the paper's runs): a LayerNorm

@@ -160,7 +160,7 @@ class DetectApp:
         per_process = Settings(
             **{**vars(plan.settings), "batch_size": plan.settings.batch_size // world_size}
         )
-        return build_config(per_process, data_root=prepared["data_root"], work_dir=".")
+        return build_config(per_process, data_root=prepared["data_root"])
 
     def metric_names(self, plan: DetectPlan) -> list[str]:
         return list(metric_keys(plan.settings))

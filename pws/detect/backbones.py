@@ -1,4 +1,5 @@
-"""SSD's VGG-16 backbone with any conv and norm: the paper's SSD320 (Tables 1-3, Figures 1 and 6).
+"""The project's detection backbones: SSD's VGG-16 with any conv and norm (:class:`NormSSDVGG`, the paper's
+SSD320: Tables 1-3, Figures 1 and 6) and mmdet's ResNet with Table 5's input norm (:class:`InputNormResNet`).
 
 mmdet's ``SSDVGG`` (on mmcv's ``VGG``) hard-codes plain convs and takes no ``conv_cfg``/``norm_cfg``; this one
 takes both, so the same backbone runs every method of the paper:
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, build_norm_layer
+from mmdet.models.backbones import ResNet
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
@@ -28,7 +30,7 @@ from pws.detect.models import CHANNEL_MULTIPLE, scaled_channels
 from pws.models.vgg import VGG16_LAYERS
 
 SSD_VGG16_OUT_CHANNELS = (512, 1024)
-__all__ = ["CHANNEL_MULTIPLE", "SSD_VGG16_OUT_CHANNELS", "NormSSDVGG"]
+__all__ = ["CHANNEL_MULTIPLE", "SSD_VGG16_OUT_CHANNELS", "InputNormResNet", "NormSSDVGG"]
 
 
 @MODELS.register_module(force=True)
@@ -86,3 +88,32 @@ class NormSSDVGG(BaseModule):
         conv4_3 = self.stage1(x)
         conv7 = self.stage2(conv4_3)
         return conv4_3, conv7
+
+
+@MODELS.register_module(force=True)
+class InputNormResNet(ResNet):
+    """mmdet's ``ResNet`` whose stem conv is followed by a norm of its own (``stem_norm_cfg``).
+
+    Table 5's ResNet-50 for the methods without an output norm (pws, wn, none) has no norm inside its blocks
+    and a LayerNorm over (C, H, W) after the stem conv (:data:`pws.models.resnet50.IO_NORM`: the paper's "we
+    use LN to normalize the input and the output of ResNet-50"). mmdet's ``ResNet`` builds the stem's norm
+    from the blocks' ``norm_cfg`` (``NoNorm`` for those methods), so as Table 3's backbone it would drop that
+    LayerNorm; this one keeps it, and an exported Table 5 run loads into it tensor for tensor
+    (:func:`pws.transfer.backbone.export_backbone`). Everything else is mmdet's ``ResNet`` (freezing,
+    ``norm_eval``, init). ``stem_norm_cfg=None`` is mmdet's ``ResNet``.
+    """
+
+    def __init__(self, *args: Any, stem_norm_cfg: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.stem_norm_cfg = stem_norm_cfg  # read by _make_stem_layer, which ResNet.__init__ calls
+        super().__init__(*args, **kwargs)
+
+    def _make_stem_layer(self, in_channels: int, stem_channels: int) -> None:
+        super()._make_stem_layer(in_channels, stem_channels)
+        if self.stem_norm_cfg is None:
+            return
+        if self.deep_stem:
+            raise ValueError("InputNormResNet: stem_norm_cfg replaces the norm of the one-conv stem; "
+                             "deep_stem has three")  # fmt: skip
+        delattr(self, self.norm1_name)
+        self.norm1_name, norm = build_norm_layer(self.stem_norm_cfg, stem_channels, postfix=1)
+        self.add_module(self.norm1_name, norm)

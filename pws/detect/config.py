@@ -6,7 +6,8 @@ the model's file in ``configs/mmdet/`` -- mmdetection's own config plus what the
 run's normalization method (:mod:`pws.detect.models`) -- and sets only the run's values: data root, batch
 size and workers (mmdet's datasets, pipelines and evaluators: VOC07 11-point mAP, COCO via pycocotools),
 LR, momentum, weight decay (alpha's zero weight decay: :func:`pws.optim.mmengine_paramwise_cfg`), epochs and
-LR steps, warm-up, gradient clipping, hook intervals, work_dir, seed. Loading the file imports mmdet.
+LR steps, warm-up, gradient clipping, hook intervals; the run's own keys (work_dir, seed, resume) are
+the engine's (:mod:`pws.engine.lifecycle`). Loading the file imports mmdet.
 """
 
 from __future__ import annotations
@@ -177,13 +178,10 @@ def build_config(
     settings: Settings,
     *,
     data_root: str | os.PathLike[str],
-    work_dir: str | os.PathLike[str],
-    launcher: str = "none",
-    resume: bool = True,
 ) -> dict[str, Any]:
     """The mmengine config (a dict; ``mmengine.Config(dict)`` wraps it) of one detection run: the model's
     file in ``configs/mmdet/`` (mmdet's config plus the paper's changes, with the run's model choices:
-    :func:`pws.detect.models.model_config`) with the run's data, schedule, optimizer, hooks and work_dir."""
+    :func:`pws.detect.models.model_config`) with the run's data, schedule, optimizer and hooks."""
     cfg = model_config(
         settings.model,
         settings.method,
@@ -211,14 +209,7 @@ def build_config(
         interval=settings.checkpoint_interval, max_keep_ckpts=settings.max_keep_ckpts, save_last=True
     )
     cfg["env_cfg"]["dist_cfg"]["backend"] = "nccl" if _cuda_available() else "gloo"
-    cfg.update(
-        work_dir=str(work_dir),
-        launcher=launcher,
-        randomness=dict(seed=settings.seed, deterministic=False),
-        resume=resume,
-        load_from=None,
-    )
-    return cfg
+    return cfg  # the run's keys (work_dir, launcher, randomness, resume, load_from) are the engine's
 
 
 def _set_data(cfg: dict[str, Any], settings: Settings, data_root: str | os.PathLike[str]) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pws.models.resnet50 import io_norm_default
 from pws.nn.factory import NormMethod, as_method
 from pws.nn.methods import mmcv_cfgs
 
@@ -59,7 +60,7 @@ NECK_HEADS = ("plain", "method")
 # the ``ln`` method's norm (a LayerNorm over C, H, W: GroupNorm of one group) after every FPN conv, whose maps
 # the heads read.
 HEAD_NORMS = ("none", "layer")
-FPN_LAYER_NORM = mmcv_cfgs("ln")[1]
+LAYER_NORM_CFG = mmcv_cfgs("ln")[1]  # the ln method's mmcv norm: after Mask R-CNN's FPN convs, ResNet's stem
 # Narrowed models (option ``width`` < 1, the smoke scale's): every channel count times the width, rounded to
 # a multiple of 16 (at width 0.25 each count is exactly a quarter of the paper's). GroupNorm (norm=gn) then
 # takes gcd(32, C) groups: 16 in a 16-channel layer (pws.nn.group_norm.GroupNorm2d).
@@ -185,7 +186,7 @@ def model_config(
         if options.get("neck_heads", "plain") == "method":
             _method_in_neck_and_heads(model, method, options.get("neck_heads_pws"))
         if options.get("head_norm", "none") == "layer":
-            model["neck"]["norm_cfg"] = dict(FPN_LAYER_NORM)
+            model["neck"]["norm_cfg"] = dict(LAYER_NORM_CFG)
         model["roi_head"]["bbox_head"]["num_classes"] = num_classes
         model["roi_head"]["mask_head"]["num_classes"] = num_classes
         scale = None if input_size is None else tuple(int(v) for v in input_size)
@@ -251,13 +252,26 @@ def _narrow(name: str, model: dict[str, Any], width: float) -> None:
     roi["mask_head"].update(in_channels=fpn, conv_out_channels=w(roi["mask_head"]["conv_out_channels"]))
 
 
-def _resnet(backbone: dict[str, Any], method: NormMethod, options: Mapping[str, Any]) -> None:
-    """mmdet's ResNet with the method (NoNorm for none/wn/pws: it needs a norm); with a local checkpoint,
-    mmdet's start: stage 1 frozen, BN in eval mode (``frozen_stages``/``norm_eval`` override both)."""
+def resnet_method_cfg(method: NormMethod | str | Mapping[str, Any]) -> dict[str, Any]:
+    """The backbone keys that put ``method`` into mmdet's ResNet-50 as Table 5's classifier has it: its
+    ``conv_cfg``/``norm_cfg`` (NoNorm for none/wn/pws: mmdet's ResNet needs a norm) and, where Table 5's
+    network has a LayerNorm after the stem (:func:`pws.models.resnet50.io_norm_default`: pws, wn, none),
+    ``type='InputNormResNet'`` with that LayerNorm as ``stem_norm_cfg`` (:class:`pws.detect.backbones.
+    InputNormResNet`). Table 5's LayerNorm at the output has no counterpart: the FPN reads all four stages."""
+    method = as_method(method)
     conv, norm = mmcv_cfgs(method, norm_required=True)
     if norm is not None and norm["type"] == "BN":
         norm = {**norm, "requires_grad": True}
-    backbone.update(conv_cfg=conv, norm_cfg=norm)
+    keys: dict[str, Any] = dict(conv_cfg=conv, norm_cfg=norm)
+    if io_norm_default(method) and not method.normalizes_outputs:
+        keys.update(type="InputNormResNet", stem_norm_cfg=dict(LAYER_NORM_CFG))
+    return keys
+
+
+def _resnet(backbone: dict[str, Any], method: NormMethod, options: Mapping[str, Any]) -> None:
+    """mmdet's ResNet with the method (:func:`resnet_method_cfg`); with a local checkpoint, mmdet's start:
+    stage 1 frozen, BN in eval mode (``frozen_stages``/``norm_eval`` override both)."""
+    backbone.update(resnet_method_cfg(method))
     init_cfg = _pretrained(options)
     if init_cfg is not None:
         backbone.update(init_cfg=init_cfg, frozen_stages=1, norm_eval=method.method == "bn")

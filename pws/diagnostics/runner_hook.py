@@ -16,8 +16,6 @@ interrupted.
 from __future__ import annotations
 
 import csv
-import importlib
-import importlib.util
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -150,38 +148,3 @@ class ProbeHookLogic:
         if self.probe is not None:
             self.probe.detach()
             self.probe = None
-
-
-HOOK_MODULE = "pws.diagnostics.mmengine_hook"
-
-
-def with_variance_probe(
-    config: dict[str, Any],
-    *,
-    module: str | None = "backbone",
-    interval: int = 1,
-    activations: bool = True,
-    filename: str = "variance_probe.csv",
-    lr: float | None = None,
-    layers: Sequence[int | str] | None = None,
-) -> dict[str, Any]:
-    """A copy of an mmengine config dict that also runs ``VarianceProbeHook`` (and imports its module).
-
-    Works on any mmengine/mmdet config given as a dict, e.g. the one ``pws.detect.config.build_config``
-    returns: ``Runner.from_cfg(Config(with_variance_probe(cfg, module="backbone", interval=10)))``. When
-    mmengine is installed the hook's module is imported here as well, because ``Config(dict)`` (unlike
-    ``Config.fromfile``) does not run ``custom_imports``.
-    """
-    if importlib.util.find_spec("mmengine") is not None:
-        importlib.import_module(HOOK_MODULE)  # registers VarianceProbeHook
-    out = dict(config)
-    imports = dict(out.get("custom_imports") or {"imports": [], "allow_failed_imports": False})
-    names = list(imports.get("imports", []))
-    if HOOK_MODULE not in names:
-        names.append(HOOK_MODULE)
-    imports["imports"] = names
-    out["custom_imports"] = imports
-    hook = dict(type="VarianceProbeHook", module=module, interval=interval, activations=activations,
-                filename=filename, lr=lr, layers=None if layers is None else list(layers))  # fmt: skip
-    out["custom_hooks"] = [*(out.get("custom_hooks") or []), hook]
-    return out

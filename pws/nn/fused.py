@@ -30,7 +30,7 @@ Use::
 
 When the kernels are computed
 -----------------------------
-``fuse_standardization`` gives each PWS layer a ``standardized_weight`` of its own (an instance attribute in
+``fuse_standardization`` gives each PWS layer an ``effective_weight`` of its own (an instance attribute in
 front of the method; the class, the parameters and the state_dict keys stay what they were) that asks the
 network's :class:`FusedStandardization` for its kernel. The first layer to ask computes all of them and keeps
 them; the others are served from there. They are computed again when a layer's weight or alpha changed (the
@@ -234,7 +234,7 @@ class FusedStandardization:
 
     ``kernels()`` computes all of them now (one segmented standardization per device and dtype);
     ``kernel(i)`` returns layer ``i``'s from the last computation, or computes them all again when that is
-    stale. :func:`fuse_standardization` makes each layer's ``standardized_weight`` call ``kernel(i)``.
+    stale. :func:`fuse_standardization` makes each layer's ``effective_weight`` call ``kernel(i)``.
     """
 
     def __init__(self, layers: Iterable[PWSConv2d]) -> None:
@@ -330,7 +330,7 @@ class _Forget:
 
 
 class _FusedKernel:
-    """A fused layer's ``standardized_weight``: its kernel from the network's fusion."""
+    """A fused layer's ``effective_weight``: its kernel from the network's fusion."""
 
     __slots__ = ("fusion", "index")
 
@@ -363,22 +363,22 @@ def fuse_standardization(model: nn.Module) -> nn.Module:
     layers = pws_layers(model)
     fusion = FusedStandardization(layers)
     for i, layer in enumerate(layers):
-        layer.standardized_weight = _FusedKernel(fusion, i)
+        layer.effective_weight = _FusedKernel(fusion, i)
     return model
 
 
 def unfuse_standardization(model: nn.Module) -> nn.Module:
     """Back to each layer standardizing its own kernel (the per-layer path); return ``model``."""
     for layer in pws_layers(model):
-        if isinstance(layer.__dict__.get("standardized_weight"), _FusedKernel):
-            del layer.__dict__["standardized_weight"]
+        if isinstance(layer.__dict__.get("effective_weight"), _FusedKernel):
+            del layer.__dict__["effective_weight"]
     return model
 
 
 def fusion_of(module: nn.Module) -> FusedStandardization | None:
     """The fusion serving ``module`` (a PWS layer, or the first fused PWS layer of a model), or None."""
     for layer in pws_layers(module):
-        fused = layer.__dict__.get("standardized_weight")
+        fused = layer.__dict__.get("effective_weight")
         if isinstance(fused, _FusedKernel):
             return fused.fusion
     return None

@@ -212,19 +212,15 @@ class PWSConv2d(nn.Conv2d):
         """The constant inside ``sqrt(Var[W_o] + gamma)`` of eq. (12), after ``gamma_mode``."""
         return effective_gamma(self.gamma, self.fan_in, self.gamma_mode)
 
-    def standardized_weight(self) -> Tensor:
-        """The kernel the layer convolves with: ``alpha_o * W_hat_o`` of eq. (12)."""
-        return standardize_weight(self.weight, self.standardization_gamma(), self.kernel_scale())
-
     def effective_weight(self) -> Tensor:
-        """The kernel the layer convolves with, ``alpha_o * W_hat_o`` of eq. (12) (the
-        :class:`pws.nn.methods.ReparametrizedConv` protocol; the same as :meth:`standardized_weight`)."""
-        return self.standardized_weight()
+        """The kernel the layer convolves with: ``alpha_o * W_hat_o`` of eq. (12) (the
+        :class:`pws.nn.methods.ReparametrizedConv` protocol)."""
+        return standardize_weight(self.weight, self.standardization_gamma(), self.kernel_scale())
 
     def forward(self, x: Tensor) -> Tensor:
         if self.alpha_init == "data" and self.training and not self.alpha_is_initialized():
             self._init_alpha_from_data(x)
-        return self._conv_forward(x, self.standardized_weight(), self.bias)
+        return self._conv_forward(x, self.effective_weight(), self.bias)
 
     def alpha_is_initialized(self) -> bool:
         """The ``alpha_initialized`` buffer, read from the device only until it is True (reading a GPU
@@ -241,7 +237,7 @@ class PWSConv2d(nn.Conv2d):
     def _init_alpha_from_data(self, x: Tensor) -> None:
         """Authors' ImageNet option: alpha = sqrt(2 / Var[conv(X, W_hat)]) over the whole output."""
         self.alpha.fill_(1.0)
-        y = self._conv_forward(x, self.standardized_weight(), None)
+        y = self._conv_forward(x, self.effective_weight(), None)
         self.alpha.fill_(math.sqrt(2.0 / max(y.var().item(), 1e-12)))
         self.alpha_initialized.fill_(True)
         self._alpha_ready = True

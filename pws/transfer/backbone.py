@@ -8,9 +8,12 @@ method's norm: ``bn1``, ``gn1``, ``in1``, ...) and writes ``{"state_dict": ..., 
 mmdet's ``init_cfg=dict(type="Pretrained", checkpoint=...)`` loads (``model.backbone_checkpoint=<file>``).
 
 Every tensor of the mmdet backbone must get a weight of the same shape (the method's convs with PWS's
-alpha, its norms); what has no place in mmdet's ResNet is returned, named: the classifier (``fc``) and, for
-the methods without an output norm, Table 5's LayerNorms at the input and the output (``bn1`` after the
-stem, ``layer4.2.out_norm``), which mmdet's ResNet does not have.
+alpha, its norms). For the methods without an output norm (pws, wn, none) the backbone is
+:class:`pws.detect.backbones.InputNormResNet`, which keeps Table 5's LayerNorm after the stem (``bn1`` ->
+``ln1``), so stages 1-3 compute what the classifier computed. What has no place in the backbone is returned,
+named: the classifier (``fc``) and Table 5's LayerNorm at the output (``layer4.2.out_norm``, before the last
+ReLU): the detector's FPN reads every stage, not the classifier's pooled output, and normalizes what its
+heads read by its own means (``model.head_norm``, ``model.neck_heads``; docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 from pws.engine.checkpoints import latest_checkpoint, mmengine_checkpoints
 from pws.runs.record import read_metrics
 
-NORM_SLOT = re.compile(r"(^|\.)bn(\d)\.")
+BLOCK_NORM_SLOT = re.compile(r"\.bn(\d)\.")  # a bottleneck's bn1..bn3
 
 
 @dataclass
@@ -39,25 +42,18 @@ class Exported:
 
 
 def mmdet_resnet50(method: dict[str, Any]) -> torch.nn.Module:
-    """mmdet's ResNet-50 with ``method``'s conv and norm, as the project's Mask R-CNN config builds it."""
+    """mmdet's ResNet-50 with ``method`` as the project's detection configs put it there
+    (:func:`pws.detect.models.resnet_method_cfg`), nothing frozen and no init."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
 
-    from mmdet.models.backbones import ResNet
+    import pws.detect.registry  # noqa: F401  (registers the project's convs, norms and backbones)
+    from pws.detect.models import resnet_method_cfg
 
-    import pws.detect.registry  # noqa: F401  (the project's convs and norms)
-    from pws.nn.methods import mmcv_cfgs
-
-    conv_cfg, norm_cfg = mmcv_cfgs(method, norm_required=True)
-    return ResNet(
-        depth=50,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        conv_cfg=conv_cfg,
-        norm_cfg=norm_cfg,
-        norm_eval=False,
-        zero_init_residual=False,
-        init_cfg=None,
-    )
+    cfg = dict(type="ResNet", depth=50, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=-1,
+               norm_eval=False, zero_init_residual=False, init_cfg=None)  # fmt: skip
+    with DefaultScope.overwrite_default_scope("mmdet"):  # whichever Runner ran last in this process
+        return MODELS.build({**cfg, **resnet_method_cfg(method)})
 
 
 def export_backbone(run_dir: str | Path, out: str | Path) -> Exported:
@@ -74,7 +70,8 @@ def export_backbone(run_dir: str | Path, out: str | Path) -> Exported:
     norm = record.get("plan", {}).get("norm") or {"method": record.get("method")}
     backbone = mmdet_resnet50(dict(norm))
     target = backbone.state_dict()
-    abbr = backbone.norm1_name[:-1]  # mmcv's name of the method's norm: "bn", "gn", "in", ...
+    abbr = backbone.layer1[0].norm1_name[:-1]  # mmcv's name of the blocks' norm: "bn", "gn", "nonorm", ...
+    stem = backbone.norm1_name  # the stem's norm: the blocks' (bn1, gn1, ...) or Table 5's LayerNorm (ln1)
     mapped: dict[str, torch.Tensor] = {}
     unmapped: dict[str, str] = {}
     for key, value in state.items():
@@ -83,15 +80,14 @@ def export_backbone(run_dir: str | Path, out: str | Path) -> Exported:
             unmapped[key] = "the classifier (mmdet's backbone ends at layer4)"
             continue
         if ".out_norm." in name:
-            unmapped[key] = "Table 5's LayerNorm at the output: mmdet's ResNet has none"
+            unmapped[key] = "Table 5's LayerNorm at the output: the detector's FPN reads every stage instead"
             continue
-        renamed = NORM_SLOT.sub(lambda m: f"{m.group(1)}{abbr}{m.group(2)}.", name)
+        if name.startswith("bn1."):
+            renamed = f"{stem}.{name.removeprefix('bn1.')}"
+        else:
+            renamed = BLOCK_NORM_SLOT.sub(lambda m: f".{abbr}{m.group(1)}.", name)
         if renamed not in target:
-            unmapped[key] = (
-                "Table 5's LayerNorm at the input (after the stem): mmdet's ResNet has none"
-                if name.startswith("bn1.")
-                else "no tensor of this name in mmdet's ResNet-50"
-            )
+            unmapped[key] = "no tensor of this name in mmdet's ResNet-50"
             continue
         if target[renamed].shape != value.shape:
             raise ValueError(

@@ -11,7 +11,7 @@ import math
 import pytest
 
 from pws.detect.config import build_config, resolve_settings
-from pws.detect.models import FPN_LAYER_NORM, ssd_anchor_generator, ssd_feature_sizes
+from pws.detect.models import LAYER_NORM_CFG, ssd_anchor_generator, ssd_feature_sizes
 from pws.engine.schedule import StepSchedule, shorten_schedule
 from pws.nn.factory import METHODS
 from pws.nn.methods import mmcv_cfgs
@@ -28,7 +28,7 @@ def stack() -> None:
 
 def _build(overrides: list[str], data_root: str = "/data/x") -> tuple:
     settings = resolve_settings(compose_detect(overrides))
-    return settings, build_config(settings, data_root=data_root, work_dir="/tmp/unused")
+    return settings, build_config(settings, data_root=data_root)
 
 
 def _leaves(dataset: dict) -> list[dict]:
@@ -42,7 +42,7 @@ def test_every_model_composes_at_every_scale(stack, model: str, scale: str) -> N
     settings, config = _build([f"model={model}", f"data={data}", f"scale={scale}"], "/nonexistent")
     assert config["model"]["type"] == ("MaskRCNN" if model.startswith("mask") else "SingleStageDetector")
     assert config["custom_imports"]["imports"] == ["pws.detect.registry"]
-    assert config["default_scope"] == "mmdet" and config["work_dir"] == "/tmp/unused"
+    assert config["default_scope"] == "mmdet" and "work_dir" not in config
     # alpha's zero weight decay goes through paramwise_cfg
     assert config["optim_wrapper"]["paramwise_cfg"] == {"custom_keys": {".alpha": {"decay_mult": 0.0}}}
     # the run's data root, batch size and workers; the model file's pipelines; no RepeatDataset
@@ -167,8 +167,8 @@ def test_ssd_head_norm_per_scale_and_method(stack, overrides: list[str], head_no
 @pytest.mark.parametrize(
     ("overrides", "fpn_norm"),
     [
-        (["norm=pws"], FPN_LAYER_NORM),  # smoke: a LayerNorm in the FPN for the unnormalized methods
-        (["norm=pws", "model.neck_heads=method"], FPN_LAYER_NORM),
+        (["norm=pws"], LAYER_NORM_CFG),  # smoke: a LayerNorm in the FPN for the unnormalized methods
+        (["norm=pws", "model.neck_heads=method"], LAYER_NORM_CFG),
         (["norm=bn"], None),  # the normalized methods keep mmdet's FPN
         (["norm=pws", "model.head_norm=none"], None),
         (["norm=pws", "scale=full", "data=coco"], None),  # the paper's FPN
@@ -178,7 +178,7 @@ def test_mask_rcnn_head_norm_per_scale_and_method(stack, overrides: list[str], f
     common = ["model=mask_rcnn_r50_fpn", "data=synthetic_coco", "schedule=mask_rcnn_1x"]
     _, config = _build([*common, *overrides])
     assert config["model"]["neck"].get("norm_cfg") == fpn_norm
-    assert FPN_LAYER_NORM == {"type": "LN2d", "eps": 1e-5}  # the ln method's: GroupNorm of one group
+    assert LAYER_NORM_CFG == {"type": "LN2d", "eps": 1e-5}  # the ln method's: GroupNorm of one group
 
 
 SSD_TRAIN = ["LoadImageFromFile", "LoadAnnotations", "Expand", "MinIoURandomCrop", "Resize", "RandomFlip",

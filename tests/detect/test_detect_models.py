@@ -183,7 +183,10 @@ def test_every_model_builds_with_every_method(model: str, method: str) -> None:
         # every conv of the backbone and the extra layers uses the method; no BN (no norm) remains
         assert all(type(c) is CONV[method] for c in convs), {type(c).__name__ for c in convs}
         assert all(c.bias is not None for c in convs)  # beta, also where mmdet's ResNet asks bias=False
-        assert norms == []
+        if model == "ssd_vgg16":
+            assert norms == []
+        else:  # Table 5's LayerNorm after the stem conv (GroupNorm of one group), no other norm
+            assert norms == [detector.backbone.norm1] and type(norms[0]) is LN2d and norms[0].num_groups == 1
     else:
         assert all(type(c) is HeConv and c.bias is None for c in convs)
         expected = NORM[method]
@@ -234,7 +237,7 @@ def test_pws_everywhere_in_mask_rcnn_neck_and_heads() -> None:
     assert type(detector.roi_head.bbox_head).__name__ == "Shared4Conv1FCBBoxHead"
     # the RPN conv and the predictors stay plain
     assert type(detector.rpn_head.rpn_conv) is nn.Conv2d
-    assert not [m for m in detector.modules() if isinstance(m, NORM_TYPES)]
+    assert [m for m in detector.modules() if isinstance(m, NORM_TYPES)] == [detector.backbone.norm1]  # stem
 
 
 def test_mask_rcnn_head_norm_is_a_layer_norm_after_every_fpn_conv() -> None:
@@ -243,7 +246,7 @@ def test_mask_rcnn_head_norm_is_a_layer_norm_after_every_fpn_conv() -> None:
     detector = _build("mask_rcnn_r50_fpn", {"method": "pws", "gamma": 1e-4}, head_norm="layer", width=0.25)
     norms = [m for m in detector.neck.modules() if isinstance(m, nn.GroupNorm)]
     assert len(norms) == 8 and all(m.num_groups == 1 for m in norms)
-    assert not [m for m in detector.backbone.modules() if isinstance(m, NORM_TYPES)]
+    assert [m for m in detector.backbone.modules() if isinstance(m, NORM_TYPES)] == [detector.backbone.norm1]
     assert all(c.conv.bias is None for c in [*detector.neck.lateral_convs, *detector.neck.fpn_convs])
     torch.manual_seed(0)
     features = detector.neck(detector.backbone(10 * torch.randn(1, 3, 64, 96)))

@@ -26,7 +26,7 @@ register_all_modules(init_default_scope=True)
 )
 def test_alpha_has_no_weight_decay(overrides: list[str]) -> None:
     settings = resolve_settings(compose_detect(overrides))
-    config = build_config(settings, data_root="/unused", work_dir="/unused")
+    config = build_config(settings, data_root="/unused")
     model = MODELS.build(ConfigDict(config["model"]))
     wrapper = build_optim_wrapper(model, config["optim_wrapper"])
     alphas = {id(m.alpha) for m in model.modules() if isinstance(m, PWSConv2d)}

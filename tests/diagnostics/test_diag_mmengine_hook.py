@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from pws.diagnostics.probe import ROW_COLUMNS, VarianceProbe
-from pws.diagnostics.runner_hook import HOOK_MODULE, ProbeHookLogic, with_variance_probe
+from pws.diagnostics.runner_hook import ProbeHookLogic
 from pws.nn import PWSConv2d
 
 
@@ -94,17 +94,6 @@ def test_hook_logic_rejects_a_missing_submodule(tmp_path):
         ProbeHookLogic(module="backbone").before_run(runner)
     with pytest.raises(ValueError, match="interval"):
         ProbeHookLogic(interval=0)
-
-
-def test_with_variance_probe_adds_the_hook_to_a_config():
-    cfg = {"custom_imports": {"imports": ["pws.detect.registry"], "allow_failed_imports": False}, "model": {}}
-    out = with_variance_probe(cfg, module="backbone", interval=10)
-    assert out["custom_imports"]["imports"] == ["pws.detect.registry", HOOK_MODULE]
-    assert out["custom_hooks"] == [
-        dict(type="VarianceProbeHook", module="backbone", interval=10, activations=True,
-             filename="variance_probe.csv", lr=None, layers=None)
-    ]  # fmt: skip
-    assert "custom_hooks" not in cfg and cfg["custom_imports"]["imports"] == ["pws.detect.registry"]
 
 
 def test_probe_reads_the_detection_layers():
