@@ -63,6 +63,7 @@ def _number(value: Any, table: str, cell: str, metric: str) -> float:
 
 
 REFERENCES = ("paper", "authors")
+WHOSE = {"paper": "the paper's", "authors": "the authors'"}  # a reference's numbers, in words
 
 
 @dataclass(frozen=True)

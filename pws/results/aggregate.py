@@ -235,9 +235,12 @@ def aggregate(
 def command_line(table: Table, cell: str, runs: list[Run], overrides: list[str]) -> str:
     """The command that reproduces ``cell`` with the seeds of ``runs``: the Hydra overrides its runs were
     made with (saved in each run; the table's ``overrides`` for the cell when no run saved them)."""
-    made_with = next((r.overrides for r in runs if r.overrides), overrides)
-    keep = [o for o in made_with
-            if parse_override(o)[0] not in IGNORED_KEYS and not parse_override(o)[0].startswith("hydra")]
+
+    def defining(words: list[str]) -> list[str]:
+        return [o for o in words if parse_override(o)[0] not in IGNORED_KEYS
+                and not parse_override(o)[0].startswith("hydra")]
+
+    keep = next((defining(r.overrides) for r in runs if defining(r.overrides)), defining(overrides))
     seeds = sorted({r.seed for r in runs if r.seed is not None}) or [0]
     words = ["python", "-m", table.app, "-m", *keep, f"table={table.name}", f"cell={cell}",
              "seed=" + ",".join(str(s) for s in seeds)]

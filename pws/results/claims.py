@@ -35,6 +35,7 @@ from pathlib import Path
 
 from pws.paper.claims import HELD, NOT_HELD, NOT_RUN, UNDECIDED, Check, Claim, load_claims
 from pws.paper.experiments import TABLES, load_table
+from pws.paper.published import WHOSE
 from pws.results.intervals import Interval, mean_interval, welch_interval
 
 CLAIMS_MD = "claims.md"
@@ -231,7 +232,7 @@ def claims_markdown(folder: Path, scale: str, reference: str = "paper",
     lines += [
         "",
         f"Rendered {now} from the table CSVs in `{folder}` · claims: `experiments/claims.yaml` · "
-        f"reference: the {reference}'s numbers (`--reference`).",
+        f"reference: {WHOSE[reference]} numbers (`--reference`).",
         "",
         "Each check compares cells of one table. Ours: the comparison's estimate and its 95% interval, "
         "Student's t over seeds: **paired by seed** when the cells share two or more finished seeds (the "

@@ -17,6 +17,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pws.paper.published import WHOSE
 from pws.results.aggregate import CellMetric, TableResult
 
 CSV_FIELDS = [
@@ -67,7 +68,7 @@ def heading_lines(res: TableResult) -> list[str]:
         "",
         f"Metrics: {', '.join(metric_bits)}. Each printed column: ours (mean ± std over seeds when there "
         f"are several); {INTERVAL_NOTE}; {ref}; Δ = ours − {res.reference}, `(inside CI)` / `(outside CI)`: "
-        f"whether the {res.reference}'s number lies inside our interval. NaN: the run diverged (the paper "
+        f"whether {WHOSE[res.reference]} number lies inside our interval. NaN: the run diverged (the paper "
         "prints NaN the same way). A dash: no number, with the reason. Where each number comes from (run "
         "directories, commits, wandb run ids, the command that reproduces it): the CSV.",
     ]
@@ -203,8 +204,8 @@ def latex(res: TableResult) -> str:
         "\\bottomrule",
         "\\end{tabular}",
         f"\\caption{{{_tex(caption)}. Ours (mean $\\pm$ std over seeds), its 95\\% interval (Student's t "
-        f"over the seeds; unknown with one), the {res.reference}'s number and $\\Delta$ = ours $-$ "
-        f"{res.reference} (inside/outside CI: whether the {res.reference}'s number lies in our interval); "
+        f"over the seeds; unknown with one), {WHOSE[res.reference]} number and $\\Delta$ = ours $-$ "
+        f"{res.reference} (inside/outside CI: whether {WHOSE[res.reference]} number lies in our interval); "
         "NaN: diverged; --: no number, for the reason beside it.}",
         f"\\label{{tab:repro-{t.name}-{res.scale}}}",
         "\\end{table}",
