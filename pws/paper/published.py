@@ -1,5 +1,10 @@
 """The paper's numbers (``results/published.yaml``) and the per-run comparison ``paper/*``, ``delta/*``.
 
+Two references a reproduced number can be set against (:func:`reference_value`): ``paper``, the numbers
+the paper prints (a table's ``cells``), each with the code that produced it (its ``produced_by``); and
+``authors``, the numbers the authors published later in their READMEs (a table's ``authors`` block, with
+its source), the paper's where they published none.
+
 A ``published.yaml`` that cannot be read (YAML syntax error, binary bytes, not a mapping of tables, a
 value that is not a number) raises :class:`~pws.paper.files.BadFile` naming the file.
 """
@@ -8,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -53,6 +60,43 @@ def _number(value: Any, table: str, cell: str, metric: str) -> float:
     except (TypeError, ValueError):
         raise BadFile(PUBLISHED_FILE, f"{table}: cell {cell!r}: {metric} is {value!r}, not a number "
                                       "(.nan where the paper prints NaN)") from None
+
+
+REFERENCES = ("paper", "authors")
+WHOSE = {"paper": "the paper's", "authors": "the authors'"}  # a reference's numbers, in words
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The number a reproduced cell is set against: ``value`` (None when there is none), whose it is
+    (``paper`` or ``authors``) and where it comes from."""
+
+    value: float | None
+    whose: str
+    source: str
+
+
+def produced_by(table: str, cell: str) -> str:
+    """Where the paper's numbers of ``cell`` were produced: the first ``produced_by`` pattern of its table
+    (shell-style, over cell ids) that matches it; empty when the file does not say."""
+    entry = published().get(table)
+    for pattern, source in ((entry or {}).get("produced_by") or {}).items():
+        if fnmatchcase(cell, str(pattern)):
+            return str(source)
+    return ""
+
+
+def reference_value(table: str, cell: str, metric: str, reference: str = "paper") -> Reference:
+    """The ``reference`` number of ``metric`` of ``cell``: the paper's (``paper``), or the authors' later
+    one (``authors``) where their ``authors`` block has it, else the paper's."""
+    if reference not in REFERENCES:
+        raise ValueError(f"unknown reference {reference!r}; choose one of {', '.join(REFERENCES)}")
+    if reference == "authors":
+        authors = (published().get(table) or {}).get("authors") or {}
+        value = ((authors.get("cells") or {}).get(cell) or {}).get(metric)
+        if value is not None:
+            return Reference(_number(value, table, cell, metric), "authors", str(authors.get("source", "")))
+    return Reference(paper_value(table, cell, metric), "paper", produced_by(table, cell))
 
 
 def paper_cell(table: str, cell: str) -> dict[str, float]:

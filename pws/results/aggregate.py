@@ -12,18 +12,26 @@ The rules, in the paper's terms:
   rerun resumes it)`` (its record says running but no live process holds it), ``- (incomplete: no
   metrics.json)``, or ``- (launch failed: <error>)`` from the driver's launch record. A running, stopped or
   failed run never gives its last evaluation as the cell's number.
+
+With two or more finished seeds a cell also has a 95% interval of its mean (Student's t over the seeds,
+:mod:`pws.results.intervals`), and Δ says whether the reference number (the paper's, or the authors' later
+one: ``reference``) lies inside it; with one seed the interval is unknown. Each cell keeps where its
+number comes from: its run directories, their commits, their wandb run ids and the command that reproduces
+it (:attr:`CellMetric.command`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pws.paper.experiments import Display, Table
-from pws.paper.published import paper_value
-from pws.results.collect import Run
+from pws.paper.published import reference_value
+from pws.results.collect import IGNORED_KEYS, Run, parse_override
+from pws.results.intervals import Interval, mean_interval
 from pws.results.tally import RunTally
 
 DASH = "-"
@@ -38,8 +46,26 @@ class CellMetric(RunTally):
     row: str
     column: str
     display: Display
-    paper: float | None
+    paper: float | None              # the reference number: the paper's, or the authors' (``reference``)
+    reference: str = "paper"         # whose number ``paper`` is
+    reference_source: str = ""       # where it was produced
     launch_error: str | None = None
+    commits: list[str] = field(default_factory=list)    # of its runs, ``-dirty`` where they were
+    wandb_ids: list[str] = field(default_factory=list)
+    command: str = ""                # the command line that reproduces the cell (all its seeds)
+
+    @property
+    def interval(self) -> Interval | None:
+        """The 95% interval of the mean over the finished seeds; None (unknown) with fewer than two."""
+        return mean_interval(self.values)
+
+    @property
+    def reference_inside(self) -> bool | None:
+        """Whether the reference number lies inside :attr:`interval`; None when either is unknown."""
+        ci, p = self.interval, self.paper
+        if ci is None or p is None or math.isnan(p):
+            return None
+        return ci.contains(p)
 
     @property
     def delta(self) -> float | None:
@@ -93,6 +119,16 @@ class CellMetric(RunTally):
         return f"{DASH} ({self.reason})"
 
     @property
+    def interval_text(self) -> str:
+        """``[low, high] (n = 3)``; ``unknown (1 seed)``; a dash without a number."""
+        if not self.values:
+            return DASH
+        ci = self.interval
+        if ci is None:
+            return "unknown (1 seed)"
+        return f"[{self.fmt(ci.low)}, {self.fmt(ci.high)}] (n = {ci.n})"
+
+    @property
     def paper_text(self) -> str:
         return self.fmt(self.paper) if self.paper is not None else DASH
 
@@ -100,7 +136,9 @@ class CellMetric(RunTally):
     def delta_text(self) -> str:
         d = self.delta
         if d is not None:
-            return self.fmt(d, signed=True)
+            inside = self.reference_inside
+            where = "" if inside is None else (" (inside CI)" if inside else " (outside CI)")
+            return self.fmt(d, signed=True) + where
         m, p = self.mean, self.paper
         if m is not None and p is not None and math.isnan(m) and math.isnan(p):
             return "both NaN"
@@ -121,6 +159,7 @@ class TableResult:
     n_runs: int
     commits: list[str]
     seeds: list[int]
+    reference: str = "paper"
 
     def cell(self, row: str, display_index: int) -> CellMetric:
         return self.cells[(row, display_index)]
@@ -140,12 +179,14 @@ def aggregate(
     launches: list[dict[str, Any]] | None = None,
     runs_root: list[str] | None = None,
     seeds: list[int] | None = None,
+    reference: str = "paper",
 ) -> TableResult:
     """Build the reproduced table from runs grouped by cell (see ``collect.runs_for_table``).
 
-    ``seeds``: when given, only those seeds count (the driver passes the seeds it ran).
+    ``seeds``: when given, only those seeds count (the driver passes the seeds it ran). ``reference``:
+    ``paper`` or ``authors``, the numbers Δ is taken against (:func:`pws.paper.published.reference_value`).
     """
-    rows, columns, _, _ = table.grid(grid)
+    rows, columns, extra, _ = table.grid(grid)
     launch_errors = {}
     for rec in launches or []:
         if rec.get("table") == table.name and rec.get("returncode") not in (0, None):
@@ -159,13 +200,19 @@ def aggregate(
             if disp.column not in columns:
                 continue
             cell_id = table.cell_id(disp.column, row)
+            ref = reference_value(table.name, cell_id, disp.metric, reference)
             cm = CellMetric(
                 table=table.name, cell=cell_id, row=row, column=disp.column, display=disp,
-                paper=paper_value(table.name, cell_id, disp.metric), metric=disp.metric,
+                paper=ref.value, reference=ref.whose, reference_source=ref.source, metric=disp.metric,
             )
-            for run in runs_by_cell.get(cell_id, []):
-                if seeds is None or run.seed is None or run.seed in seeds:
-                    cm.add(run)
+            counted = [run for run in runs_by_cell.get(cell_id, [])
+                       if seeds is None or run.seed is None or run.seed in seeds]
+            for run in counted:
+                cm.add(run)
+            cm.commits = sorted({run.commit for run in counted if run.commit})
+            cm.wandb_ids = [run.wandb_id for run in counted if run.wandb_id]
+            wanted = [*table.overrides(disp.column, row, scale), *extra] if scale in table.scales else []
+            cm.command = command_line(table, cell_id, counted, wanted)
             if not cm.run_dirs and cell_id in launch_errors:
                 cm.launch_error = launch_errors[cell_id]
             cells[(row, i)] = cm
@@ -176,11 +223,25 @@ def aggregate(
             n_runs += 1
             if run.seed is not None:
                 seen_seeds.add(run.seed)
-            record = run.record or {}
-            if record.get("git_commit"):  # "-dirty": tracked files had uncommitted changes at the run
-                commits.add(str(record["git_commit"])[:10] + ("-dirty" if record.get("git_dirty") else ""))
+            if run.commit:
+                commits.add(run.commit)
     return TableResult(
         table=table, scale=scale, grid=grid, rows=rows, columns=columns, cells=cells,
         runs_root=[str(Path(r)) for r in (runs_root or [])], n_runs=n_runs, commits=sorted(commits),
-        seeds=sorted(seeds if seeds is not None else seen_seeds),
+        seeds=sorted(seeds if seeds is not None else seen_seeds), reference=reference,
     )
+
+
+def command_line(table: Table, cell: str, runs: list[Run], overrides: list[str]) -> str:
+    """The command that reproduces ``cell`` with the seeds of ``runs``: the Hydra overrides its runs were
+    made with (saved in each run; the table's ``overrides`` for the cell when no run saved them)."""
+
+    def defining(words: list[str]) -> list[str]:
+        return [o for o in words if parse_override(o)[0] not in IGNORED_KEYS
+                and not parse_override(o)[0].startswith("hydra")]
+
+    keep = next((defining(r.overrides) for r in runs if defining(r.overrides)), defining(overrides))
+    seeds = sorted({r.seed for r in runs if r.seed is not None}) or [0]
+    words = ["python", "-m", table.app, "-m", *keep, f"table={table.name}", f"cell={cell}",
+             "seed=" + ",".join(str(s) for s in seeds)]
+    return " ".join(shlex.quote(w) for w in words)

@@ -38,6 +38,7 @@ import yaml
 from pws.engine.lock import LOCK_FILE, lock_state
 from pws.paper.experiments import Table
 from pws.runs.record import DONE_STATUSES, METRICS_FILE, UnreadableRecord, read_metrics
+from pws.runs.tracking import RUN_ID_FILE
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,24 @@ class Run:
         if self.status == "diverged":
             return math.nan
         return self.metric(name)
+
+    @property
+    def commit(self) -> str | None:
+        """The commit the run was made from (10 hex digits), ``-dirty`` when tracked files had uncommitted
+        changes then; None when its record does not say."""
+        record = self.record or {}
+        if not record.get("git_commit"):
+            return None
+        return str(record["git_commit"])[:10] + ("-dirty" if record.get("git_dirty") else "")
+
+    @property
+    def wandb_id(self) -> str | None:
+        """The id of the run's wandb run (``<run dir>/wandb_run_id``, kept across resumes); None without."""
+        try:
+            text = (self.path / RUN_ID_FILE).read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if text.isalnum() else None
 
     @property
     def history(self) -> list[dict[str, Any]]:

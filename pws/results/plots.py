@@ -1,7 +1,9 @@
 """Figures next to each rendered table (matplotlib, PNG).
 
-* ``<stem>_vs_paper.png``: per printed column, our value per row (mean ± std over seeds, each seed a dot)
-  beside the paper's; diverged cells are marked NaN and runs without a number with a dash, as in the table.
+* ``<stem>_vs_paper.png``: per printed column, our value per row (the mean over seeds as the bar, its 95%
+  interval as the error bar, each seed a dot; ``n = 1`` above a bar whose interval is unknown) beside the
+  reference's (the paper's, or the authors'); diverged cells are marked NaN and runs without a number with
+  their status, as in the table.
 * ``<stem>_curves.png``: training curves per method like the paper's Figures 3-5: the training loss and
   the test error (or mAP) against epochs, one panel per run column, one line per row (mean over seeds).
 
@@ -73,15 +75,20 @@ def vs_paper_figure(res: TableResult) -> Any:
         ours = [res.cell(r, i) for r in res.rows]
         ymax = 0.0
         for c in ours:
-            for val in (c.mean, c.paper):
-                if val is not None and not math.isnan(val):
-                    ymax = max(ymax, val + (c.std or 0.0))
+            tops = [*c.values, c.mean, c.paper, c.interval.high if c.interval else None]
+            ymax = max([ymax, *(v for v in tops if v is not None and math.isfinite(v))])
         ymax = ymax or 1.0
         for j, c in enumerate(ours):
             m = c.mean
             if m is not None and not math.isnan(m):
-                ax.bar(x[j] - w / 2, m, w, color=OURS_COLOR, yerr=c.std or None, capsize=3)
-                ax.text(x[j] - w / 2, m + (c.std or 0.0) + 0.01 * ymax, c.fmt(m), ha="center", va="bottom",
+                ax.bar(x[j] - w / 2, m, w, color=OURS_COLOR, gid="ours")
+                ci = c.interval
+                if ci is not None:
+                    ax.errorbar([x[j] - w / 2], [m], yerr=[[m - ci.low], [ci.high - m]], fmt="none",
+                                ecolor="black", capsize=3, gid="ci")
+                above = ci.high if ci is not None else max(c.values)
+                label = c.fmt(m) + ("" if ci is not None else "\nn = 1")
+                ax.text(x[j] - w / 2, above + 0.01 * ymax, label, ha="center", va="bottom",
                         fontsize=7, color=OURS_COLOR)
                 if len(c.values) > 1:
                     ax.scatter([x[j] - w / 2] * len(c.values), c.values, s=9, color="navy", zorder=3)
@@ -89,7 +96,7 @@ def vs_paper_figure(res: TableResult) -> Any:
                 _mark(ax, x[j] - w / 2, ymax, "NaN" if c.status == "diverged" else c.status, OURS_COLOR)
             p = c.paper
             if p is not None and not math.isnan(p):
-                ax.bar(x[j] + w / 2, p, w, color=PAPER_COLOR, alpha=0.85)
+                ax.bar(x[j] + w / 2, p, w, color=PAPER_COLOR, alpha=0.85, gid="reference")
             else:
                 _mark(ax, x[j] + w / 2, ymax, "NaN" if p is not None else "none", PAPER_COLOR)
         ax.set_xticks(x)
@@ -104,10 +111,12 @@ def vs_paper_figure(res: TableResult) -> Any:
         axes[k // ncols][k % ncols].axis("off")
     from matplotlib.patches import Patch
 
-    ours_label = "ours (mean ± std, dots: seeds)" if len(res.seeds) > 1 else "ours"
-    fig.legend(handles=[Patch(color=OURS_COLOR, label=ours_label), Patch(color=PAPER_COLOR, label="paper")],
+    ours_label = "ours (mean; bar: 95% CI, Student's t over seeds; dots: seeds)" if len(res.seeds) > 1 \
+        else "ours (one seed: interval unknown)"
+    fig.legend(handles=[Patch(color=OURS_COLOR, label=ours_label),
+                        Patch(color=PAPER_COLOR, label=res.reference)],
                loc="upper right", fontsize=8, ncol=2)
-    fig.suptitle(f"{res.table.title}: ours vs paper{_scale_note(res)}", fontsize=11, x=0.45)
+    fig.suptitle(f"{res.table.title}: ours vs {res.reference}{_scale_note(res)}", fontsize=11, x=0.45)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 

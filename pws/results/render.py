@@ -1,8 +1,11 @@
-"""Render a reproduced table as Markdown, CSV and LaTeX: per cell ours, the paper's and the difference.
+"""Render a reproduced table as Markdown, CSV and LaTeX: per cell ours, its interval, the paper's and the
+difference.
 
 Markdown and LaTeX lay the table out as the paper does (its rows, its printed columns), each printed
-column split into *ours*, *paper* and *Δ* (ours - paper). The CSV is long: one line per printed cell,
-with the numbers and the status spelled out for machines.
+column split into *ours* (mean ± std over seeds), *95% CI* (Student's t over the seeds; unknown with one),
+*paper* (or *authors*: the reference) and *Δ* (ours - reference, and whether the reference lies inside the
+interval). The CSV is long: one line per printed cell, with the numbers, the status, every seed's value and
+where the number comes from (run directories, commits, wandb run ids, the command that reproduces it).
 """
 
 from __future__ import annotations
@@ -14,13 +17,20 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pws.paper.published import WHOSE
 from pws.results.aggregate import CellMetric, TableResult
 
 CSV_FIELDS = [
     "table", "scale", "grid", "row", "row_label", "column", "display", "metric", "cell",
-    "ours", "paper", "delta", "ours_mean", "ours_std", "n_seeds", "seeds", "n_finished", "n_diverged",
-    "n_failed", "status", "reason", "run_dirs",
+    "ours", "ci", "paper", "delta", "ours_mean", "ours_std", "ci_low", "ci_high", "ci_method",
+    "reference_in_ci", "n_seeds", "seeds", "values", "n_finished", "n_diverged", "n_failed", "status",
+    "reason", "reference", "reference_source", "run_dirs", "commits", "wandb_ids", "command",
 ]
+CI_HEADER = "95% CI"
+INTERVAL_NOTE = (
+    "95% CI: Student's t interval of the mean over the seeds that finished (n - 1 degrees of freedom, n "
+    "given), `unknown (1 seed)` with one seed: one run says nothing of the spread"
+)
 
 
 def heading_lines(res: TableResult) -> list[str]:
@@ -50,16 +60,27 @@ def heading_lines(res: TableResult) -> list[str]:
             metric_bits.append(bit)
     seeds = ", ".join(str(s) for s in res.seeds) or "none"
     roots = ", ".join(f"`{r}`" for r in res.runs_root) or "-"
+    ref = reference_words(res.reference)
     lines += [
         "",
         f"Runs: {roots} · {res.n_runs} runs · seeds {seeds} · commit {', '.join(res.commits) or 'unknown'}"
         f" · app `{t.app}` · rendered {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         "",
         f"Metrics: {', '.join(metric_bits)}. Each printed column: ours (mean ± std over seeds when there "
-        "are several), the paper's number, Δ = ours − paper. NaN: the run diverged (the paper prints NaN "
-        "the same way). A dash: no number, with the reason.",
+        f"are several); {INTERVAL_NOTE}; {ref}; Δ = ours − {res.reference}, `(inside CI)` / `(outside CI)`: "
+        f"whether {WHOSE[res.reference]} number lies inside our interval. NaN: the run diverged (the paper "
+        "prints NaN the same way). A dash: no number, with the reason. Where each number comes from (run "
+        "directories, commits, wandb run ids, the command that reproduces it): the CSV.",
     ]
     return lines
+
+
+def reference_words(reference: str) -> str:
+    """What the reference column holds, in words."""
+    if reference == "authors":
+        return ("authors: the number the authors published later (their READMEs) where there is one, else "
+                "the paper's (its source per cell in the CSV)")
+    return "paper: the paper's number"
 
 
 def _md_escape(text: str) -> str:
@@ -70,7 +91,7 @@ def markdown(res: TableResult) -> str:
     t = res.table
     header = list(t.info_columns)
     for _, d in res.displays:
-        header += [f"{d.label}: ours", "paper", "Δ"]
+        header += [f"{d.label}: ours", CI_HEADER, res.reference, "Δ"]
     lines = [*heading_lines(res), ""]
     lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
     aligns = [":--"] * len(t.info_columns) + ["--:"] * (len(header) - len(t.info_columns))
@@ -79,7 +100,7 @@ def markdown(res: TableResult) -> str:
         cells = [str(x) for x in t.rows[row]["info"]]
         for i, _ in res.displays:
             c = res.cell(row, i)
-            cells += [c.ours_text, c.paper_text, c.delta_text]
+            cells += [c.ours_text, c.interval_text, c.paper_text, c.delta_text]
         lines.append("| " + " | ".join(_md_escape(x) for x in cells) + " |")
     lines.append("")
     return "\n".join(lines)
@@ -91,21 +112,37 @@ def _num(x: float | None) -> str:
     return "NaN" if math.isnan(x) else repr(float(x))
 
 
+def seed_values(c: CellMetric) -> str:
+    """Every completed seed's value, ``seed:value`` (``NaN`` for a diverged seed, ``?`` for a run without a
+    seed), in seed order: what the claims (:mod:`pws.results.claims`) pair by seed."""
+    pairs = [*zip(c.seeds, c.values, strict=True), *((s, math.nan) for s in c.diverged_seeds)]
+    pairs.sort(key=lambda sv: (sv[0] is None, sv[0] or 0))
+    return " ".join(f"{'?' if s is None else s}:{_num(v)}" for s, v in pairs)
+
+
 def csv_rows(res: TableResult) -> list[dict[str, str]]:
     out = []
     for row in res.rows:
         for i, d in res.displays:
             c: CellMetric = res.cell(row, i)
+            ci, inside = c.interval, c.reference_inside
             out.append({
                 "table": res.table.name, "scale": res.scale, "grid": res.grid or "",
                 "row": row, "row_label": res.table.row_label(row), "column": d.column,
                 "display": d.label, "metric": d.metric, "cell": c.cell,
-                "ours": c.ours_text, "paper": c.paper_text, "delta": c.delta_text,
+                "ours": c.ours_text, "ci": c.interval_text, "paper": c.paper_text, "delta": c.delta_text,
                 "ours_mean": _num(c.mean), "ours_std": _num(c.std),
+                "ci_low": _num(ci.low if ci else None), "ci_high": _num(ci.high if ci else None),
+                "ci_method": ci.method if ci else ("unknown (1 seed)" if c.values else ""),
+                "reference_in_ci": "" if inside is None else ("yes" if inside else "no"),
                 "n_seeds": str(c.n_completed), "seeds": " ".join(str(s) for s in c.seeds),
+                "values": seed_values(c),
                 "n_finished": str(len(c.values)), "n_diverged": str(len(c.diverged_seeds)),
                 "n_failed": str(len(c.failed) + len(c.missing_metric)),
-                "status": c.status, "reason": c.reason, "run_dirs": " ".join(c.run_dirs),
+                "status": c.status, "reason": c.reason,
+                "reference": c.reference, "reference_source": c.reference_source,
+                "run_dirs": " ".join(c.run_dirs), "commits": " ".join(c.commits),
+                "wandb_ids": " ".join(c.wandb_ids), "command": c.command,
             })
     return out
 
@@ -130,7 +167,7 @@ def _tex(text: str) -> str:
 def latex(res: TableResult) -> str:
     t = res.table
     n_info = len(t.info_columns)
-    spec = "l" * n_info + "rrr" * len(res.displays)
+    spec = "l" * n_info + "rrrr" * len(res.displays)
     caption = t.title
     if res.scale == "smoke":
         caption += " --- smoke-scale reproduction, not the paper's setting"
@@ -145,12 +182,13 @@ def latex(res: TableResult) -> str:
         f"\\begin{{tabular}}{{{spec}}}",
         "\\toprule",
     ]
-    top = [""] * n_info + [f"\\multicolumn{{3}}{{c}}{{{_tex(d.label)}}}" for _, d in res.displays]
+    top = [""] * n_info + [f"\\multicolumn{{4}}{{c}}{{{_tex(d.label)}}}" for _, d in res.displays]
     lines.append(" & ".join(top) + " \\\\")
-    rules = " ".join(f"\\cmidrule(lr){{{n_info + 1 + 3 * k}-{n_info + 3 + 3 * k}}}"
+    rules = " ".join(f"\\cmidrule(lr){{{n_info + 1 + 4 * k}-{n_info + 4 + 4 * k}}}"
                      for k in range(len(res.displays)))
     lines.append(rules)
-    sub = [_tex(h) for h in t.info_columns] + ["ours", "paper", "$\\Delta$"] * len(res.displays)
+    sub = [_tex(h) for h in t.info_columns] + ["ours", "95\\% CI", res.reference, "$\\Delta$"] * len(
+        res.displays)
     lines.append(" & ".join(sub) + " \\\\")
     lines.append("\\midrule")
     for row in res.rows:
@@ -160,13 +198,15 @@ def latex(res: TableResult) -> str:
             ours = c.ours_text if c.ours_text != "-" else "--"
             if ours.startswith("- ("):
                 ours = "-- (" + ours[3:]
-            cells += [_tex(ours), _tex(c.paper_text), _tex(c.delta_text)]
+            cells += [_tex(ours), _tex(c.interval_text), _tex(c.paper_text), _tex(c.delta_text)]
         lines.append(" & ".join(cells) + " \\\\")
     lines += [
         "\\bottomrule",
         "\\end{tabular}",
-        f"\\caption{{{_tex(caption)}. Ours (mean $\\pm$ std over seeds), the paper's number and "
-        f"$\\Delta$ = ours $-$ paper; NaN: diverged; --: no number, for the reason beside it.}}",
+        f"\\caption{{{_tex(caption)}. Ours (mean $\\pm$ std over seeds), its 95\\% interval (Student's t "
+        f"over the seeds; unknown with one), {WHOSE[res.reference]} number and $\\Delta$ = ours $-$ "
+        f"{res.reference} (inside/outside CI: whether {WHOSE[res.reference]} number lies in our interval); "
+        "NaN: diverged; --: no number, for the reason beside it.}",
         f"\\label{{tab:repro-{t.name}-{res.scale}}}",
         "\\end{table}",
         "",

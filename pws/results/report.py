@@ -1,6 +1,7 @@
 """Collect a table's runs and write everything a reader looks at: ``<out>/<stem>.md``, ``.csv``, ``.tex``,
-``<stem>_vs_paper.png``, ``<stem>_curves.png``, and the reproduced table as a wandb Table (offline unless
-``WANDB_MODE`` says otherwise; ``disabled`` skips it)."""
+``<stem>_vs_paper.png``, ``<stem>_curves.png``, ``<out>/claims.md`` (the paper's claims checked on every
+table rendered in ``<out>``), and the reproduced table as a wandb Table (offline unless ``WANDB_MODE`` says
+otherwise; ``disabled`` skips it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from pws.paper.experiments import Table, load_table
 from pws.results.aggregate import TableResult, aggregate
+from pws.results.claims import write_claims
 from pws.results.collect import Run, collect_launches, collect_runs, override_dict, runs_for_table
 from pws.results.render import CSV_FIELDS, csv_rows, output_stem, write_all
 
@@ -38,8 +40,9 @@ def build(
     grid: str | None = None,
     seeds: list[int] | None = None,
     runs: list[Run] | None = None,
+    reference: str = "paper",
 ) -> Report:
-    """Collect and aggregate (no files written)."""
+    """Collect and aggregate (no files written); Δ against the ``reference`` numbers (paper or authors)."""
     t = load_table(table) if isinstance(table, str) else table
     roots = [runs_roots] if isinstance(runs_roots, (str, os.PathLike)) else list(runs_roots)
     if runs is None:
@@ -52,7 +55,7 @@ def build(
         column, row = t.split_cell(cell_id)
         by_cell[cell_id] = _prefer_canonical(cell_runs, [*t.overrides(column, row, scale), *extra])
     res = aggregate(t, by_cell, scale, grid=grid, launches=collect_launches(roots),
-                    runs_root=[str(r) for r in roots], seeds=seeds)
+                    runs_root=[str(r) for r in roots], seeds=seeds, reference=reference)
     unreadable = [str(r.unreadable) for r in runs if r.unreadable is not None]
     return Report(result=res, runs_by_cell=by_cell, unreadable=unreadable)
 
@@ -71,10 +74,11 @@ def _prefer_canonical(runs: list[Run], wanted: list[str]) -> list[Run]:
 
 def write(report: Report, out_dir: str | os.PathLike[str], *, plots: bool = True,
           wandb_mode: str | None = None) -> Report:
-    """Write the table files, the plots and the wandb Table of ``report`` into ``out_dir``."""
+    """Write the table files, the plots, claims.md and the wandb Table of ``report`` into ``out_dir``."""
     res = report.result
     out_dir = Path(out_dir)
     report.paths = write_all(res, out_dir)
+    report.paths["claims"] = write_claims(out_dir, res.scale, res.reference)
     stem = output_stem(res.table.name, res.grid)
     if plots:
         from pws.results.plots import plot_curves, plot_vs_paper
@@ -97,10 +101,11 @@ def render_table(
     seeds: list[int] | None = None,
     plots: bool = True,
     wandb_mode: str | None = None,
+    reference: str = "paper",
 ) -> Report:
     """Collect the runs of ``table`` below ``runs_roots`` and write its files into ``out_dir``."""
-    return write(build(table, runs_roots, scale, grid=grid, seeds=seeds), out_dir, plots=plots,
-                 wandb_mode=wandb_mode)
+    return write(build(table, runs_roots, scale, grid=grid, seeds=seeds, reference=reference), out_dir,
+                 plots=plots, wandb_mode=wandb_mode)
 
 
 def log_wandb_table(report: Report, out_dir: Path, *, mode: str | None = None) -> Path | None:

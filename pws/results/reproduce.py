@@ -301,6 +301,7 @@ def reproduce(
     plots: bool = True,
     wandb_mode: str | None = None,
     backbone_seed: int = 0,
+    reference: str = "paper",
     printer=print,
 ):
     """Run (or resume) the grid of ``table_name`` and render it; returns the report (None on dry run)."""
@@ -338,7 +339,7 @@ def reproduce(
     run_all(launches, table, scale=scale, cell_jobs=cell_jobs, stream=stream, printer=printer)
     out_dir = Path(out_root) / scale
     return render_table(table, base, scale, out_dir, grid=grid, seeds=seeds, plots=plots,
-                        wandb_mode=wandb_mode)
+                        wandb_mode=wandb_mode, reference=reference)
 
 
 def _shell_quote(arg: str) -> str:
@@ -350,7 +351,7 @@ def print_report(report, printer=print) -> None:
     printer("")
     printer(report.paths["md"].read_text())
     printer("Files:")
-    for key in ("md", "csv", "tex", "vs_paper_png", "curves_png"):
+    for key in ("md", "csv", "tex", "vs_paper_png", "curves_png", "claims"):
         if key in report.paths:
             printer(f"  {key:<13} {report.paths[key]}")
     if report.wandb_dir is not None:

@@ -71,16 +71,17 @@ def table4_runs(tmp_path: Path) -> Path:
     return root.parent
 
 
-# (row, column) -> (ours, Δ, status, n_seeds); every other cell: not run.
+# (row, column) -> (ours, Δ, status, n_seeds); every other cell: not run. Several seeds: Δ says whether the
+# paper's number lies in the 95% interval (6.2 ± 4.30 * 0.2 / sqrt(3); 7.5 ± 12.71 * 0.71 / sqrt(2)).
 EXPECTED_T4 = {
-    ("pws", "residual/lr0.1"): ("6.20 ± 0.20", "-0.30", "ok", 3),
+    ("pws", "residual/lr0.1"): ("6.20 ± 0.20", "-0.30 (inside CI)", "ok", 3),
     ("none", "residual/lr0.1"): ("NaN", "-", "diverged", 1),
     ("bn", "residual/lr0.1"): ("- (failed: RuntimeError: out of memory)", "-", "failed", 0),
     ("bn", "plain/lr0.1"): ("5.50 (1/2 diverged)", "-0.40", "partial", 2),
     # its record says running but no process holds it (no lock): killed, resumable
     ("gn", "plain/lr0.05"): ("- (stopped: killed?, rerun resumes it)", "-", "stopped", 0),
     ("sn", "plain/lr0.05"): ("- (incomplete: no metrics.json)", "-", "incomplete", 0),
-    ("wn", "residual/lr0.05"): ("7.50 ± 0.71", "+0.09", "ok", 2),
+    ("wn", "residual/lr0.05"): ("7.50 ± 0.71", "+0.09 (inside CI)", "ok", 2),
     ("wn", "plain/lr0.05"): ("7.25", "-0.13", "ok", 1),
     ("sn", "plain/lr0.1"): ("- (launch failed: Could not override 'norm'. No match in the defaults list.)",
                             "-", "failed", 0),
@@ -97,14 +98,14 @@ def test_table4_every_cell_markdown_and_csv(table4_runs: Path, tmp_path: Path) -
     rows = _md_table(md)
     header, body = rows[0], rows[2:]
     assert header[0] == "Methods"
-    assert header[1:4] == ["Residual, LR 1e-1: ours", "paper", "Δ"]
-    assert len(header) == 1 + 3 * 4
+    assert header[1:5] == ["Residual, LR 1e-1: ours", "95% CI", "paper", "Δ"]
+    assert len(header) == 1 + 4 * 4
     assert [r[0] for r in body] == ["Normal", "BN", "GN", "SN", "WN", "PWS"]
     columns = list(table.columns)
     checked = 0
     for rid, line in zip(table.rows, body, strict=True):
         for k, col in enumerate(columns):
-            ours, paper, delta = line[1 + 3 * k: 4 + 3 * k]
+            ours, _, paper, delta = line[1 + 4 * k: 5 + 4 * k]
             cell = f"{col}/{rid}"
             assert paper == _paper("table4", cell, "top1_error"), cell
             exp_ours, exp_delta, _, _ = EXPECTED_T4.get((rid, col), ("- (not run)", "-", "not run", 0))
@@ -154,20 +155,20 @@ def test_table1_fps_and_table2_both_nan(tmp_path: Path) -> None:
     rep1 = render_table("table1", root / "t1", "smoke", tmp_path / "o1", plots=False, wandb_mode="disabled")
     body = _md_table(rep1.paths["md"].read_text())
     header = body[0]
-    assert header[:4] == ["Methods", "Training speed (FPS): ours", "paper", "Δ"]
+    assert header[:5] == ["Methods", "Training speed (FPS): ours", "95% CI", "paper", "Δ"]
     pws = next(r for r in body if r[0] == "PWS")
-    assert pws[1:4] == ["3.50", "52.72", "-49.22"]            # FPS of the batch-8 run
-    assert pws[-3:] == ["10.12", "77.66", "-67.54"]            # mAP at batch 8
+    assert pws[1:5] == ["3.50", "unknown (1 seed)", "52.72", "-49.22"]  # FPS of the batch-8 run
+    assert pws[-4:] == ["10.12", "unknown (1 seed)", "77.66", "-67.54"]  # mAP at batch 8
     wn = next(r for r in body if r[0] == "WN (g = 1)")
-    assert wn[4:7] == ["NaN", "NaN", "both NaN"]                # batch 2: NaN in both
+    assert wn[5:9] == ["NaN", "-", "NaN", "both NaN"]                   # batch 2: NaN in both
     rep2 = render_table("table2", root / "t2", "smoke", tmp_path / "o2", plots=False, wandb_mode="disabled")
     rows = _md_table(rep2.paths["md"].read_text())
     assert rows[0] == ["Methods", "LR", "Backbone", "sqrt(2/n) in (12)", "Trainable alpha", "gamma",
-                       "mAP (%): ours", "paper", "Δ"]
+                       "mAP (%): ours", "95% CI", "paper", "Δ"]
     last = rows[-1]
     assert last[:6] == ["PWS", "1e-2", "VGG-16", "yes", "yes", "1e-5"]
-    assert last[6:] == ["NaN", "NaN", "both NaN"]
-    assert rows[-2][6:] == ["70.00", "76.50", "-6.50"]
+    assert last[6:] == ["NaN", "-", "NaN", "both NaN"]
+    assert rows[-2][6:] == ["70.00", "unknown (1 seed)", "76.50", "-6.50"]
     assert len(rows) == 2 + 13
 
 
@@ -178,7 +179,7 @@ def test_full_scale_heading_and_reduced_grid(tmp_path: Path) -> None:
     md = rep.paths["md"].read_text()
     assert "reproduced at full scale" in md.splitlines()[0] and "SMOKE" not in md
     pws = next(r for r in _md_table(md) if r[0] == "PWS")
-    assert pws[1:] == ["24.4", "24.0", "+0.4"]
+    assert pws[1:] == ["24.4", "unknown (1 seed)", "24.0", "+0.4"]
     rep = render_table("table4", root, "smoke", tmp_path / "o", grid="demo", plots=False,
                        wandb_mode="disabled")
     assert rep.paths["md"].name == "table4_demo.md"
@@ -196,11 +197,11 @@ def test_runs_of_another_grid_below_the_same_folder(tmp_path: Path) -> None:
     rep = render_table("table4", tmp_path / "runs", "smoke", tmp_path / "o", plots=False,
                        wandb_mode="disabled")
     row = next(r for r in _md_table(rep.paths["md"].read_text()) if r[0] == "BN")
-    assert row[7:10] == ["5.00", "5.90", "-0.90"]
+    assert row[9:13] == ["5.00", "unknown (1 seed)", "5.90", "-0.90"]
     rep = render_table("table4", tmp_path / "runs", "smoke", tmp_path / "o", grid="demo", plots=False,
                        wandb_mode="disabled")
     row = next(r for r in _md_table(rep.paths["md"].read_text()) if r[0] == "BN")
-    assert row[1:4] == ["30.00", "5.90", "+24.10"]
+    assert row[1:5] == ["30.00", "unknown (1 seed)", "5.90", "+24.10"]
 
 
 def test_override_values_compare_by_meaning() -> None:
@@ -232,7 +233,7 @@ def test_a_finished_run_without_a_displayed_metric_names_it(tmp_path: Path) -> N
     make_run(root, "table1", "bs8/pws", 0, "finished", {"mAP": 10.0})
     rep = render_table("table1", root, "smoke", tmp_path / "o", plots=False, wandb_mode="disabled")
     pws = next(r for r in _md_table(rep.paths["md"].read_text()) if r[0] == "PWS")
-    assert pws[1] == "- (failed: no train_fps in metrics.json)" and pws[-3] == "10.00"
+    assert pws[1] == "- (failed: no train_fps in metrics.json)" and pws[-4] == "10.00"
 
 
 @pytest.mark.parametrize("history", [[], [{"epoch": 1, "train_loss": math.nan, "test_error": math.nan}]],

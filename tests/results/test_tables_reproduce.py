@@ -60,6 +60,23 @@ def test_make_reproduce_table4_smoke(tmp_path: Path, monkeypatch) -> None:
         assert (r["status"], r["n_seeds"], r["paper"]) == ("ok", "1", paper)
         assert r["ours"] == f"{errors[row]:.2f}" and float(r["ours_mean"]) == pytest.approx(errors[row])
         assert r["delta"] == f"{errors[row] - float(paper):+.2f}"
+        # where the number comes from: its run, commit, wandb run and the command that reproduces it
+        run_dir = base / f"plain/lr0.05/{row}" / "seed0"
+        assert r["run_dirs"] == str(run_dir) and r["values"] == f"0:{errors[row]!r}"
+        assert r["wandb_ids"] == (run_dir / "wandb_run_id").read_text().strip()
+        assert r["commits"] and r["ci"] == "unknown (1 seed)"
+        assert r["command"].startswith("python -m pws.classify -m scale=smoke data=digits model=plain_c")
+        assert r["command"].endswith(f"table=table4 cell=plain/lr0.05/{row} seed=0")
+        assert "scale.classify.epochs=2" in r["command"]
+    # claims.md beside it: Table 4's claim "BN, GN, and SN will not work better than PWS when LR is small"
+    # on these runs: one seed, so the interval is unknown and the check undecided, whatever the gap
+    claims = (out / "smoke" / "claims.md").read_text()
+    assert "SMOKE scale: checks of the pipeline" in claims.splitlines()[0]
+    assert "— `table4_ci.csv` (reduced grid `ci`)" in claims
+    assert "### `output-norms-not-better-at-small-lr`: **undecided** (5 of 6 checks not run)" in claims
+    line = next(ln for ln in claims.splitlines() if ln.startswith("| plain, LR 5e-2: BN - PWS |"))
+    assert line == (f"| plain, LR 5e-2: BN - PWS | `>= 0` | {errors['bn'] - errors['pws']:+.2f} | unknown "
+                    "| interval unknown: one seed (seeds per cell 1/1) | +1.37 | undecided |")
     for name in ("table4_ci.tex", "table4_ci_vs_paper.png", "table4_ci_curves.png"):
         assert (out / "smoke" / name).stat().st_size > 0
     assert "Files:" in proc.stdout and "wandb (table)" in proc.stdout
