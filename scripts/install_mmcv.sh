@@ -8,6 +8,9 @@
 #                                                    # use a prebuilt wheel (e.g. a CUDA build matching your
 #                                                    # torch/CUDA), no build, no cache
 #   MMCV_REBUILD=1 bash scripts/install_mmcv.sh      # ignore the cached wheel and build again
+#   FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST='8.0;9.0' bash scripts/install_mmcv.sh
+#                                                    # a CUDA build on a node without a GPU (a login node):
+#                                                    # for the GPUs listed (needs nvcc, CUDA_HOME)
 #
 # Why a build: PyPI has mmcv 2.1.0 only as source, mmdet 3.3.0 refuses mmcv >= 2.2, and mmcv-lite has no ops.
 # The sdist does not build as shipped against torch 2.14 (its setup.py asks for -std=c++17; torch 2.14's
@@ -18,9 +21,12 @@
 #   CFLAGS/CXXFLAGS="-O3 -g0 -DNDEBUG -fwrapv" (replaces Python's "-g -O3": 1.4 MB wheel instead of 32 MB,
 #   half the build time).
 # The wheel is cached in ${XDG_CACHE_HOME:-$HOME/.cache}/pws-repro/wheels/<key>/ with
-# <key> = mmcv-<version>_torch-<torch version>_<python tag>_<cpu|cuda>; a later install with the same key
-# installs the cached wheel without rebuilding. A CUDA build happens when torch sees a GPU (or FORCE_CUDA=1)
-# and needs nvcc (CUDA_HOME) matching torch's CUDA.
+# <key> = mmcv-<version>_torch-<torch version>_<python tag>_<cpu | cuda<CUDA version>_arch<arch list>>; a
+# later install with the same key installs the cached wheel without rebuilding. A CUDA build is wanted when
+# torch sees a GPU (or FORCE_CUDA=1) and needs nvcc (CUDA_HOME) matching torch's CUDA; it is compiled for
+# TORCH_CUDA_ARCH_LIST, else the visible GPUs. The install check (scripts/mmcv_check.py) then wants the ops
+# compiled with CUDA and, on a GPU, nms and roi_align on CUDA tensors: an installed CPU-only build is
+# rebuilt (or taken from the cache under its CUDA key).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -40,28 +46,15 @@ log() { printf '[install_mmcv] %s\n' "$*" >&2; }
 # The build environment: setuptools 80.9.0 (has pkg_resources; satisfies torch's >= 77.0.3), wheel, ninja.
 "${PIP[@]}" install -q "setuptools==80.9.0" wheel ninja
 
-mmcv_ok() {
-    "$PY" - "$MMCV_VERSION" <<'EOF' >/dev/null 2>&1
-import sys
-import mmcv
-assert mmcv.__version__ == sys.argv[1], mmcv.__version__
-import torch
-from mmcv.ops import nms
-boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]])
-_, keep = nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5)
-assert keep.tolist() == [0, 2], keep
-EOF
+CHECK="$ROOT/scripts/mmcv_check.py"
+mmcv_ok() {  # the installed mmcv has the ops this node needs (CUDA ones where a CUDA build is wanted)
+    local why
+    why="$("$PY" "$CHECK" check "$MMCV_VERSION" 2>&1)" && return 0
+    log "installed mmcv not usable here: ${why##*$'\n'}"
+    return 1
 }
 
-KEY="$("$PY" - "$MMCV_VERSION" <<'EOF'
-import os, sys
-import torch
-tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
-cuda = torch.version.cuda is not None and (torch.cuda.is_available() or os.environ.get("FORCE_CUDA") == "1")
-flavor = f"cuda{torch.version.cuda}" if cuda else "cpu"
-print(f"mmcv-{sys.argv[1]}_torch-{torch.__version__.replace('+', '-')}_{tag}_{flavor}")
-EOF
-)"
+KEY="$("$PY" "$CHECK" key "$MMCV_VERSION")" || { log "no cache key (above)"; exit 1; }
 CACHE_DIR="$CACHE_ROOT/$KEY"
 
 if [ -n "${MMCV_WHEEL:-}" ]; then
@@ -74,7 +67,12 @@ elif [ -z "${MMCV_REBUILD:-}" ] && mmcv_ok; then
 else
     WHEEL="$(ls "$CACHE_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)"
     if [ -n "${MMCV_REBUILD:-}" ] || [ -z "$WHEEL" ]; then
-        log "building mmcv $MMCV_VERSION with ops (key $KEY); about 8 minutes on 2 cores"
+        if [[ "$KEY" == *_cuda* ]] && ! command -v "${CUDA_HOME:+$CUDA_HOME/bin/}nvcc" >/dev/null; then
+            log "a CUDA build needs nvcc (CUDA_HOME=${CUDA_HOME:-unset}): load the CUDA toolkit matching torch's" \
+                "CUDA, or give a prebuilt CUDA wheel (MMCV_WHEEL=...)"
+            exit 1
+        fi
+        log "building mmcv $MMCV_VERSION with ops (key $KEY); about 8 minutes on 2 cores (CPU only)"
         START=$(date +%s)
         WORK="$(mktemp -d)"
         trap 'rm -rf "$WORK"' EXIT

@@ -3,11 +3,17 @@
 
     python scripts/prepare_data.py voc  --root data/synthetic [--num-train N --num-test N --seed S]
     python scripts/prepare_data.py coco --root data/synthetic [--num-train N --num-test N --seed S]
-    python scripts/prepare_data.py voc  --root data --check      # validate a real (or generated) set
+    python scripts/prepare_data.py cifar10|imagenet --root data/synthetic/... [--num-train N ...]
+    python scripts/prepare_data.py voc  --root data --check      # check a real (or generated) set
 
 Each generator writes its layout under ``--root`` as the real archives unpack (``voc``: ROOT/VOCdevkit;
-``coco``: ROOT/coco) and prints the path to give as the data root. Generating again with the same arguments
-does nothing. Generated sets are the smoke scale: a check of the pipeline, never the paper's data.
+``coco``: ROOT/coco; ``cifar10``: ROOT/cifar-10-batches-py; ``imagenet``: ROOT/train, ROOT/val) and prints the
+path to give as the data root. Generating again with the same arguments does nothing. Generated sets are the
+smoke scale: a check of the pipeline, never the paper's data (they carry their generator's marker file).
+
+``--check`` reads the set at ``--root`` and prints the first problem with its file (exit 1), or its counts
+beside the official ones (``pws.data.census``): ``OK`` (exit 0), or ``partial`` / ``generated`` with the
+numbers (exit 2: a full-scale run refuses such a set unless ``data.allow_partial=true``).
 
 Adding a data set is one line in ``GENERATORS``.
 """
@@ -29,12 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a 
 class Entry:
     """A data set: ``generate`` and ``check`` are "module:function", imported only when used.
 
-    ``generate(root, num_train=, num_test= or num_val=, seed=, **extra)`` writes the set and returns its
-    layout root; ``check(root)`` (optional) raises on a missing or malformed set and returns its root.
+    ``generate(root, num_train=, num_test= or num_val=, seed=, **extra)`` writes the stand-in and returns
+    its layout root; ``check(root)`` raises on a missing or malformed set and returns its root; ``census``
+    is the data config's name in :data:`pws.data.census.OFFICIAL`.
     """
 
     generate: str
-    check: str | None
+    check: str
+    census: str
     help: str
     num_train: int = 16
     num_test: int = 8
@@ -44,13 +52,15 @@ class Entry:
 _DET = "pws.data.detection"
 _CLS = "pws.data.classification"
 GENERATORS: dict[str, Entry] = {
-    "voc": Entry(f"{_DET}.synthetic_voc:generate", f"{_DET}.check:validate_voc", "VOCdevkit: VOC2007+2012"),
-    "coco": Entry(
-        f"{_DET}.synthetic_coco:generate", f"{_DET}.check:validate_coco_root", "COCO 2017 instances"
-    ),
-    "synthetic_cifar": Entry(f"{_CLS}:generate_synthetic_cifar", None, "CIFAR-10 pickle batches", 1000, 200),
-    "synthetic_imagenet": Entry(f"{_CLS}:generate_synthetic_imagenet", None, "ImageNet JPEG dirs", 200, 50),
-}
+    "voc": Entry(f"{_DET}.synthetic_voc:generate", f"{_DET}.check:validate_voc", "voc0712",
+                 "VOCdevkit: VOC2007+2012"),
+    "coco": Entry(f"{_DET}.synthetic_coco:generate", f"{_DET}.check:validate_coco_root", "coco",
+                  "COCO 2017 instances"),
+    "cifar10": Entry(f"{_CLS}:generate_synthetic_cifar", f"{_CLS}.cifar:check_cifar10", "cifar10",
+                     "CIFAR-10 pickle batches", 1000, 200),
+    "imagenet": Entry(f"{_CLS}:generate_synthetic_imagenet", f"{_CLS}.imagenet:check_imagenet", "imagenet",
+                      "ImageNet JPEG dirs", 200, 50),
+}  # fmt: skip
 
 
 def _resolve(target: str):
@@ -72,6 +82,24 @@ def generate(name: str, root: str | Path, num_train: int | None = None, num_test
     return Path(fn(Path(root), **kwargs, **entry.extra))
 
 
+def check(name: str, root: str | Path) -> int:
+    """Checks the set ``name`` at ``root``, prints the verdict; the exit code (see the module)."""
+    from pws.data.census import COMPLETE, take_census
+
+    entry = GENERATORS[name]
+    try:
+        _resolve(entry.check)(Path(root))
+        census = take_census(entry.census, root)
+    except (FileNotFoundError, ValueError) as e:  # DataMissingError, AnnotationError, MalformedFile
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if census.verdict == COMPLETE:
+        print(f"{name}: OK ({census.root}): {census.numbers()}")
+        return 0
+    print(f"{name}: {census.verdict}: {census.problem()}")
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -91,17 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    entry = GENERATORS[args.dataset]
     if args.check:
-        if entry.check is None:
-            parser.error(f"{args.dataset} has no check")
-        try:
-            path = _resolve(entry.check)(args.root)
-        except (FileNotFoundError, ValueError) as e:  # DataMissingError, AnnotationError
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        print(f"{args.dataset}: OK ({path})")
-        return 0
+        return check(args.dataset, args.root)
     path = generate(args.dataset, args.root, args.num_train, args.num_test, args.seed)
     print(path)
     return 0

@@ -15,13 +15,13 @@ Invalid values raise :class:`pws.engine.errors.ConfigError` (exit 2), in the for
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig
 
+from pws.engine.device import resolve_device
 from pws.engine.schedule import StepSchedule, step_schedule
 from pws.engine.schema import MISSING, SGD, Validator, common_values, plain, sgd_values
 from pws.nn.factory import NormMethod
@@ -30,11 +30,13 @@ from pws.runs.run_dir import register_resolvers
 CONFIG_NAME = "classify"
 
 MODEL_KEYS = ("name",)  # every other key of the model group is a kwarg of build_classifier
-DATA_LOADER_KEYS = ("name", "root", "batch_size", "augment", "download", "num_workers", "on_device")
+# data keys the app reads itself (allow_partial: the engine's preflight); the rest go to build_datasets
+DATA_LOADER_KEYS = (
+    "name", "root", "batch_size", "augment", "download", "num_workers", "on_device", "allow_partial",
+)
 ON_DEVICE_DATA = ("cifar10", "synthetic_cifar")  # data.on_device: pws.classify.on_device
 SCHEDULES = ("step",)
 AMP_DTYPES = ("float16", "bfloat16")
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 register_resolvers()
@@ -179,11 +181,7 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
     schedule = step_schedule(v, "scale.classify.epochs")
 
     scale = v.string("scale.name")
-    device = v.string("train.device")
-    if device is not None and not _DEVICE_RE.match(device):
-        v.fail(f"train.device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    elif device is not None:
-        device = _resolve_device(device, v)
+    device = resolve_device(v)
     amp = v.boolean("train.amp")
     amp_dtype = v.string("train.amp_dtype")
     if amp_dtype is not None and amp_dtype not in AMP_DTYPES:
@@ -244,16 +242,6 @@ def probe_options(v: Validator) -> dict[str, Any] | None:
 def _layer(x: Any) -> bool:
     """A conv layer of ``probe.layers``: a 1-based index or a module name."""
     return (isinstance(x, int) and not isinstance(x, bool) and x >= 1) or (isinstance(x, str) and bool(x))
-
-
-def _resolve_device(device: str, v: Validator) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        v.fail(f"train.device={device} but no CUDA device is available (use train.device=cpu or auto)")
-    return device
 
 
 def _model_options(name: str) -> dict[str, Any]:

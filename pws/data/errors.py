@@ -32,3 +32,19 @@ class DataMissingError(FileNotFoundError):
 
     def __reduce__(self):  # picklable (multiprocessing data loaders re-raise in the parent)
         return (type(self), (self.what, str(self.path), self.how_to_get))
+
+
+class MalformedFile(ValueError):
+    """A file of a data set that its loader cannot read as it should: ``MalformedFile(path, problem)``.
+
+    >>> str(MalformedFile("/data/cifar-10-batches-py/test_batch", "labels outside 0..9"))
+    '/data/cifar-10-batches-py/test_batch: labels outside 0..9'
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self):
+        return (type(self), (str(self.path), self.problem))

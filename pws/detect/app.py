@@ -6,7 +6,8 @@
         norm.gamma=1e-4
     torchrun --nproc_per_node 4 -m pws.detect scale=full data=voc0712    # several GPUs (DDP)
 
-The app validates its settings (:func:`pws.detect.config.detection_settings`), generates or checks the data
+The app validates its settings (:func:`pws.detect.config.detection_settings`; on CUDA, mmcv's ops built with
+CUDA: :mod:`pws.detect.cuda_ops`), generates or checks the data
 (annotation files validated, a malformed one named) and writes the mmengine config: the model's file in
 ``configs/mmdet/`` (mmdetection's own config plus the project's changes) with the run's data, schedule and
 optimizer (:func:`pws.detect.config.build_config`). Everything else (resume, preemption, divergence,
@@ -28,7 +29,9 @@ from omegaconf import DictConfig, OmegaConf
 import pws.detect.registry
 import pws.engine.loops  # noqa: F401  (registers the engine's loop)
 from pws.detect.config import Settings, build_config, data_root_path, detection_settings
+from pws.detect.cuda_ops import cuda_ops_problem
 from pws.engine.cli import hydra_app
+from pws.engine.device import resolve_device, trained_on
 from pws.engine.schema import Validator, common_values, plain
 from pws.paper import metrics
 
@@ -44,6 +47,7 @@ class DetectPlan:
     wandb_mode: str
     ema_decay: float | None
     ema_warmup: bool
+    device: str = "cpu"  # train.device resolved (auto: cuda where torch sees a GPU, else cpu)
     fused_pws: bool = False  # train.fused_pws (the engine fuses the built detector)
     compile: str | None = None  # train.compile: torch.compile's mode (None: eager)
 
@@ -121,6 +125,9 @@ class DetectApp:
         v = Validator(plain(cfg))
         common = common_values(v)
         settings = detection_settings(v, common["seed"])
+        device = resolve_device(v)
+        if device is not None and (problem := cuda_ops_problem(trained_on(device))) is not None:
+            v.fail(problem)
         scale = str(OmegaConf.select(cfg, "scale.name"))
         if settings is not None and settings.batch_size % world_size:
             v.fail(f"data.batch_size={settings.batch_size} (the global batch) must be divisible by the "
@@ -139,6 +146,7 @@ class DetectApp:
             wandb_mode=common["wandb_mode"],
             ema_decay=common["ema_decay"],
             ema_warmup=common["ema_warmup"],
+            device=str(device),
             fused_pws=common["fused_pws"],
             compile=common["compile"],
         )
@@ -151,6 +159,7 @@ class DetectApp:
             "gamma": s.method.options.get("gamma"),
             "lr": s.sgd.lr,
             "batch_size": s.batch_size,
+            "device": plan.device,
         }
 
     def prepare(self, plan: DetectPlan, base_dir: Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """One run, start to end, for every app: :func:`execute`.
 
-1. ``app.plan``: every value checked before any work (:class:`ConfigError`, exit 2).
+1. ``app.plan``: every value checked before any work (:class:`ConfigError`, exit 2); at the full scale,
+   :func:`~pws.engine.preflight.preflight` refuses a CPU nobody asked for and partial or generated data.
 2. The run directory: created and checked writable, locked for this process (:mod:`pws.engine.lock`),
    temporary files of interrupted writes removed.
 3. Skip, resume or start: a record that says ``finished`` or ``diverged`` is skipped unless
@@ -43,6 +44,7 @@ from pws.engine.checkpoints import (
     move_aside,
     remove_partial_writes,
 )
+from pws.engine.device import device_record
 from pws.engine.errors import ConfigError, Preempted, RunFailed
 from pws.engine.hooks import (
     DivergenceHook,
@@ -54,6 +56,7 @@ from pws.engine.hooks import (
     WandbHook,
 )
 from pws.engine.lock import RunDirLock
+from pws.engine.preflight import preflight
 from pws.runs.record import (
     DONE_STATUSES,
     Diverged,
@@ -76,8 +79,9 @@ def world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def engine_record(app: App, cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
-    """The fields every record has, whatever the app (what a run is, where and with what it ran)."""
+def engine_record(app: App, cfg: DictConfig, overrides: list[str], world_size: int = 1) -> dict[str, Any]:
+    """The fields every record has, whatever the app (what a run is, where and with what it ran: the
+    device's type, name and count among them)."""
     return {
         "task": app.name,
         "scale": OmegaConf.select(cfg, "scale.name"),
@@ -90,6 +94,7 @@ def engine_record(app: App, cfg: DictConfig, overrides: list[str]) -> dict[str, 
         "data": OmegaConf.select(cfg, "data.name"),
         "overrides": list(overrides),
         "config": OmegaConf.to_container(cfg, resolve=False),
+        **device_record(world_size),
         **environment_info(),
     }
 
@@ -105,11 +110,12 @@ def execute(
     started = time.perf_counter()
     run_dir = Path(run_dir)
     rank, world_size = world()
-    base = engine_record(app, cfg, list(overrides or []))
+    base = engine_record(app, cfg, list(overrides or []), world_size)
     if (problem := unwritable(run_dir)) is not None:
         raise RunFailed(problem)
     try:
         plan = app.plan(cfg, world_size)
+        preflight(cfg, base_dir or os.getcwd())
     except ConfigError as e:
         if rank == 0:
             write_metrics(run_dir, {**base, "status": "failed", "error": f"invalid configuration: {e}"})

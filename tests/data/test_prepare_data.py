@@ -21,19 +21,49 @@ def cli():
     return module
 
 
-def test_table_has_the_detection_sets(cli) -> None:
-    assert {"voc", "coco"} <= set(cli.GENERATORS)
+def test_table_has_the_four_data_sets(cli) -> None:
+    assert set(cli.GENERATORS) == {"voc", "coco", "cifar10", "imagenet"}
 
 
-@pytest.mark.parametrize(("name", "layout"), [("voc", "VOCdevkit"), ("coco", "coco")])
-def test_generate_then_check(
-    cli, tmp_path: Path, capsys: pytest.CaptureFixture, name: str, layout: str
-) -> None:
-    args = [name, "--root", str(tmp_path), "--num-train", "2", "--num-test", "2", "--seed", "3"]
+@pytest.mark.parametrize(
+    ("name", "layout", "size", "numbers"),
+    [
+        ("voc", "VOCdevkit", 2, "VOC2007 test 2 of 4,952"),
+        ("coco", "coco", 2, "train2017 2 of 118,287, val2017 2 of 5,000"),
+        ("cifar10", "", 10, "train 10 of 50,000, test 10 of 10,000"),
+        ("imagenet", "", 10, "train 10 of 1,281,167, val 10 of 50,000, classes 10 of 1,000"),
+    ],
+)
+def test_generate_then_check(cli, tmp_path: Path, capsys: pytest.CaptureFixture, name: str, layout: str,
+                             size: int, numbers: str) -> None:  # fmt: skip
+    """A generated set checks without a problem, and the check says it is generated and partial (exit 2)."""
+    args = [name, "--root", str(tmp_path), "--num-train", str(size), "--num-test", str(size), "--seed", "3"]
     assert cli.main(args) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / layout)
-    assert cli.main([name, "--root", str(tmp_path), "--check"]) == 0
-    assert "OK" in capsys.readouterr().out
+    assert cli.main([name, "--root", str(tmp_path), "--check"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith(f"{name}: generated: ") and "partial" in out and numbers in out
+
+
+def test_a_complete_set_is_ok(cli, tmp_path: Path, capsys: pytest.CaptureFixture,
+                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """With the official counts (patched to the small set's) and no generator's marker: OK, exit 0."""
+    from pws.data.census import OFFICIAL
+
+    assert cli.main(["cifar10", "--root", str(tmp_path), "--num-train", "5", "--num-test", "3"]) == 0
+    (tmp_path / "cifar-10-batches-py" / "synthetic.json").unlink()
+    monkeypatch.setitem(OFFICIAL, "cifar10", {"train": 5, "test": 3})
+    capsys.readouterr()
+    assert cli.main(["cifar10", "--root", str(tmp_path), "--check"]) == 0
+    folder = tmp_path / "cifar-10-batches-py"
+    assert capsys.readouterr().out.strip() == f"cifar10: OK ({folder}): train 5, test 3"
+
+
+def test_check_names_the_first_malformed_file(cli, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["cifar10", "--root", str(tmp_path), "--num-train", "5", "--num-test", "3"]) == 0
+    (tmp_path / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"\x00")
+    assert cli.main(["cifar10", "--root", str(tmp_path), "--check"]) == 1
+    assert "data_batch_2: not a readable pickled batch" in capsys.readouterr().err
 
 
 def test_check_of_missing_data_names_the_path(cli, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -124,7 +124,7 @@ DETECT_CASE = Case(
     iters_per_epoch=2,
     divergent=("norm=none", "optim.lr=1e12", "scale.detect.clip_grad_max_norm=null"),
     epochs_key="scale.detect.epochs",
-    missing_data=("scale=full", "data=voc0712", "data.root={nowhere}"),
+    missing_data=("scale=full", "data=voc0712", "data.root={nowhere}", "train.device=cpu"),
 )
 CASES = {"classify": CLASSIFY_CASE, "detect": DETECT_CASE}
 

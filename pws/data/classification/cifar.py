@@ -25,7 +25,9 @@ import torchvision.transforms as T
 from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10
 
+from pws.data.census import Census
 from pws.data.classification.synthetic import (
+    MARKER,
     balanced_labels,
     make_temp_dir,
     pattern_images,
@@ -33,7 +35,7 @@ from pws.data.classification.synthetic import (
     read_marker,
     write_marker,
 )
-from pws.data.errors import DataMissingError
+from pws.data.errors import DataMissingError, MalformedFile
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -64,10 +66,7 @@ def cifar10(
     """
     root = Path(root)
     folder = root / CIFAR10.base_folder
-    how = (
-        f"download {CIFAR10_URL} and extract it into {root} (it unpacks to {CIFAR10.base_folder}/), or ask "
-        "for the download (download=True); data=synthetic_cifar generates a small stand-in in the same format"
-    )
+    how = how_to_get(root)
     if not download and not folder.is_dir():
         raise DataMissingError("CIFAR-10 (python version)", folder, how)
     train_tf, test_tf = cifar_transforms(train_augment)
@@ -77,6 +76,75 @@ def cifar10(
     except RuntimeError as err:  # torchvision: "Dataset not found or corrupted."
         raise DataMissingError("CIFAR-10 (python version; files missing or corrupted)", folder, how) from err
     return train, test, NUM_CLASSES
+
+
+def how_to_get(root: Path) -> str:
+    """How to put the real CIFAR-10 under ``root``."""
+    return (
+        f"download {CIFAR10_URL} and extract it into {root} (it unpacks to {CIFAR10.base_folder}/), or ask "
+        "for the download (download=True); data=synthetic_cifar generates a small stand-in in the same format"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Checks and counts
+
+
+def batch_size_of(path: Path) -> int:
+    """The number of images of one batch file (``data_batch_N``, ``test_batch``), checked as torchvision
+    reads it: a pickled dict with ``data`` (uint8, ``(N, 3072)``) and ``labels`` (N ints in 0..9).
+
+    Raises :class:`~pws.data.DataMissingError` for a missing file and :class:`~pws.data.MalformedFile`
+    naming the file and what is wrong with it.
+    """
+    if not path.is_file():
+        raise DataMissingError(f"CIFAR-10 batch file {path.name}", path, how_to_get(path.parent.parent))
+    try:
+        with path.open("rb") as f:
+            batch = pickle.load(f, encoding="latin1")
+    except Exception as e:  # noqa: BLE001 - any unpickling failure: the file is not a CIFAR batch
+        raise MalformedFile(path, f"not a readable pickled batch ({type(e).__name__}: {e})") from e
+    if not isinstance(batch, dict) or not {"data", "labels"} <= set(batch):
+        raise MalformedFile(path, "expected a pickled dict with 'data' and 'labels'")
+    data, labels = batch["data"], np.asarray(batch["labels"])
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        shape = getattr(data, "shape", None)
+        raise MalformedFile(path, f"'data' is {type(data).__name__} {getattr(data, 'dtype', '')} of shape "
+                                  f"{shape}, expected uint8 of shape (N, 3072)")  # fmt: skip
+    if labels.shape != (len(data),):
+        raise MalformedFile(path, f"{labels.size} labels for {len(data)} images")
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise MalformedFile(path, f"labels outside 0..{NUM_CLASSES - 1} ({labels.min()}..{labels.max()})")
+    return len(data)
+
+
+def census_cifar10(root: Path) -> Census:
+    """The CIFAR-10 batches at ``root/cifar-10-batches-py`` counted (train: the five ``data_batch_N``, test:
+    ``test_batch``, each read and checked by :func:`batch_size_of`), and the generator's marker if any."""
+    folder = Path(root) / CIFAR10.base_folder
+    if not folder.is_dir():
+        raise DataMissingError("CIFAR-10 (python version)", folder, how_to_get(Path(root)))
+    train = sum(batch_size_of(folder / f"data_batch_{i}") for i in range(1, NUM_TRAIN_BATCHES + 1))
+    marker = folder / MARKER
+    return Census("cifar10", folder, {"train": train, "test": batch_size_of(folder / "test_batch")},
+                  marker if marker.is_file() else None)  # fmt: skip
+
+
+def check_cifar10(root: Path) -> Path:
+    """Every file of ``root/cifar-10-batches-py`` read and checked (the batches, ``batches.meta`` with its 10
+    ``label_names``); returns the folder. The first problem raises, naming its file."""
+    folder = census_cifar10(root).root
+    meta = folder / "batches.meta"
+    try:
+        with meta.open("rb") as f:
+            names = pickle.load(f, encoding="latin1")["label_names"]
+    except FileNotFoundError as e:
+        raise DataMissingError("CIFAR-10 batches.meta", meta, how_to_get(Path(root))) from e
+    except Exception as e:  # noqa: BLE001 - unreadable, or no label_names
+        raise MalformedFile(meta, f"no readable 'label_names' ({type(e).__name__}: {e})") from e
+    if len(names) != NUM_CLASSES:
+        raise MalformedFile(meta, f"{len(names)} label_names, expected {NUM_CLASSES}")
+    return folder
 
 
 # --------------------------------------------------------------------------------------------------------

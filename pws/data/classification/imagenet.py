@@ -10,22 +10,26 @@ ImageNet channel statistics.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torchvision.transforms as T
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from pws.data.census import Census
 from pws.data.classification.synthetic import (
+    MARKER,
     make_temp_dir,
     pattern_images,
     publish,
     read_marker,
     write_marker,
 )
-from pws.data.errors import DataMissingError
+from pws.data.errors import DataMissingError, MalformedFile
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -93,6 +97,59 @@ def image_folders(
             f"({len(train.classes)} and {len(test.classes)}); both need the same <wnid> folders"
         )
     return train, test, len(train.classes)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Checks and counts
+
+
+def class_images(root: Path, split: str) -> dict[str, list[str]]:
+    """The image files (names with one of ImageFolder's extensions) of each class folder of ``root/split``;
+    :class:`~pws.data.DataMissingError` when the folder is not there."""
+    folder = root / split
+    if not folder.is_dir():
+        raise DataMissingError(f"ImageNet {split} folder", folder, HOW_TO_GET.format(root=root))
+    return {
+        entry.name: [f.name for f in os.scandir(entry.path) if f.name.lower().endswith(IMG_EXTENSIONS)]
+        for entry in os.scandir(folder)
+        if entry.is_dir() and not entry.name.startswith(".")
+    }
+
+
+def census_imagenet(root: Path) -> Census:
+    """The images of ``root/train`` and ``root/val`` counted (files, not decoded), the classes (folders of
+    ``train``) and the generator's marker (``synthetic.json`` in a split folder) if any."""
+    root = Path(root)
+    found = {split: class_images(root, split) for split in SPLITS}
+    counts = {split: sum(map(len, found[split].values())) for split in SPLITS}
+    markers = [root / split / MARKER for split in SPLITS if (root / split / MARKER).is_file()]
+    return Census("imagenet", root, {**counts, "classes": len(found["train"])}, (markers or [None])[0])
+
+
+def check_imagenet(root: Path) -> Path:
+    """The ImageNet layout at ``root`` checked as ImageFolder reads it: ``train`` and ``val`` have the same
+    class folders, none without images, and every image file opens as an image (its header: JPEG, PNG, ...;
+    the real training set has a PNG and CMYK JPEGs among its ``.JPEG`` files). Returns ``root``; the first
+    problem raises, naming its file or folder."""
+    root = Path(root)
+    found = {split: class_images(root, split) for split in SPLITS}
+    train, val = (set(found[split]) for split in SPLITS)
+    if train != val:
+        odd = sorted(train ^ val)
+        raise MalformedFile(root / "val", f"train/ and val/ need the same class folders; {len(odd)} in one "
+                                          f"only: {', '.join(odd[:5])}")  # fmt: skip
+    for split in SPLITS:
+        for wnid, names in sorted(found[split].items()):
+            if not names:
+                raise MalformedFile(root / split / wnid, f"no image files ({', '.join(IMG_EXTENSIONS)})")
+            for name in names:
+                path = root / split / wnid / name
+                try:
+                    with Image.open(path):
+                        pass
+                except (UnidentifiedImageError, OSError) as e:
+                    raise MalformedFile(path, f"not an image PIL can open ({e})") from e
+    return root
 
 
 # --------------------------------------------------------------------------------------------------------

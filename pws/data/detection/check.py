@@ -2,6 +2,8 @@
 
 * ``require_voc(root)`` / ``require_coco(root)``: the layout is there (else :class:`DataMissingError` naming
   the missing path and how to get the data); they return the layout root to hand to mmdet as ``data_root``.
+* ``census_voc(root)`` / ``census_coco(root)``: the images listed (VOC) or there (COCO) counted, for
+  :mod:`pws.data.census`;
 * ``validate_voc(root)`` / ``validate_coco(ann_file)``: the annotation files are well formed (else
   :class:`AnnotationError`, a ``ValueError`` naming the file, the image and the object or annotation, and
   what is wrong): unparsable XML/JSON, missing fields, boxes with x2 <= x1 or outside the image, unknown
@@ -22,7 +24,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from pws.data.detection._layout import is_synthetic
+from pws.data.census import Census
+from pws.data.detection._layout import MARKER, is_synthetic
 from pws.data.detection.synthetic_voc import VOC_CLASSES
 from pws.data.errors import DataMissingError
 
@@ -118,6 +121,37 @@ def require_coco(root: PathLike, *, splits: tuple[str, ...] = COCO_SPLITS, synth
     if not synthetic_ok and is_synthetic(coco):
         raise _synthetic_refused("real COCO 2017", coco, HOW_TO_GET_COCO)
     return coco
+
+
+# --------------------------------------------------------------------------------------------- census
+
+
+def _marker(layout_root: Path) -> Path | None:
+    return layout_root / MARKER if is_synthetic(layout_root) else None
+
+
+def census_voc(root: PathLike) -> Census:
+    """The image ids listed in VOC2007 trainval/test and VOC2012 trainval (``ImageSets/Main``) counted, and
+    the generator's marker if any (:class:`DataMissingError` when the layout is not there)."""
+    devkit = require_voc(root)
+    counts = {}
+    for year, splits in VOC_SPLITS.items():
+        for split in splits:
+            lines = (devkit / year / "ImageSets" / "Main" / f"{split}.txt").read_text().splitlines()
+            counts[f"{year} {split}"] = len({line.split()[0] for line in lines if line.strip()})
+    return Census("voc0712", devkit, counts, _marker(devkit))
+
+
+def census_coco(root: PathLike) -> Census:
+    """The image files of train2017/ and val2017/ counted, and the generator's marker if any
+    (:class:`DataMissingError` when the layout is not there)."""
+    coco = require_coco(root)
+    images = (".jpg", ".jpeg", ".png")
+    counts = {
+        split: sum(1 for entry in os.scandir(coco / split) if entry.name.lower().endswith(images))
+        for split in COCO_SPLITS
+    }
+    return Census("coco", coco, counts, _marker(coco))
 
 
 # ------------------------------------------------------------------------------------------------ VOC
