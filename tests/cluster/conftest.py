@@ -1,0 +1,95 @@
+"""The tests on a real SLURM: a one-node scheduler on this machine (``scripts/slurm_local.sh``: Debian's
+slurm-wlm and munge, CPUs only), started for the session by the ``slurm`` fixture and stopped after it
+(left running when it already was). No mock of ``sbatch``: the jobs are real SLURM jobs.
+
+Where the scheduler cannot start (not installed, not root), every test here fails with the reason and the
+way out: ``make install`` as root installs it; ``PWS_SKIP_SLURM=1`` leaves these tests out deliberately
+(they are then reported as skipped with that reason, never silently).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "slurm_local.sh"
+SKIP_ENV = "PWS_SKIP_SLURM"
+STARTED = re.compile(r"JobEnvironment\(job_id=([^,]+),")  # submitit's first log line in a job
+STATE = Path(os.environ.get("PWS_SLURM_STATE", "/tmp/pws-slurm"))
+
+
+@dataclass(frozen=True)
+class Slurm:
+    """The running one-node scheduler, and the commands the tests give it."""
+
+    conf: Path
+    partition: str
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of a driver that submits CPU jobs here (configs/hydra/launcher/slurm.yaml's
+        knobs: one CPU and 2 GB a job, no GPU), with ``extra`` on top."""
+        return {**os.environ, "SLURM_CONF": str(self.conf), "PWS_SLURM_PARTITION": self.partition,
+                "PWS_SLURM_GPUS": "0", "PWS_SLURM_CPUS": "1", "PWS_SLURM_MEM_GB": "2",
+                "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1", **extra}  # fmt: skip
+
+    def command(self, *args: str) -> str:
+        """A SLURM client command's stdout (``scontrol``, ``squeue``, ``scancel``, ...)."""
+        proc = subprocess.run(args, env=self.env(), capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, f"{' '.join(args)}: {proc.stderr}"
+        return proc.stdout
+
+    def job(self, job_id: str) -> dict[str, str]:
+        """``scontrol show job``'s fields of ``job_id`` (a finished job stays known for MinJobAge, 300 s)."""
+        text = self.command("scontrol", "show", "job", "--oneliner", job_id)
+        return dict(field.split("=", 1) for field in text.split() if "=" in field)
+
+
+def job_ids(sweep_dir: Path) -> list[str]:
+    """The SLURM ids of the jobs of the multirun in ``sweep_dir`` that have started (``<id>`` or
+    ``<array job>_<task>``: what submitit's log of each job, ``.submitit/*/*_log.out``, names)."""
+    found = (STARTED.search(p.read_text()) for p in sweep_dir.glob(".submitit/*/*_log.out"))
+    return sorted(m.group(1) for m in found if m)
+
+
+def until(condition: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll ``condition`` every 0.2 s until it is truthy (its value) or ``timeout`` seconds pass (fail)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _script(action: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(SCRIPT), action], capture_output=True, text=True, timeout=180,
+                          check=False)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[Slurm]:
+    """A one-node SLURM for the session (see the module): started here unless it already runs."""
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"{SKIP_ENV}=1: the tests on a real SLURM are left out deliberately")
+    running = _script("status").returncode == 0
+    if not running:
+        started = _script("start")
+        if started.returncode != 0:
+            pytest.fail(
+                f"no SLURM to test the cluster path on: scripts/slurm_local.sh start failed:\n"
+                f"{started.stderr.strip()}\n`make install` as root installs Debian's slurm-wlm and munge; "
+                f"{SKIP_ENV}=1 leaves these tests out deliberately",
+                pytrace=False,
+            )
+    yield Slurm(conf=STATE / "slurm.conf", partition=os.environ.get("PWS_SLURM_LOCAL_PARTITION", "pws"))
+    if not running:
+        _script("stop")
