@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from pws.engine.compose import compose_config
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_layers import training_step
 from timing import configure_backend, load_average, round_robin, synchronizer
@@ -60,23 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from pws.engine.schema import CONFIG_DIR
-
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name="classify"):
-        return hydra_compose("classify", overrides=overrides)
-
-
 def app_run(name: str, base: list[str], root: Path) -> dict:
     """One app run of ``base`` + the variant's overrides; its record (``metrics.json``)."""
     from pws.classify import run
 
     overrides = [*base, *VARIANTS[name]]
     started = time.perf_counter()
-    record = run(compose(overrides), root / "runs" / name.replace("+", "_"), overrides)
+    record = run(compose_config("classify", overrides), root / "runs" / name.replace("+", "_"), overrides)
     record["_wall"] = time.perf_counter() - started
     return record
 
@@ -123,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
         variants = [v for v in variants if v not in dropped]
         if dropped:
             print(f"(skipped off a GPU, compiling takes minutes on a CPU: {', '.join(dropped)})")
-    bare = bare_step_fps(compose(base), device, args.batch, args.warmup, max(3, args.steps // 2))
+    bare_cfg = compose_config("classify", base)
+    bare = bare_step_fps(bare_cfg, device, args.batch, args.warmup, max(3, args.steps // 2))
     rows = ["| variant | train_fps (images/s) | train_fps_median | median vs bare step | status | wall (s) |",
             "|---|---|---|---|---|---|", f"| bare step | {bare:.1f} | - | 1.000x | - | - |"]
     for name in variants:

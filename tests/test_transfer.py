@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 pytest.importorskip("mmdet")
 
 from pws.classify import run
 from pws.engine.checkpoints import latest_checkpoint, mmengine_checkpoints
-from pws.engine.schema import CONFIG_DIR
+from pws.engine.compose import compose_config
 from pws.models.resnet50 import resnet50
 from pws.nn.factory import NormMethod
 from pws.transfer.backbone import export_backbone, mmdet_resnet50
@@ -28,8 +27,7 @@ TINY_RESNET50 = [
 
 
 def _run(tmp_path: Path, method: str) -> Path:
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("classify", [*TINY_RESNET50, f"norm={method}", f"data.root={tmp_path / 'data'}"])
+    cfg = compose_config("classify", [*TINY_RESNET50, f"norm={method}", f"data.root={tmp_path / 'data'}"])
     run_dir = tmp_path / method
     assert run(cfg, run_dir)["status"] == "finished"
     return run_dir

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from pws.diagnostics.probe import VarianceProbe
 from pws.diagnostics.ssd_like import SSDLike, input_sources
+from pws.engine.compose import compose_config
 from pws.nn.factory import NormMethod
 
 # Image normalization: (RGB pixel - mean) / std with ImageNet statistics (mmdet's default for detectors).
@@ -299,14 +300,10 @@ def gamma_run_dir(runs_dir: str | Path, gamma: float) -> Path:
 
 
 def compose_run(overrides: Sequence[str]) -> Any:
-    """The classification app's config with ``overrides``, through Hydra's compose API."""
-    from hydra import compose, initialize_config_dir
-
+    """The classification app's config with ``overrides`` (:func:`pws.engine.compose.compose_config`)."""
     from pws.classify.config import CONFIG_NAME
-    from pws.engine.schema import CONFIG_DIR
 
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name=CONFIG_NAME):
-        return compose(CONFIG_NAME, overrides=list(overrides))
+    return compose_config(CONFIG_NAME, overrides)
 
 
 def same_settings(run_dir: Path, cfg: Any) -> bool:

@@ -19,6 +19,7 @@ from hydra.utils import get_original_cwd
 from omegaconf import DictConfig, OmegaConf
 
 from pws.engine.app import App
+from pws.engine.compose import compose_config
 from pws.engine.errors import ConfigError, Preempted, RunFailed
 from pws.engine.lifecycle import execute, leave_process_group, unwritable, world
 from pws.engine.schema import CONFIG_DIR, check_known_keys
@@ -35,13 +36,10 @@ def unwritable_run_dir(app_name: str, argv: list[str]) -> str | None:
     with a traceback instead of one line."""
     if any(a.startswith("-") for a in argv):  # --multirun, --cfg, --help, ...: Hydra's business
         return None
-    from hydra import compose, initialize_config_dir
-
     try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name=app_name):
-            cfg = compose(app_name, overrides=list(argv), return_hydra_config=True)
-            HydraConfig.instance().set_config(cfg)
-            run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
+        cfg = compose_config(app_name, argv, with_hydra=True)
+        HydraConfig.instance().set_config(cfg)
+        run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
     except Exception:  # noqa: BLE001 - a bad override: Hydra reports it in its own words
         return None
     return unwritable(run_dir)

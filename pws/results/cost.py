@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pws.engine.compose import compose_config
 from pws.paper.experiments import REPO_ROOT, Table
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -165,20 +166,11 @@ def lookup(
 # ------------------------------------------------------------------------------------------- the cells
 
 
-def _compose(app: str, overrides: list[str]) -> Any:
-    from hydra import compose, initialize_config_dir
-
-    from pws.engine.schema import CONFIG_DIR
-
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose(app, overrides=overrides)
-
-
 def classify_cost(overrides: list[str]) -> tuple[Kind, int, int]:
     """(kind, epochs, training images per epoch) of a classification cell, from its validated plan."""
     from pws.classify.config import make_plan
 
-    plan = make_plan(_compose("classify", overrides), world_size=1)
+    plan = make_plan(compose_config("classify", overrides), world_size=1)
     kw = {**plan.model_kwargs, **plan.data_kwargs}
     if plan.data in TRAIN_IMAGES:
         images = TRAIN_IMAGES[plan.data]
@@ -202,7 +194,7 @@ def detect_cost(overrides: list[str]) -> tuple[Kind, int, int]:
     from pws.detect.config import detection_settings
     from pws.engine.schema import Validator, common_values, plain
 
-    cfg = plain(_compose("detect", overrides))
+    cfg = plain(compose_config("detect", overrides))
     v = Validator(cfg)
     settings = detection_settings(v, common_values(v)["seed"])
     v.raise_if_failed()

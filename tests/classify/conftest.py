@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from app_helpers import read_json, run_cli  # noqa: F401  (read_json: for the tests here)
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from pws.classify.config import CONFIG_NAME
+from pws.engine.compose import compose_config
 from pws.engine.schema import CONFIG_DIR
 
 REPO = CONFIG_DIR.parent
@@ -42,8 +42,7 @@ TINY_MODEL = {"plain_c": ["model.width=0.125"], "resnet_cifar": [], "resnet50": 
 
 def compose_cfg(overrides: list[str]) -> DictConfig:
     """The ``classify`` config with ``overrides``, through Hydra's compose API."""
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name="classify"):
-        return compose(CONFIG_NAME, overrides=overrides)
+    return compose_config(CONFIG_NAME, overrides)
 
 
 def tiny(model: str = "plain_c", data: str = "digits", norm: str = "pws", *extra: str) -> list[str]:

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision.transforms.functional as TF
-from hydra import compose, initialize_config_dir
 
 from pws.classify.config import make_plan
 from pws.classify.on_device import crop_flip, normalize, raw_training_set
+from pws.engine.compose import compose_config
 from pws.engine.errors import ConfigError
-from pws.engine.schema import CONFIG_DIR
 from pws.nn.fused import fusion_of
 
 from .conftest import compose_cfg, read_json, tiny
@@ -78,8 +77,7 @@ def test_compile_mode_reaches_the_runner(run_tiny, tmp_path, monkeypatch: pytest
 
 
 def _compose_detect(overrides: list[str]):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("detect", overrides=overrides)
+    return compose_config("detect", overrides)
 
 
 @pytest.mark.parametrize(("override", "words"), [

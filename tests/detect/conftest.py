@@ -12,15 +12,13 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from pws.engine.schema import CONFIG_DIR
+from pws.engine.compose import compose_config
 
 
 def compose_detect(overrides: list[str] | None = None):
     """The composed config of ``python -m pws.detect <overrides>``."""
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("detect", overrides=list(overrides or []))
+    return compose_config("detect", overrides or [])
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ and ``detect``, each with a tiny run (2 epochs; classification 4 iterations per 
 
 Helpers:
 
-* :func:`compose` -- the app's Hydra config through the compose API (``pws.engine.schema.CONFIG_DIR``);
+* :func:`compose` -- the app's Hydra config (:func:`pws.engine.compose.compose_config`);
 * :meth:`Case.execute` -- one run in this process through :func:`pws.engine.lifecycle.execute`, optionally
   with test hooks added to the Runner (``app_helpers.WithHooks``);
 * :class:`ProbeHook` -- records each training iteration's loss and the optimizer's LR and sends a signal to
@@ -27,13 +27,12 @@ from typing import Any
 import pytest
 import torch
 from app_helpers import WithHooks, read_json, run_cli  # noqa: F401  (read_json: for the tests here)
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from omegaconf import DictConfig
 
 from pws.engine.checkpoints import mmengine_checkpoints
+from pws.engine.compose import compose_config
 from pws.engine.schema import CONFIG_DIR
 
 REPO = CONFIG_DIR.parent
@@ -160,8 +159,7 @@ def child_env() -> dict[str, str]:
 
 def compose(app: str, overrides: list[str]) -> DictConfig:
     """The config of ``python -m pws.<app> overrides`` through Hydra's compose API."""
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name=app):
-        return hydra_compose(app, overrides=list(overrides))
+    return compose_config(app, overrides)
 
 
 # ---------------------------------------------------------------------------------- the test-only seam

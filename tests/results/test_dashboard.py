@@ -51,11 +51,9 @@ def _config(folder: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A 1-epoch classification run of Table 4's cell, logged to wandb offline; what its run file holds."""
-    from hydra import compose, initialize_config_dir
-
     from pws.classify import run
     from pws.classify.config import CONFIG_NAME
-    from pws.engine.schema import CONFIG_DIR
+    from pws.engine.compose import compose_config
 
     mp = pytest.MonkeyPatch()
     mp.setenv("WANDB_MODE", "offline")
@@ -67,9 +65,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "norm=pws", "wandb.mode=offline", f"table={TABLE}", f"row={ROW}", f"cell={CELL}",
     ]  # fmt: skip
     try:
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name="classify"):
-            cfg = compose(CONFIG_NAME, overrides=overrides)
-        record = run(cfg, tmp / "run", overrides)
+        record = run(compose_config(CONFIG_NAME, overrides), tmp / "run", overrides)
     finally:
         mp.undo()
     assert record["status"] == "finished", record.get("error")

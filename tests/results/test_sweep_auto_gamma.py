@@ -7,11 +7,10 @@ import csv
 from pathlib import Path
 
 import matplotlib.figure
-from hydra import compose, initialize_config_dir
 from tables_fakeruns import make_run
 
 from pws.classify.config import make_plan
-from pws.engine.schema import CONFIG_DIR
+from pws.engine.compose import compose_config
 from pws.nn.pws_conv import auto_gamma
 from pws.results.sweep import preset_grid, render_sweep, sweep_command
 
@@ -22,8 +21,7 @@ def test_the_default_grid_has_an_auto_row_the_app_takes(tmp_path: Path) -> None:
     assert GAMMAS[-1] == "auto" and GAMMAS[:-1] == ["1e-5", "1e-4", "1e-3", "1e-2"]
     cmd = sweep_command("pws.classify", OVERRIDES, ("norm.gamma", GAMMAS), LRS, seeds=[0], sweep_dir=tmp_path)
     assert "norm.gamma=1e-5,1e-4,1e-3,1e-2,auto" in cmd
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("classify", [*OVERRIDES, "norm.gamma=auto"])
+    cfg = compose_config("classify", [*OVERRIDES, "norm.gamma=auto"])
     method = make_plan(cfg, world_size=1).method
     assert method.options["gamma"] == "auto"
     conv = method.conv(16, 8, 3)
