@@ -258,3 +258,18 @@ def test_the_kernel_is_asked_of_the_layer():
     assert kernel_of(plain) is plain.weight
     assert conv_kind(pws) == "pws" and conv_kind(wn) == "wn" and conv_kind(plain) == "conv"
     assert conv_kind(nn.Linear(2, 2)) == "conv"
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_a_method_round_trips_through_its_config(name: str) -> None:
+    """``to_config`` holds every option (defaults included); ``from_config`` gives the same method back,
+    and its mmcv configs are the method table's."""
+    method = NormMethod(name, **({"gamma": 3e-4} if name == "pws" else {}))
+    config = method.to_config()
+    assert config == {"method": name, **OPTIONS[name], **({"gamma": 3e-4} if name == "pws" else {})}
+    back = NormMethod.from_config(config)
+    assert back.method == name and back.options == method.options and back.to_config() == config
+    assert back.mmcv_cfgs() == mmcv_cfgs(config)
+    assert back.mmcv_cfgs(norm_required=True) == mmcv_cfgs(config, norm_required=True)
+    with pytest.raises(ValueError, match="gama"):
+        NormMethod.from_config({**config, "gama": 1.0})

@@ -107,7 +107,7 @@ class Plan:
             "per_rank_batch": self.per_rank_batch,
             "world_size": self.world_size,
             "model_kwargs": dict(self.model_kwargs),
-            "norm": {"method": self.method.method, **self.method.options},
+            "norm": self.method.to_config(),
             "data_kwargs": dict(self.data_kwargs),
             "device": self.device,
             "amp": self.amp,
@@ -145,9 +145,8 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
 
     norm_cfg = v.section("norm")
     method = None
-    norm_options = {k: val for k, val in norm_cfg.items() if k != "method"}
     try:
-        method = NormMethod(str(norm_cfg.get("method")), **norm_options)
+        method = NormMethod.from_config(norm_cfg)
     except (ValueError, TypeError) as e:  # gamma < 0, unknown option, ... (the factory names what is allowed)
         v.fail(f"norm: {e}")
 

@@ -35,8 +35,7 @@ class Classifier(BaseModel):
         **arch_kwargs: Any,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
-        options = {k: v for k, v in norm.items() if k != "method"}
-        self.net = build_classifier(arch, NormMethod(norm["method"], **options), num_classes, **arch_kwargs)
+        self.net = build_classifier(arch, NormMethod.from_config(norm), num_classes, **arch_kwargs)
         self.channels_last = channels_last
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)

@@ -60,7 +60,7 @@ class Settings:
 
     def as_record(self) -> dict[str, Any]:
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in NESTED}
-        out.update(method={"method": self.method.method, **self.method.options}, **asdict(self.sgd),
+        out.update(method=self.method.to_config(), **asdict(self.sgd),
                    **asdict(self.schedule))  # fmt: skip
         return out
 

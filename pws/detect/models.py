@@ -14,7 +14,7 @@ mask_rcnn_r50_fpn   ``mask_rcnn_r50_fpn.py``         ``mmdet::mask_rcnn/mask-rcn
 ==================  ===============================  ===============================================
 
 :func:`model_config` loads a file and sets what a run chooses about the model: the normalization method
-(:func:`pws.nn.methods.mmcv_cfgs`: pws, wn, none put that conv, with its bias, into every conv of the
+(:meth:`pws.nn.NormMethod.mmcv_cfgs`: pws, wn, none put that conv, with its bias, into every conv of the
 backbone and of SSD's extra layers and no norm anywhere; bn, gn, in, ln, sn a plain conv followed by that
 norm; SSD's prediction convs stay plain, as in mmdet and the paper's SSD), the number of classes, SSD's
 anchors for the input size and data format (:func:`ssd_anchor_generator`), the pipelines' resize, the
@@ -32,7 +32,6 @@ from typing import Any
 
 from pws.models.resnet50 import io_norm_default
 from pws.nn.factory import NormMethod, as_method
-from pws.nn.methods import mmcv_cfgs
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "mmdet"
 CONFIG_FILES = {
@@ -60,7 +59,7 @@ NECK_HEADS = ("plain", "method")
 # the ``ln`` method's norm (a LayerNorm over C, H, W: GroupNorm of one group) after every FPN conv, whose maps
 # the heads read.
 HEAD_NORMS = ("none", "layer")
-LAYER_NORM_CFG = mmcv_cfgs("ln")[1]  # the ln method's mmcv norm: after Mask R-CNN's FPN convs, ResNet's stem
+LAYER_NORM_CFG = NormMethod("ln").mmcv_cfgs()[1]  # LN over (C, H, W): after FPN convs, ResNet's stem
 # Narrowed models (option ``width`` < 1, the smoke scale's): every channel count times the width, rounded to
 # a multiple of 16 (at width 0.25 each count is exactly a quarter of the paper's). GroupNorm (norm=gn) then
 # takes gcd(32, C) groups: 16 in a 16-channel layer (pws.nn.group_norm.GroupNorm2d).
@@ -165,14 +164,14 @@ def model_config(
     cfg = load_config(name)
     model = cfg["model"]
     if name == "ssd_vgg16":
-        conv, norm = mmcv_cfgs(method)
+        conv, norm = method.mmcv_cfgs()
         model["backbone"].update(conv_cfg=conv, norm_cfg=norm, init_cfg=_pretrained(options))
         if "l2_norm_scale" in options:
             model["neck"]["l2_norm_scale"] = options["l2_norm_scale"]
     else:
         _resnet(model["backbone"], method, options)
     if name.startswith("ssd"):
-        conv, norm = mmcv_cfgs(method)
+        conv, norm = method.mmcv_cfgs()
         model["neck"].update(conv_cfg=conv, norm_cfg=norm)
         model["bbox_head"]["num_classes"] = num_classes
         model["bbox_head"]["prediction_norm"] = options.get("head_norm", "none")
@@ -259,7 +258,7 @@ def resnet_method_cfg(method: NormMethod | str | Mapping[str, Any]) -> dict[str,
     ``type='InputNormResNet'`` with that LayerNorm as ``stem_norm_cfg`` (:class:`pws.detect.backbones.
     InputNormResNet`). Table 5's LayerNorm at the output has no counterpart: the FPN reads all four stages."""
     method = as_method(method)
-    conv, norm = mmcv_cfgs(method, norm_required=True)
+    conv, norm = method.mmcv_cfgs(norm_required=True)
     if norm is not None and norm["type"] == "BN":
         norm = {**norm, "requires_grad": True}
     keys: dict[str, Any] = dict(conv_cfg=conv, norm_cfg=norm)
@@ -290,7 +289,7 @@ def _method_in_neck_and_heads(
         method = NormMethod(
             "pws", **{**method.options, "gamma": 0.1, "gamma_mode": "equiv", **(neck_heads_pws or {})}
         )
-    conv, norm = mmcv_cfgs(method)
+    conv, norm = method.mmcv_cfgs()
     model["neck"].update(conv_cfg=conv, norm_cfg=norm)
     roi = model["roi_head"]
     roi["bbox_head"].update(

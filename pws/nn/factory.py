@@ -39,6 +39,23 @@ class NormMethod:
         self.method = method
         self.options: dict[str, Any] = self.entry.configure(options)
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> NormMethod:
+        """The method of a config node ``{"method": name, **options}`` (``norm`` of a run's config, or what
+        :meth:`to_config` wrote); ValueError naming what is allowed for an unknown name, option or value."""
+        entry, options = method_and_options(config)
+        return cls(entry.name, **options)
+
+    def to_config(self) -> dict[str, Any]:
+        """``{"method": name, **options}`` with every option (defaults included): :meth:`from_config`
+        gives this method back; metrics.json records it."""
+        return {"method": self.method, **self.options}
+
+    def mmcv_cfgs(self, *, norm_required: bool = False) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """``(conv_cfg, norm_cfg)`` of this method for mmcv/mmdet configs (:meth:`pws.nn.methods.Method.
+        mmcv_cfgs`; ``norm_required``: ``NoNorm`` instead of None, for models that need a norm layer)."""
+        return self.entry.mmcv_cfgs(self.options, norm_required=norm_required)
+
     @property
     def normalizes_outputs(self) -> bool:
         """True for bn, gn, in, ln, sn: a norm layer follows the conv and the conv has no bias."""
@@ -94,5 +111,4 @@ def as_method(method: NormMethod | str | Mapping[str, Any]) -> NormMethod:
     """Accept a NormMethod, a method name, or a mapping ``{"method": name, **options}`` (a Hydra node)."""
     if isinstance(method, NormMethod):
         return method
-    entry, options = method_and_options(method)
-    return NormMethod(entry.name, **options)
+    return NormMethod.from_config({"method": method} if isinstance(method, str) else method)
