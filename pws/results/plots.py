@@ -111,7 +111,7 @@ def vs_paper_figure(res: TableResult) -> Any:
         axes[k // ncols][k % ncols].axis("off")
     from matplotlib.patches import Patch
 
-    ours_label = "ours (mean; bar: 95% CI, Student's t over seeds; dots: seeds)" if len(res.seeds) > 1 \
+    ours_label = "ours (mean; error bar: 95% CI, Student's t over seeds; dots: seeds)" if len(res.seeds) > 1 \
         else "ours (one seed: interval unknown)"
     fig.legend(handles=[Patch(color=OURS_COLOR, label=ours_label),
                         Patch(color=PAPER_COLOR, label=res.reference)],
