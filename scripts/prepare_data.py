@@ -4,6 +4,7 @@
     python scripts/prepare_data.py voc  --root data/synthetic [--num-train N --num-test N --seed S]
     python scripts/prepare_data.py coco --root data/synthetic [--num-train N --num-test N --seed S]
     python scripts/prepare_data.py cifar10|imagenet --root data/synthetic/... [--num-train N ...]
+    python scripts/prepare_data.py imagenet --root DIR --quirks  # with the real files' odd formats
     python scripts/prepare_data.py voc  --root data --check      # check a real (or generated) set
 
 Each generator writes its layout under ``--root`` as the real archives unpack (``voc``: ROOT/VOCdevkit;
@@ -69,8 +70,9 @@ def _resolve(target: str):
 
 
 def generate(name: str, root: str | Path, num_train: int | None = None, num_test: int | None = None,
-             seed: int = 0) -> Path:  # fmt: skip
-    """Runs the generator ``name`` of ``GENERATORS``; returns the layout root."""
+             seed: int = 0, quirks: bool = False) -> Path:  # fmt: skip
+    """Runs the generator ``name`` of ``GENERATORS`` (``quirks``: with the real files' quirks, where the
+    generator has them: :mod:`pws.data.quirks`); returns the layout root."""
     entry = GENERATORS[name]
     fn = _resolve(entry.generate)
     params = inspect.signature(fn).parameters
@@ -79,6 +81,10 @@ def generate(name: str, root: str | Path, num_train: int | None = None, num_test
     test_kw = next((k for k in ("num_test", "num_val") if k in params), None)
     if test_kw is not None:
         kwargs[test_kw] = n_test
+    if quirks:
+        if "quirks" not in params:
+            raise ValueError(f"{name} has no quirks to add (its generated files are the real format)")
+        kwargs["quirks"] = True
     return Path(fn(Path(root), **kwargs, **entry.extra))
 
 
@@ -117,11 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="validate the set at --root instead of generating"
     )
+    parser.add_argument("--quirks", action="store_true",
+                        help="some images as the real set's odd files (greyscale, CMYK, ...; not cifar10)")
     args = parser.parse_args(argv)
 
     if args.check:
         return check(args.dataset, args.root)
-    path = generate(args.dataset, args.root, args.num_train, args.num_test, args.seed)
+    try:
+        path = generate(args.dataset, args.root, args.num_train, args.num_test, args.seed, args.quirks)
+    except ValueError as e:
+        parser.error(str(e))
     print(path)
     return 0
 

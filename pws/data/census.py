@@ -1,4 +1,4 @@
-"""How complete a data set is: its image counts beside the official ones, and whether the project generated it.
+"""How complete a data set is: its image counts beside the official ones, and whether the project made it.
 
 ``take_census(name, root)`` counts the data set of the data config ``name`` (``cifar10``, ``imagenet``,
 ``voc0712``, ``coco``) at ``root`` and returns a :class:`Census`; each family counts its own layout

@@ -76,3 +76,16 @@ def test_runs_as_a_script(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(SCRIPT), "voc", "--root", str(tmp_path), "--num-train", "2",
                           "--num-val", "2"], capture_output=True, text=True, check=True)  # fmt: skip
     assert out.stdout.strip() == str(tmp_path / "VOCdevkit")
+
+
+def test_quirks_where_a_generator_has_them(cli, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from PIL import Image
+
+    args = ["imagenet", "--root", str(tmp_path), "--num-train", "10", "--num-test", "10", "--quirks"]
+    assert cli.main(args) == 0
+    files = sorted(tmp_path.glob("train/*/*"))
+    assert {p.suffix for p in files} == {".JPEG"} and len(files) == 10
+    assert sorted(Image.open(p).format for p in files) == ["JPEG"] * 9 + ["PNG"]  # a PNG named .JPEG
+    with pytest.raises(SystemExit):
+        cli.main(["cifar10", "--root", str(tmp_path / "c"), "--quirks"])
+    assert "cifar10 has no quirks" in capsys.readouterr().err

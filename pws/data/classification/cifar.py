@@ -102,7 +102,7 @@ def batch_size_of(path: Path) -> int:
     try:
         with path.open("rb") as f:
             batch = pickle.load(f, encoding="latin1")
-    except Exception as e:  # noqa: BLE001 - any unpickling failure: the file is not a CIFAR batch
+    except Exception as e:
         raise MalformedFile(path, f"not a readable pickled batch ({type(e).__name__}: {e})") from e
     if not isinstance(batch, dict) or not {"data", "labels"} <= set(batch):
         raise MalformedFile(path, "expected a pickled dict with 'data' and 'labels'")
@@ -140,7 +140,7 @@ def check_cifar10(root: Path) -> Path:
             names = pickle.load(f, encoding="latin1")["label_names"]
     except FileNotFoundError as e:
         raise DataMissingError("CIFAR-10 batches.meta", meta, how_to_get(Path(root))) from e
-    except Exception as e:  # noqa: BLE001 - unreadable, or no label_names
+    except Exception as e:
         raise MalformedFile(meta, f"no readable 'label_names' ({type(e).__name__}: {e})") from e
     if len(names) != NUM_CLASSES:
         raise MalformedFile(meta, f"{len(names)} label_names, expected {NUM_CLASSES}")

@@ -30,6 +30,7 @@ from pws.data.classification.synthetic import (
     write_marker,
 )
 from pws.data.errors import DataMissingError, MalformedFile
+from pws.data.quirks import QUIRKS, save_image
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -192,24 +193,28 @@ def generate_synthetic_imagenet(
     num_classes: int = 10,
     image_size: int = 80,
     seed: int = 0,
+    quirks: bool = False,
 ) -> Path:
     """Write ``root/train/<wnid>/<wnid>_<k>.JPEG``, ``root/val/<wnid>/ILSVRC2012_val_<k>.JPEG``; return root.
 
     Class folders are named like WordNet ids (``n00000000``, ``n00000001``, ...); the images of a split are
-    spread evenly over them. Each split folder is published atomically with its ``synthetic.json``; a
-    ``train``/``val`` folder without one is never replaced (``FileExistsError``).
+    spread evenly over them. ``quirks``: the first training images are a greyscale JPEG, a CMYK JPEG and a
+    PNG named ``.JPEG``, as the real training set has (:mod:`pws.data.quirks`; needs ``num_train >= 3``).
+    Each split folder is published atomically with its ``synthetic.json``; a ``train``/``val`` folder
+    without one is never replaced (``FileExistsError``).
     """
     counts = {"train": int(num_train), "val": int(num_val)}
-    if num_classes < 1 or min(counts.values()) < num_classes or image_size < 8:
+    if num_classes < 1 or min(counts.values()) < num_classes or image_size < 8 or (quirks and num_train < 3):
         raise ValueError(
-            "synthetic_imagenet needs num_classes >= 1, num_train and num_val >= num_classes and "
-            f"image_size >= 8, got num_classes={num_classes}, num_train={num_train}, num_val={num_val}, "
-            f"image_size={image_size}"
+            "synthetic_imagenet needs num_classes >= 1, num_train and num_val >= num_classes (and num_train "
+            f">= 3 with quirks) and image_size >= 8, got num_classes={num_classes}, num_train={num_train}, "
+            f"num_val={num_val}, image_size={image_size}"
         )
     root = Path(root)
     for split in SPLITS:
         options = {"dataset": "synthetic_imagenet", "split": split, "num_images": counts[split],
-                   "num_classes": int(num_classes), "image_size": int(image_size), "seed": int(seed)}
+                   "num_classes": int(num_classes), "image_size": int(image_size), "seed": int(seed),
+                   "quirks": bool(quirks)}
         folder = root / split
         marker = read_marker(folder)
         if marker == options:
@@ -228,7 +233,8 @@ def generate_synthetic_imagenet(
             height, width = (int(v) for v in rng.integers(image_size * 3 // 4, image_size * 5 // 4 + 1, 2))
             pixels = pattern_images(np.array([c]), num_classes, height, width, rng)[0]
             name = f"{wnids[c]}_{index}.JPEG" if split == "train" else f"ILSVRC2012_val_{index + 1:08d}.JPEG"
-            Image.fromarray(pixels).save(tmp / wnids[c] / name, format="JPEG", quality=90)
+            quirk = QUIRKS[index] if quirks and split == "train" and index < len(QUIRKS) else None
+            save_image(pixels, tmp / wnids[c] / name, quirk)
         write_marker(tmp, options)
         publish(tmp, folder, options)
     return root

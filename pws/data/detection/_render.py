@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import ImageDraw
 
 Polygon = list[tuple[float, float]]
 Colour = tuple[int, int, int]
@@ -178,8 +178,3 @@ def polygon_area(poly: Polygon) -> float:
         s += x1 * y2 - x2 * y1
     return abs(s) / 2.0
 
-
-def save_jpeg(img: Image.Image | np.ndarray, path) -> None:
-    if isinstance(img, np.ndarray):
-        img = Image.fromarray(img)
-    img.save(path, format="JPEG", quality=90)

@@ -17,6 +17,10 @@ each split also has a crowd: a cluster of small "person" shapes annotated once w
 uncompressed RLE segmentation (``{"counts": [...], "size": [h, w]}``, column-major, as COCO's crowd
 annotations), its area the mask's pixel count. The last val image has no annotation.
 
+``quirks=True`` makes sure of what the real set has beyond that at any size: the first object of each
+split's first image is in two parts (two polygons, whatever its category's shape) and the last train image
+has no annotation either.
+
 pycocotools loads it and COCOeval runs on it. Deterministic for a seed; calling it again with the same
 arguments returns at once (see ``_layout``).
 """
@@ -35,9 +39,9 @@ from pws.data.detection._render import (
     class_style,
     draw_object,
     polygon_area,
-    save_jpeg,
     shape_polygons,
 )
+from pws.data.quirks import save_image
 
 # (id, name, supercategory): COCO 2017's 80 categories under their real ids.
 COCO_CATEGORIES = (
@@ -105,8 +109,10 @@ def _overlap(a: list[float], b: list[float]) -> float:
     return iw * ih / max(smaller, 1e-6)
 
 
-def _image(rng: np.random.Generator, width: int, height: int, crowd: bool, empty: bool, object_classes: int):
-    """Draws one image; returns it and its annotations (without ids)."""
+def _image(rng: np.random.Generator, width: int, height: int, crowd: bool, empty: bool, object_classes: int,
+           two_parts: bool = False):  # fmt: skip
+    """Draws one image; returns it and its annotations (without ids). ``two_parts``: its first object is
+    drawn as the "split" shape (two polygons)."""
     img = Image.fromarray(background(rng, width, height))
     draw = ImageDraw.Draw(img)
     anns: list[dict] = []
@@ -142,9 +148,8 @@ def _image(rng: np.random.Generator, width: int, height: int, crowd: bool, empty
                 float(rng.uniform(h / 2 + 1, height - h / 2 - 1)),
             )
             style = class_style(k, object_classes)
-            polys = [
-                [(round(x, 2), round(y, 2)) for x, y in p] for p in shape_polygons(style.shape, cx, cy, w, h)
-            ]
+            shape = "split" if two_parts and all(a["iscrowd"] for a in anns) else style.shape
+            polys = [[(round(x, 2), round(y, 2)) for x, y in p] for p in shape_polygons(shape, cx, cy, w, h)]
             box = _box(polys)
             if any(_overlap(box, t) > MAX_OVERLAP for t in taken):
                 continue
@@ -161,7 +166,7 @@ def _image(rng: np.random.Generator, width: int, height: int, crowd: bool, empty
     return img, anns
 
 
-def _write(coco_root: Path, counts: dict[str, int], seed: int, object_classes: int) -> None:
+def _write(coco_root: Path, counts: dict[str, int], seed: int, object_classes: int, quirks: bool) -> None:
     (coco_root / "annotations").mkdir(parents=True)
     categories = [{"supercategory": sup, "id": cid, "name": name} for cid, name, sup in COCO_CATEGORIES]
     for split, n in counts.items():
@@ -173,10 +178,11 @@ def _write(coco_root: Path, counts: dict[str, int], seed: int, object_classes: i
             rng = np.random.default_rng([seed, code, k])
             image_id = first_id + 7 * k + int(rng.integers(0, 7))  # increasing, not contiguous
             width, height = IMAGE_SIZES[int(rng.integers(len(IMAGE_SIZES)))]
-            empty = split == "val2017" and k == n - 1
-            img, anns = _image(rng, width, height, crowd=k == 0, empty=empty, object_classes=object_classes)
+            empty = (split == "val2017" or quirks) and k == n - 1
+            img, anns = _image(rng, width, height, crowd=k == 0, empty=empty, object_classes=object_classes,
+                               two_parts=quirks and k == 0)  # fmt: skip
             file_name = f"{image_id:012d}.jpg"
-            save_jpeg(img, coco_root / split / file_name)
+            save_image(img, coco_root / split / file_name)
             images.append({"license": 1, "file_name": file_name, "coco_url": "", "height": height,
                            "width": width, "date_captured": "2017-01-01 00:00:00", "flickr_url": "",
                            "id": image_id})  # fmt: skip
@@ -202,22 +208,24 @@ def generate(
     seed: int = 0,
     *,
     object_classes: int = len(COCO_CATEGORIES),
+    quirks: bool = False,
 ) -> Path:
     """Writes the synthetic COCO set under ``root`` and returns its root (``root/coco``).
 
-    ``num_train`` >= 1 images in train2017, ``num_val`` >= 2 in val2017 (the last without annotations).
-    Same arguments, same files; a second call with the same arguments does nothing.
+    ``num_train`` >= 1 images in train2017 (>= 2 with ``quirks``: the module), ``num_val`` >= 2 in val2017
+    (the last without annotations). Same arguments, same files; a second call with the same arguments does
+    nothing.
     """
-    if num_train < 1 or num_val < 2:
+    if num_train < 1 + int(quirks) or num_val < 2:
         raise ValueError(
-            f"synthetic COCO needs num_train >= 1 and num_val >= 2 (the last val image has no annotation), "
-            f"got num_train={num_train}, num_val={num_val}"
+            f"synthetic COCO needs num_train >= 1 (2 with quirks: the last has no annotation) and num_val "
+            f">= 2 (the last val image has no annotation), got num_train={num_train}, num_val={num_val}"
         )
     if not 1 <= object_classes <= len(COCO_CATEGORIES):
         raise ValueError(f"object_classes must be 1 to {len(COCO_CATEGORIES)}, got {object_classes}")
     params = {"generator": "synthetic_coco", "num_train": int(num_train), "num_val": int(num_val),
-              "seed": int(seed), "object_classes": int(object_classes)}  # fmt: skip
+              "seed": int(seed), "object_classes": int(object_classes), "quirks": bool(quirks)}  # fmt: skip
     counts = {"train2017": int(num_train), "val2017": int(num_val)}
     return build_once(
-        Path(root) / "coco", params, lambda d: _write(d, counts, int(seed), int(object_classes))
+        Path(root) / "coco", params, lambda d: _write(d, counts, int(seed), int(object_classes), bool(quirks))
     )

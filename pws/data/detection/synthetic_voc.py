@@ -17,6 +17,12 @@ column + 1, as VOC). Objects cut by the border are clipped and marked truncated;
 difficult (every split's first image has one, so the metric's ignore path is exercised); the last test
 image has no object at all.
 
+``quirks=True`` adds what the real files have beyond that (:mod:`pws.data.quirks`): VOC2007 trainval's first
+image is a greyscale JPEG and VOC2007 test's first a CMYK JPEG, VOC2012 trainval's first image has one object
+only, a difficult one, every object has an ``<occluded>`` flag (1 when its box overlaps another object's)
+and each image's first object has ``<part>`` elements (a head and a hand, with their own ``<bndbox>``, as
+VOC's person layout), which the detection loaders ignore.
+
 Deterministic for a seed; calling it again with the same arguments returns at once (see ``_layout``).
 """
 
@@ -30,7 +36,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pws.data.detection._layout import build_once
-from pws.data.detection._render import background, class_style, draw_object, save_jpeg, shape_polygons
+from pws.data.detection._render import background, class_style, draw_object, shape_polygons
+from pws.data.quirks import save_image
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -97,7 +104,26 @@ def _iou(a: tuple, b: tuple) -> float:
     return inter / (area(a) + area(b) - inter)
 
 
-def _annotation_xml(year: str, image_id: str, size: int, objects: list[dict]) -> ET.Element:
+def _bndbox(parent: ET.Element, box: tuple) -> None:
+    """``<bndbox>`` of a 0-based (first x, first y, last x, last y) box, in VOC's 1-based pixels."""
+    bb = ET.SubElement(parent, "bndbox")
+    x0, y0, x1, y1 = box
+    for tag, v in (("xmin", x0 + 1), ("ymin", y0 + 1), ("xmax", x1 + 1), ("ymax", y1 + 1)):
+        ET.SubElement(bb, tag).text = str(int(v))
+
+
+def _parts(obj: ET.Element, box: tuple) -> None:
+    """A head (the top third's middle) and a hand (the lower left quarter) inside ``box``, as ``<part>``s."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    for name, part in (("head", (x0 + w // 3, y0, x1 - w // 3, y0 + h // 3)),
+                       ("hand", (x0, y0 + h // 2, x0 + w // 4, y0 + 3 * h // 4))):  # fmt: skip
+        element = ET.SubElement(obj, "part")
+        ET.SubElement(element, "name").text = name
+        _bndbox(element, part)
+
+
+def _annotation_xml(year: str, image_id: str, size: int, objects: list[dict], quirks: bool) -> ET.Element:
     ann = ET.Element("annotation")
     ET.SubElement(ann, "folder").text = year
     ET.SubElement(ann, "filename").text = f"{image_id}.jpg"
@@ -110,34 +136,42 @@ def _annotation_xml(year: str, image_id: str, size: int, objects: list[dict]) ->
     ET.SubElement(sz, "height").text = str(size)
     ET.SubElement(sz, "depth").text = "3"
     ET.SubElement(ann, "segmented").text = "0"
-    for o in objects:
+    for k, o in enumerate(objects):
         obj = ET.SubElement(ann, "object")
         ET.SubElement(obj, "name").text = VOC_CLASSES[o["cls"]]
         ET.SubElement(obj, "pose").text = o["pose"]
         ET.SubElement(obj, "truncated").text = str(int(o["truncated"]))
+        if quirks:
+            occluded = any(_iou(o["box"], other["box"]) > 0 for other in objects if other is not o)
+            ET.SubElement(obj, "occluded").text = str(int(occluded))
         ET.SubElement(obj, "difficult").text = str(int(o["difficult"]))
-        bb = ET.SubElement(obj, "bndbox")
-        x0, y0, x1, y1 = o["box"]  # 0-based first/last pixel -> VOC's 1-based
-        for tag, v in (("xmin", x0 + 1), ("ymin", y0 + 1), ("xmax", x1 + 1), ("ymax", y1 + 1)):
-            ET.SubElement(bb, tag).text = str(int(v))
+        _bndbox(obj, o["box"])
+        if quirks and k == 0:
+            _parts(obj, o["box"])
     ET.indent(ann, space="\t")
     return ann
 
 
-def _write_image(
-    year_dir: Path, year: str, image_id: str, rng: np.random.Generator, *, size: int, objects: list[dict]
-) -> None:
+def _write_image(year_dir: Path, year: str, image_id: str, rng: np.random.Generator, *, size: int,
+                 objects: list[dict], quirks: bool, file_quirk: str | None) -> None:  # fmt: skip
     img = Image.fromarray(background(rng, size, size))
     draw = ImageDraw.Draw(img)
     for o in objects:
         draw_object(draw, rng, o["polys"], o["colour"])
-    save_jpeg(img, year_dir / "JPEGImages" / f"{image_id}.jpg")
-    ET.ElementTree(_annotation_xml(year, image_id, size, objects)).write(
+    save_image(img, year_dir / "JPEGImages" / f"{image_id}.jpg", file_quirk)
+    ET.ElementTree(_annotation_xml(year, image_id, size, objects, quirks)).write(
         year_dir / "Annotations" / f"{image_id}.xml", encoding="utf-8"
     )
 
 
-def _write(devkit: Path, num_train: int, num_test: int, seed: int, size: int, object_classes: int) -> None:
+# quirks=True: the file quirk of each split's first image, and the split whose first image has only its
+# difficult object
+FILE_QUIRKS = {("VOC2007", "trainval"): "greyscale", ("VOC2007", "test"): "cmyk"}
+ONLY_DIFFICULT = ("VOC2012", "trainval")
+
+
+def _write(devkit: Path, num_train: int, num_test: int, seed: int, size: int, object_classes: int,
+           quirks: bool) -> None:  # fmt: skip
     n07 = math.ceil(num_train / 2)
     splits = [  # (year, split, image ids)
         ("VOC2007", "trainval", [f"{i:06d}" for i in range(1, n07 + 1)]),
@@ -152,7 +186,12 @@ def _write(devkit: Path, num_train: int, num_test: int, seed: int, size: int, ob
             rng = np.random.default_rng([seed, split_code, k])
             empty = split == "test" and k == len(ids) - 1
             objects = [] if empty else _place_objects(rng, size, k == 0, object_classes)
-            _write_image(year_dir, year, image_id, rng, size=size, objects=objects)
+            first = quirks and k == 0
+            if first and (year, split) == ONLY_DIFFICULT:
+                objects = objects[:1]  # the small one, placed first
+            file_quirk = FILE_QUIRKS.get((year, split)) if first else None
+            _write_image(year_dir, year, image_id, rng, size=size, objects=objects, quirks=quirks,
+                         file_quirk=file_quirk)  # fmt: skip
         main = year_dir / "ImageSets" / "Main"
         lists = {split: ids}
         if split == "trainval":  # VOC's train/val halves of trainval
@@ -169,11 +208,13 @@ def generate(
     *,
     size: int = 320,
     object_classes: int = len(VOC_CLASSES),
+    quirks: bool = False,
 ) -> Path:
     """Writes the synthetic VOC set under ``root`` and returns the VOCdevkit root (``root/VOCdevkit``).
 
     ``num_train`` >= 2 images (VOC2007 + VOC2012 trainval), ``num_test`` >= 2 (VOC2007 test, its last image
-    without objects). Same arguments, same files; a second call with the same arguments does nothing.
+    without objects); ``quirks``: the real files' quirks (the module). Same arguments, same files; a second
+    call with the same arguments does nothing.
     """
     if num_train < 2 or num_test < 2:
         raise ValueError(
@@ -185,10 +226,12 @@ def generate(
     if not 1 <= object_classes <= len(VOC_CLASSES):
         raise ValueError(f"object_classes must be 1 to {len(VOC_CLASSES)}, got {object_classes}")
     params = {"generator": "synthetic_voc", "num_train": int(num_train), "num_test": int(num_test),
-              "seed": int(seed), "size": int(size), "object_classes": int(object_classes)}  # fmt: skip
+              "seed": int(seed), "size": int(size), "object_classes": int(object_classes),
+              "quirks": bool(quirks)}  # fmt: skip
     target = Path(root) / "VOCdevkit"
     return build_once(
         target,
         params,
-        lambda d: _write(d, int(num_train), int(num_test), int(seed), int(size), int(object_classes)),
-    )
+        lambda d: _write(d, int(num_train), int(num_test), int(seed), int(size), int(object_classes),
+                         bool(quirks)),
+    )  # fmt: skip
