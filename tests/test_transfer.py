@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from detection_stack import require_detection_stack
 from hydra import compose, initialize_config_dir
 
-pytest.importorskip("mmdet")
+require_detection_stack()
 
-from pws.classify import run
-from pws.engine.checkpoints import latest_checkpoint, mmengine_checkpoints
-from pws.engine.schema import CONFIG_DIR
-from pws.transfer.backbone import export_backbone, mmdet_resnet50
+from pws.classify import run  # noqa: E402
+from pws.engine.checkpoints import latest_checkpoint, mmengine_checkpoints  # noqa: E402
+from pws.engine.schema import CONFIG_DIR  # noqa: E402
+from pws.transfer.backbone import export_backbone, mmdet_resnet50  # noqa: E402
 
 TINY_RESNET50 = [
     "model=resnet50", "data=synthetic_imagenet", "data.num_classes=4", "data.num_train=16", "data.num_val=8",
