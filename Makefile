@@ -96,11 +96,12 @@ reproduce-figure6:
 
 # Figures 3 and 5: a metric against epochs from the runs' histories -> results/$(SCALE)/figureN.csv and .png.
 # Figure 3: the f-measure of SSD during training (runs its grid, experiments/figure3_grid.yaml, first);
-# Figure 5: top-5 error of Table 5's runs (make reproduce-table5 first). Figure 4 (CIFAR-10) is Table 4's
+# Figure 5: top-5 error of Table 5's runs (runs Table 5's grid first). Figure 4 (CIFAR-10) is Table 4's
 # results/$(SCALE)/table4_curves.png.
 .PHONY: reproduce-figure3 reproduce-figure5
 reproduce-figure3:
 	$(REPRO) figure3_grid
 	$(PY) -m pws.results.history_figures figure3 --scale $(SCALE) $(FIG_ARGS)
 reproduce-figure5:
+	$(REPRO) table5
 	$(PY) -m pws.results.history_figures figure5 --scale $(SCALE) $(FIG_ARGS)

@@ -104,6 +104,22 @@ def test_fold_keeps_bns_it_cannot_fold():
             assert_same_outputs(folded(x), model.eval()(x))
 
 
+def test_fold_keeps_the_bias_of_a_conv_before_bn():
+    """``b' = (b - mu) * s + beta``: the conv's own bias goes through BN's scale, not dropped."""
+    model = perturb(nn.Sequential(nn.Conv2d(3, 4, 3, bias=True), nn.BatchNorm2d(4)))
+    with torch.no_grad():
+        model[0].bias.copy_(torch.tensor([1.0, -2.0, 0.5, 3.0]))
+    folded = fold(model)
+    assert isinstance(folded[1], nn.Identity) and folded[0].bias is not None
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert_same_outputs(folded(x), model.eval()(x))
+        bn = model[1]
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        expected_bias = (model[0].bias - bn.running_mean) * scale + bn.bias
+        torch.testing.assert_close(folded[0].bias, expected_bias)
+
+
 @pytest.mark.parametrize("layer", [PWSConv2d, WNConv2d])
 def test_fold_a_single_layer(layer):
     conv = perturb(layer(3, 4, 3, padding=1, groups=1))

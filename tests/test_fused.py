@@ -394,7 +394,8 @@ def kernel_by_probing(conv: nn.Conv2d) -> torch.Tensor:
 def test_timm_scaled_std_conv_is_the_same_kernel():
     """timm's ScaledStdConv2d: ``gain * gamma * n**-0.5 * (W - E[W]) / sqrt(Var[W] + eps)`` (batch-norm of the
     weight, biased variance): PWS with ``gamma_timm = sqrt(2)``, ``eps = gamma_pws``, ``gain = alpha``."""
-    std_conv = pytest.importorskip("timm.layers.std_conv")
+    from timm.layers import std_conv
+
     for pws in (PWSConv2d(6, 5, 3, bias=False, gamma=1e-3, dtype=F64),
                 PWSConv2d(4, 3, (1, 2), bias=False, gamma=1e-5, dtype=F64)):
         with torch.no_grad():

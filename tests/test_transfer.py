@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from detection_stack import require_detection_stack
 
-pytest.importorskip("mmdet")
+require_detection_stack()
 
-from pws.classify import run
-from pws.engine.checkpoints import latest_checkpoint, mmengine_checkpoints
-from pws.engine.compose import compose_config
-from pws.models.resnet50 import resnet50
-from pws.nn.factory import NormMethod
-from pws.transfer.backbone import export_backbone, mmdet_resnet50
+from pws.classify import run  # noqa: E402
+from pws.engine.checkpoints import latest_checkpoint, mmengine_checkpoints  # noqa: E402
+from pws.engine.compose import compose_config  # noqa: E402
+from pws.models.resnet50 import resnet50  # noqa: E402
+from pws.nn.factory import NormMethod  # noqa: E402
+from pws.transfer.backbone import export_backbone, mmdet_resnet50  # noqa: E402
 
 TINY_RESNET50 = [
     "model=resnet50", "data=synthetic_imagenet", "data.num_classes=4", "data.num_train=16", "data.num_val=8",

@@ -311,14 +311,13 @@ def same_settings(run_dir: Path, cfg: Any) -> bool:
     skip or resume it; a record of other settings is trained again from scratch."""
     import json
 
-    from omegaconf import OmegaConf
-
+    from pws.engine.lifecycle import resolved_config
     from pws.runs.record import read_metrics
 
     record = read_metrics(run_dir)
     if record is None:
         return True  # nothing there yet (or an unreadable record: the engine names it)
-    new = json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=False)))
+    new = json.loads(json.dumps(resolved_config(cfg)))
     old = dict(record.get("config") or {})
     new.pop("force", None)
     old.pop("force", None)

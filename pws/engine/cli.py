@@ -54,7 +54,6 @@ def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:
         if world()[0] > 0:
             logging.getLogger().setLevel(logging.WARNING)
         try:
-            check_known_keys(cfg, app.name, list(hc.overrides.task))
             record = execute(
                 app, cfg, Path(hc.runtime.output_dir), list(hc.overrides.task), base_dir=get_original_cwd()
             )
@@ -68,6 +67,11 @@ def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:
         print(f"pws.{app.name}: {record.get('status')}: {values}")
 
     def main() -> None:
+        try:  # before Hydra, which refuses an unknown key without ``+`` in its own words
+            check_known_keys(app.name, sys.argv[1:])
+        except ConfigError as e:
+            print(f"pws.{app.name}: error: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
         if world()[0] > 0:
             sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
         elif (problem := unwritable_run_dir(app.name, sys.argv[1:])) is not None:

@@ -79,6 +79,18 @@ def world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config with the values the run uses: every interpolation resolved (``optim.lr:
+    ${scale.classify.sgd_lr}`` becomes the number); one that cannot resolve leaves the config as written
+    (the app's validation then names the problem)."""
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - any resolution error: record what was given
+        config = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(config, dict)
+    return config
+
+
 def engine_record(app: App, cfg: DictConfig, overrides: list[str], world_size: int = 1) -> dict[str, Any]:
     """The fields every record has, whatever the app (what a run is, where and with what it ran: the
     device's type, name and count among them)."""
@@ -93,7 +105,7 @@ def engine_record(app: App, cfg: DictConfig, overrides: list[str], world_size: i
         "model": OmegaConf.select(cfg, "model.name"),
         "data": OmegaConf.select(cfg, "data.name"),
         "overrides": list(overrides),
-        "config": OmegaConf.to_container(cfg, resolve=False),
+        "config": resolved_config(cfg),
         **device_record(world_size),
         **environment_info(),
     }
@@ -346,11 +358,9 @@ class _Run:
 
     def _tracker(self) -> Tracker:
         plan, cfg = self.plan, self.cfg
-        config = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(config, dict)
         return Tracker(
             self.run_dir,
-            config,
+            resolved_config(cfg),
             mode=plan.wandb_mode,
             table=cfg.get("table"),
             cell=cfg.get("cell"),

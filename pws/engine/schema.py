@@ -5,8 +5,8 @@
 * :func:`common_values` checks the keys both apps have (seed, force, the EMA option, wandb, the table
   cell), :func:`sgd_values` the optimizer (``optim.*``; for each key a null falls back to a default
   section, detection's schedule: one precedence rule, explicit key first);
-* :func:`check_known_keys` refuses a key the configs do not know (``+optim.lrr=0.1``), as a misspelt one,
-  naming the closest known key.
+* :func:`check_known_keys` refuses a key the configs do not know (``+optim.lrr=0.1``, ``train.devce=cpu``),
+  as a misspelt one, naming the closest known key.
 """
 
 from __future__ import annotations
@@ -128,15 +128,26 @@ def known_keys(app: str, config_dir: Path = CONFIG_DIR) -> set[str]:
     return known
 
 
-def check_known_keys(cfg: DictConfig, app: str, overrides: list[str]) -> None:
-    """Refuse a ``+key=value`` override whose key no config defines (the typo that would be ignored)."""
+def override_key(override: str) -> str | None:
+    """The dotted key a command-line override sets (``key=v``, ``+key=v``, ``++key=v``); None for what is not
+    a key of the app's configs: a flag, a deletion (``~key``), Hydra's own settings, a package (``@``)."""
+    if override.startswith(("-", "~")) or "=" not in override:
+        return None
+    key = override.lstrip("+").split("=", 1)[0]
+    if key == "hydra" or key.startswith(("hydra.", "hydra/")) or "@" in key:
+        return None
+    return key
+
+
+def check_known_keys(app: str, overrides: list[str]) -> None:
+    """Refuse an override whose key no config defines, however it is spelt: ``+optim.lrr=0.1`` (the typo
+    that Hydra would add and the app ignore) and ``train.device=cpu`` to an app without that key (which
+    Hydra refuses in its own words), both as one :class:`ConfigError` naming the closest known key."""
     known = known_keys(app)
     unknown = []
     for override in overrides:
-        if not override.startswith("+") or "=" not in override:
-            continue
-        key = override.lstrip("+").split("=", 1)[0]
-        if key not in known:
+        key = override_key(override)
+        if key is not None and key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             unknown.append(f"{key} is not a key of any {app} config{hint}")

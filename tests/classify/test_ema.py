@@ -28,14 +28,28 @@ def test_tf_decay() -> None:
         TFStyleEMA(nn.Linear(2, 2), decay=1.0)
 
 
-@pytest.mark.parametrize("warmup", [True, False])
-def test_the_average_follows_the_recurrence(warmup: bool) -> None:
+@pytest.mark.parametrize(("warmup", "expected"), [(False, 3.0), (True, 2 / 11 * 2.0 + 9 / 11 * 12.0)])
+def test_one_update_weighs_the_old_average_by_the_decay(warmup: bool, expected: float) -> None:
+    """Decay 0.9, an average at 2 and a new weight at 12: ``0.9 * 2 + 0.1 * 12 = 3`` without warm-up (the
+    inverted update would give 11); with warm-up the second update's decay is ``min(0.9, 2 / 11)``."""
+    model = nn.Linear(1, 1, bias=False)
+    ema = TFStyleEMA(model, decay=0.9, warmup=warmup)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+        ema.update_parameters(model)  # the first update copies
+        model.weight.fill_(12.0)
+        ema.update_parameters(model)
+    assert ema.module.weight.item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("warmup", "decay"), [(True, 0.5), (False, 0.9)])
+def test_the_average_follows_the_recurrence(warmup: bool, decay: float) -> None:
     """After n updates: shadow_1 = p_1 (mmengine's averaged models copy at their first update), then
     shadow_t = d * shadow_{t-1} + (1 - d) * p_t with d = min(decay, (1 + s) / (10 + s)), s = t - 1 the
-    updates before; buffers are the live model's, not averaged."""
+    updates before; buffers are the live model's, not averaged. With warm-up, decay 0.5 reaches the cap
+    after 8 updates (12 updates see both regimes); without, 0.9 tells d from 1 - d."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
-    decay = 0.5  # the warm-up reaches the cap after 8 updates: 12 updates see both regimes
     ema = TFStyleEMA(model, decay=decay, warmup=warmup)
     expected: list[torch.Tensor] | None = None
     for step in range(12):

@@ -74,7 +74,8 @@ def test_resnet50_without_output_norm_has_ln_at_input_and_output_only(method: st
 
 
 def test_resnet50_with_bn_is_torchvision_resnet50() -> None:
-    torchvision = pytest.importorskip("torchvision")
+    import torchvision
+
     ours = build_classifier("resnet50", NormMethod("bn"), num_classes=1000)
     reference = torchvision.models.resnet50()
     ours.load_state_dict(reference.state_dict())  # strict: same names and shapes

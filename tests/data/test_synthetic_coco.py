@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from detection_stack import require_detection_stack
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
@@ -149,7 +150,7 @@ def test_rejects_too_few_images(tmp_path: Path) -> None:
 
 def test_mmdet_coco_dataset_loads_polygons_and_crowd(coco_root: Path) -> None:
     """mmdet's CocoDataset reads it, polygons and crowd RLE become masks, the crowd is ignored."""
-    pytest.importorskip("mmdet.datasets")
+    require_detection_stack()
     from mmdet.datasets import CocoDataset
     from mmengine.registry import init_default_scope
 

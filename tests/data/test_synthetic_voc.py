@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from detection_stack import require_detection_stack
 from PIL import Image
 
 from pws.data.detection import is_synthetic, synthetic_voc, validate_voc
@@ -129,7 +130,7 @@ def test_rejects_too_few_images(tmp_path: Path) -> None:
 
 def test_mmdet_voc_dataset_and_metric(voc_devkit: Path, voc_args: dict) -> None:
     """mmdet's own VOCDataset reads the set (difficult -> ignored) and VOCMetric scores the GT at mAP 1."""
-    pytest.importorskip("mmdet.datasets")
+    require_detection_stack()
     import torch
     from mmdet.datasets import VOCDataset
     from mmdet.evaluation import VOCMetric

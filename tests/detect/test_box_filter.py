@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from detection_stack import require_detection_stack
 
-pytest.importorskip("mmdet")
-from mmengine.config import Config
+require_detection_stack()
+from mmengine.config import Config  # noqa: E402
 
-from pws.detect.config import COCO_DATASETS, _mmdet_config
+from pws.detect.config import COCO_DATASETS, _mmdet_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from detection_stack import require_detection_stack
 
-from .conftest import compose_detect, require_stack
+from .conftest import compose_detect
 
-require_stack()
+require_detection_stack()
 
 from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
@@ -37,7 +38,9 @@ def test_ssd_on_synthetic_voc(tmp_path: Path, data_dir: Path) -> None:
     assert record["status"] == "finished", record.get("error")
     on_disk = read_metrics(tmp_path / "run")
     assert on_disk["status"] == "finished" and on_disk["task"] == "detect"
-    assert 0.0 <= on_disk["mAP"] <= 100.0 and "pascal_voc/mAP" in on_disk["evaluated"]
+    # the record's mAP is mmdet's VOCMetric in %, and the last history row's
+    assert on_disk["mAP"] == pytest.approx(100 * on_disk["evaluated"]["pascal_voc/mAP"])
+    assert on_disk["history"][-1]["mAP"] == on_disk["mAP"]
     assert on_disk["train_fps"] > 0 and on_disk["train_fps_iters"] == 1
     assert on_disk["settings"]["milestones"] == [] and on_disk["history"][0]["epoch"] == 1
     assert on_disk["method"] == "pws" and on_disk["model"] == "ssd_vgg16" and on_disk["gamma"] == 1e-3
@@ -86,7 +89,8 @@ def test_mask_rcnn_on_synthetic_coco(tmp_path: Path, data_dir: Path) -> None:
     )
     assert record["status"] == "finished", record.get("error")
     for key in ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "segm_mAP"):
-        assert 0.0 <= record[key] <= 100.0, key
+        assert record[key] == pytest.approx(100 * record["evaluated"][f"coco/{key}"]), key
+        assert record["history"][-1][key] == record[key], key
     assert "coco/segm_mAP" in record["evaluated"] and "mAP" not in record
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "finished"
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from detection_stack import require_detection_stack
 
-from .conftest import require_stack
-
-require_stack()
+require_detection_stack()
 
 from mmengine.logging import HistoryBuffer, MessageHub  # noqa: E402
 from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from detection_stack import require_detection_stack
 
 from pws.detect.config import build_config, resolve_settings
 from pws.detect.models import LAYER_NORM_CFG, ssd_anchor_generator, ssd_feature_sizes
@@ -16,14 +17,14 @@ from pws.engine.schedule import StepSchedule, shorten_schedule
 from pws.nn.factory import METHODS
 from pws.nn.methods import mmcv_cfgs
 
-from .conftest import compose_detect, require_stack
+from .conftest import compose_detect
 
 MODELS = ("ssd_vgg16", "ssd_r50", "mask_rcnn_r50_fpn")
 
 
 @pytest.fixture
 def stack() -> None:
-    require_stack()
+    require_detection_stack()
 
 
 def _build(overrides: list[str], data_root: str = "/data/x") -> tuple:

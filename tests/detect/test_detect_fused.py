@@ -8,13 +8,12 @@ import logging
 from types import SimpleNamespace
 
 import torch
+from detection_stack import require_detection_stack
 
 from pws.engine.hooks import FusedStandardizationHook
 from pws.nn.fused import fusion_of, pws_layers
 
-from .conftest import require_stack
-
-require_stack()
+require_detection_stack()
 
 
 def test_the_hook_fuses_the_built_detector_with_the_same_loss_and_gradients() -> None:

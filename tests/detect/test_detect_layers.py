@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from detection_stack import require_detection_stack
 from torch import nn
 
-from .conftest import require_stack
-
-require_stack()
+require_detection_stack()
 
 from mmcv.cnn import ConvModule, build_conv_layer, build_norm_layer  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402

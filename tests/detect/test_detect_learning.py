@@ -11,10 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from detection_stack import require_detection_stack
 
-from .conftest import compose_detect, require_stack
+from .conftest import compose_detect
 
-require_stack()
+require_detection_stack()
 
 from mmengine.config import Config  # noqa: E402
 

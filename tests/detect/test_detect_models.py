@@ -6,11 +6,10 @@ import math
 
 import pytest
 import torch
+from detection_stack import require_detection_stack
 from torch import nn
 
-from .conftest import require_stack
-
-require_stack()
+require_detection_stack()
 
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402

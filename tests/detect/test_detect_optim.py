@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from detection_stack import require_detection_stack
 
-from .conftest import compose_detect, require_stack
+from .conftest import compose_detect
 
-require_stack()
+require_detection_stack()
 
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402

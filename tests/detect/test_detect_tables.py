@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 from app_helpers import run_cli
+from detection_stack import require_detection_stack
 
 from pws.paper.experiments import load_table
 from pws.results.report import render_table
 from pws.runs.record import read_metrics
 
-from .conftest import require_stack
-
-require_stack()
+require_detection_stack()
 
 # 16 training images (Table 1's batch 8: 2 iterations, the first the FPS warm-up), 2 test images, one epoch
 TINY = ["scale.detect.synthetic.num_train=16", "scale.detect.synthetic.num_test=2", "scale.detect.epochs=1",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from detection_stack import require_detection_stack
 
-pytest.importorskip("mmdet")
+require_detection_stack()
 
-from pws.detect.fmeasure import DetectionFMeasure, box_iou, f_measure, match_counts
+from pws.detect.fmeasure import DetectionFMeasure, box_iou, f_measure, match_counts  # noqa: E402
 
 GT = np.array([[0, 0, 10, 10], [20, 20, 40, 40]], float)
 GT_LABELS = np.array([0, 1])

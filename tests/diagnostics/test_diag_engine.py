@@ -8,8 +8,6 @@ import math
 
 import pytest
 
-pytest.importorskip("mmengine")
-
 from pws.classify import ConfigError, make_plan, run
 from pws.classify.app import CLASSIFY, PROBE_FILE
 from pws.diagnostics import figures

@@ -8,11 +8,13 @@ import json
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
+from figure_checks import assert_drawn, over_white
 
 from pws.data import DataMissingError
 from pws.diagnostics import figures
-from pws.diagnostics.cli import backbone_config, gamma_config, main, run_figure2, run_figure16
+from pws.diagnostics.cli import STEPS_FILE, backbone_config, gamma_config, main, run_figure2, run_figure16
 from pws.diagnostics.runs import FIG2_RUNS
 
 
@@ -48,7 +50,29 @@ def test_figure1_csv_and_png(fig16_dirs):
         assert r["steps"] == 2 and r["images"] == 4
         assert r["var_ratio_min"] <= r["var_ratio_mean"] <= r["var_ratio_max"]
         assert math.isfinite(r["shift"]) and math.isfinite(r["var_y"])
-    assert out1["png"].stat().st_size > 10_000
+    assert_drawn(out1["png"], (2040, 648), colors=list(figures.COLORS.values()))
+
+
+def test_figure1_rows_aggregate_the_per_step_rows(fig16_dirs):
+    """Each (method, layer) row of figure1.csv is the mean (min, max) over that layer's rows of
+    figure1_steps.csv, and PWS's shift is zero (eq. 13) where the plain conv's is not."""
+    out1, _, _ = fig16_dirs
+    steps = figures.read_csv(out1["csv"].parent / STEPS_FILE)
+    rows = {(r["method"], r["layer"]): r for r in figures.read_csv(out1["csv"])}
+    assert len(steps) == 2 * len(rows)
+    for (method, layer), row in rows.items():
+        mine = [s for s in steps if (s["method"], s["layer"]) == (method, layer)]
+        for column in ("var_ratio_mean", "shift", "shift_rel", "var_y", "var_y_pred", "x_mean", "x_sq"):
+            expected = np.nanmean([s[column] for s in mine])  # a batch without the number (NaN) left out
+            assert row[column] == pytest.approx(expected, rel=1e-12, nan_ok=True), column
+        assert row["shift_min"] == min(s["shift"] for s in mine)
+        assert row["shift_max"] == max(s["shift"] for s in mine)
+        assert row["var_ratio_min"] == min(s["var_ratio_min"] for s in mine)
+        assert row["var_ratio_max"] == max(s["var_ratio_max"] for s in mine)
+    for layer in range(1, 14):
+        plain, pws = rows[("none", layer)], rows[("pws", layer)]
+        assert pws["shift_rel"] < 1e-10 < plain["shift_rel"], layer
+        assert pws["shift"] < 1e-6 * plain["shift"], layer
 
 
 def test_figure6_reuses_the_measurement(fig16_dirs):
@@ -62,7 +86,8 @@ def test_figure6_reuses_the_measurement(fig16_dirs):
     for r in rows:
         assert r["samples"] == 4
         assert r["x_mean_min"] <= r["x_mean_max"] and 0 <= r["x_ratio_min"] <= r["x_ratio_max"] <= 1
-    assert out6["png"].stat().st_size > 10_000
+    # each method's ranges: bars at opacity 0.75
+    assert_drawn(out6["png"], (1680, 648), colors=[over_white(c, 0.75) for c in figures.COLORS.values()])
 
 
 def test_figure2_csv_and_png(tmp_path):
@@ -79,7 +104,7 @@ def test_figure2_csv_and_png(tmp_path):
         assert r["inv_std_max"] == pytest.approx(1 / math.sqrt(r["wvar_min"] + r["gamma"]))
         assert r["lr"] == 0.05 and r["epoch"] == pytest.approx(r["step"] / 3)
         assert math.isfinite(r["loss"])
-    assert out["png"].stat().st_size > 10_000
+    assert_drawn(out["png"], (2040, 624))
     meta = json.loads((tmp_path / "smoke" / "figure2.json").read_text())
     assert meta["info"]["status"] == {"0.0001": "finished", "0.01": "finished"}
     assert meta["info"]["steps"] == 3 and meta["info"]["steps_per_epoch"] == 3

@@ -4,11 +4,11 @@ where mmengine is installed, registration and a real Runner."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 from types import SimpleNamespace
 
 import pytest
 import torch
+from detection_stack import require_detection_stack
 from torch import nn
 
 from pws.diagnostics.probe import ROW_COLUMNS, VarianceProbe
@@ -98,7 +98,9 @@ def test_hook_logic_rejects_a_missing_submodule(tmp_path):
 
 def test_probe_reads_the_detection_layers():
     """pws.detect's mmcv-registered convs subclass pws.nn's: the probe sees PWS as PWS (zero shift)."""
-    layers = pytest.importorskip("pws.detect.layers")
+    require_detection_stack()
+    from pws.detect import layers
+
     model = nn.Sequential(layers.PWS(3, 8, 3, padding=1), nn.ReLU(), layers.HeConv(8, 4, 3, padding=1))
     probe = VarianceProbe(model, lr=0.01)
     model(torch.randn(2, 3, 8, 8)).square().mean().backward()
@@ -107,7 +109,6 @@ def test_probe_reads_the_detection_layers():
     assert pws_row["shift_rel"] < 1e-10 < plain_row["shift_rel"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mmengine") is None, reason="mmengine is not installed")
 def test_registered_hook_runs_in_an_mmengine_runner(tmp_path):
     from mmengine.model import BaseModel
     from mmengine.registry import HOOKS

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import torch
 from app_helpers import WithHooks, read_json, run_cli  # noqa: F401  (read_json: for the tests here)
+from detection_stack import require_detection_stack
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from omegaconf import DictConfig
@@ -126,11 +127,6 @@ DETECT_CASE = Case(
     missing_data=("scale=full", "data=voc0712", "data.root={nowhere}", "train.device=cpu"),
 )
 CASES = {"classify": CLASSIFY_CASE, "detect": DETECT_CASE}
-
-
-def require_detection_stack() -> None:
-    for module in ("mmcv.ops", "mmdet"):
-        pytest.importorskip(module, reason=f"{module} not installed (make install installs it)")
 
 
 @pytest.fixture(scope="session")

@@ -93,7 +93,6 @@ def test_kill_9_at_random_moments_loses_nothing(app: Case, tmp_path: Path) -> No
 def test_one_wandb_run_per_run_directory_across_resumes(app: Case, monkeypatch, tmp_path: Path) -> None:
     """A run preempted twice and resumed twice logs into one offline wandb run: the id kept in the run
     directory, every offline run folder under it of that id."""
-    pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     run_dir = tmp_path / "run"
     extra = ("wandb.mode=offline", f"{app.epochs_key}=2")

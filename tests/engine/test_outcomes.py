@@ -98,12 +98,17 @@ def test_every_invalid_value_is_named_in_one_message(app: Case, monkeypatch, cap
     assert sorted(line.split()[1] for line in block[1:]) == ["data.batch_size", "norm:", "optim.lr"], block
 
 
-def test_an_unknown_key_exits_2_naming_it(app: Case, monkeypatch, capsys, tmp_path: Path) -> None:
-    code, _, err = app.cli(monkeypatch, capsys, app.cli_args(tmp_path / "run", "+optim.lrr=0.1"))
+@pytest.mark.parametrize("spelling", ["+optim.lrr=0.1", "optim.lrr=0.1", "++optim.lrr=0.1"])
+def test_an_unknown_key_exits_2_naming_it(app: Case, monkeypatch, capsys, tmp_path: Path,
+                                          spelling: str) -> None:  # fmt: skip
+    """One message and exit 2 however the key is spelt (without ``+``, Hydra would refuse it in its words)."""
+    code, _, err = app.cli(monkeypatch, capsys, app.cli_args(tmp_path / "run", spelling))
     assert code == 2, err
-    block = _error_block(err, app.name)
-    assert block[0].startswith(f"pws.{app.name}: error: invalid configuration")
-    assert "optim.lrr is not a key" in err and "did you mean optim.lr?" in err
+    assert _error_block(err, app.name) == [
+        f"pws.{app.name}: error: invalid configuration (1 problem(s)):",
+        f"  - optim.lrr is not a key of any {app.name} config (did you mean optim.lr?)",
+    ]
+    assert "HYDRA_FULL_ERROR" not in err and not (tmp_path / "run").exists()
 
 
 def test_missing_data_exits_1_naming_the_path(app: Case, monkeypatch, capsys, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,18 @@ def test_no_runs_is_said_and_fails(tmp_path: Path, capsys) -> None:
     rc = history_figures.main(["figure5", "--scale", "smoke", "--runs", str(tmp_path / "none"),
                                "--out", str(tmp_path / "out")])  # fmt: skip
     assert rc == 1 and "make reproduce-table5 SCALE=smoke" in capsys.readouterr().out
+
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_make_runs_the_grid_then_draws(name: str) -> None:
+    """On a fresh checkout the figure's target makes its runs first (the driver skips finished ones)."""
+    repo = Path(__file__).resolve().parents[2]
+    make = ["make", "-n", "-s", "-C", str(repo), f"reproduce-{name}", "SCALE=smoke", "PY=python"]
+    proc = subprocess.run(make, capture_output=True, text=True, check=True)
+    commands = [line.split() for line in proc.stdout.splitlines() if line.strip()]
+    assert [c[1:4] for c in commands] == [
+        ["scripts/reproduce_table.py", "--scale", "smoke"],
+        ["-m", "pws.results.history_figures", name],
+    ], proc.stdout
+    assert commands[0][-1] == FIGURES[name].table  # figure3_grid, table5

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from detection_stack import require_detection_stack
 from tables_fakeruns import make_run
 
 from pws.paper.experiments import load_table
@@ -114,7 +115,7 @@ def test_a_missing_table5_run_is_named_with_the_command_that_makes_it(tmp_path: 
 
 
 def test_the_run_is_exported_once_and_loads_into_mmdets_resnet50(tmp_path: Path) -> None:
-    pytest.importorskip("mmdet")
+    require_detection_stack()
     from pws.transfer.backbone import mmdet_resnet50
 
     run_dir = _with_checkpoint(_table5_run(tmp_path / "runs", "pws"), "pws")

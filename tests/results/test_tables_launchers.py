@@ -11,7 +11,6 @@ Tracker; a failure on request, ``PWS_TINY_FAIL=<cell>``; a linear net on raw inp
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from figure_checks import assert_drawn
 
 from pws.paper.experiments import load_table
 from pws.results import reproduce as reproduce_module
@@ -29,10 +29,6 @@ from pws.results.sweep import collect_sweep, render_sweep, sweep_command
 
 REPO = Path(__file__).resolve().parents[2]
 QUIET = {"printer": lambda s: None}
-HAVE_CLASSIFY = (importlib.util.find_spec("pws.classify") is not None
-                 and (REPO / "configs" / "classify.yaml").is_file())
-NO_CLASSIFY = pytest.mark.skipif(not HAVE_CLASSIFY,
-                                 reason="the classification app (python -m pws.classify) is not there")
 # The real classification app at tiny smoke settings: one epoch of 2 steps on 128 digits, tested on 64.
 TINY_STEPS = ["scale.classify.epochs=1", "train.max_steps_per_epoch=2", "data.train_size=128",
               "data.test_size=64"]
@@ -63,7 +59,7 @@ def _csv(path: Path) -> dict[tuple[str, str], dict[str, str]]:
 
 
 @pytest.mark.parametrize(("launcher", "real_app"),
-                         [pytest.param("joblib", True, marks=NO_CLASSIFY), ("submitit_local", False)])
+                         [("joblib", True), ("submitit_local", False)])
 def test_reproduce_through_launcher(launcher: str, real_app: bool, tmp_path: Path, request, monkeypatch
                                     ) -> None:  # fmt: skip
     """A reduced Table 4 (2 cells x 2 seeds) through each launcher: the real classification app through
@@ -173,7 +169,14 @@ def test_sweeps_table_heatmap_and_collect_script(tmp_path: Path, tiny_app_env, m
     assert md[0] == "# Sweep: tiny (smoke scale)"
     table_lines = [ln for ln in md if ln.startswith("| ")]
     assert table_lines[0] == "| norm.gamma \\ optim.lr | 0.05 | 0.1 |" and len(table_lines) == 4
-    assert paths["png"].stat().st_size > 5_000
+    for line, gamma in zip(table_lines[2:], ("1e-05", "0.001"), strict=True):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for cell, lr in zip(cells[1:], ("0.05", "0.1"), strict=True):
+            run_dir = sweep_dir / f"gamma{gamma}" / f"lr{lr}" / "seed0"
+            record = json.loads((run_dir / "metrics.json").read_text())
+            assert float(cell) == pytest.approx(record["top1_error"], abs=0.005), (gamma, lr)
+    # the heatmap: the best cell in viridis_r's yellow, the worst in its purple
+    assert_drawn(paths["png"], (770, 462), colors=["#fde725", "#440154"], min_pixels=2000)
 
     # method x LR: the group choice is read back from the runs' saved Hydra choices
     sweep_dir = tmp_path / "sweep-lr"
@@ -194,7 +197,6 @@ def test_sweeps_table_heatmap_and_collect_script(tmp_path: Path, tiny_app_env, m
     assert "top1_error" in runs_csv[0] and all(r["scale"] == "smoke" for r in runs_csv)
 
 
-@NO_CLASSIFY
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_classify_sweep_through_launcher(launcher: str, tmp_path: Path, monkeypatch) -> None:
     """A gamma sweep of the real classification app as one Hydra multirun through the joblib launcher and
@@ -209,7 +211,10 @@ def test_classify_sweep_through_launcher(launcher: str, tmp_path: Path, monkeypa
     for gamma in ("0.0001", "0.001"):
         run_dir = sweep_dir / f"gamma{gamma}" / "lr0.05" / "seed0"
         rec = json.loads((run_dir / "metrics.json").read_text())
-        assert rec["status"] == "finished" and rec["scale"] == "smoke" and 0 <= rec["top1_error"] <= 100
+        assert rec["status"] == "finished" and rec["scale"] == "smoke"
+        assert rec["top1_error"] == rec["history"][-1]["top1_error"]
+        wrong = rec["top1_error"] * 64 / 100  # of TINY_STEPS's 64 test images
+        assert 0 <= round(wrong) <= 64 and wrong == pytest.approx(round(wrong))
         if launcher == "submitit_local":
             assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     if launcher == "submitit_local":
@@ -217,7 +222,7 @@ def test_classify_sweep_through_launcher(launcher: str, tmp_path: Path, monkeypa
     res, paths = render_sweep(sweep_dir, "norm.gamma", "optim.lr", "top1_error", out_dir=tmp_path / "out",
                               stem="sweep", title="classify", yorder=["1e-4", "1e-3"])
     assert [len(res.cells[(g, 0.05)].values) for g in (1e-4, 1e-3)] == [1, 1]
-    assert paths["png"].stat().st_size > 5_000
+    assert_drawn(paths["png"], (770, 462))
 
 
 def test_cells_side_by_side_share_the_cpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

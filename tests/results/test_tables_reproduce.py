@@ -3,33 +3,25 @@
 CI time: the whole smoke Table 4 is 24 runs of 10 epochs (about an hour on 2 cores), so the test runs
 its `ci` grid (experiments/table4.yaml: BN and PWS on the plain net at LR 5e-2, 2 epochs) through the same
 Makefile target, driver, Hydra multirun, app, collector and renderer; then runs it again to check that
-finished cells are skipped. Both cells must finish and learn: test error below a threshold far under
-chance (90% on digits' 10 classes; a pipeline that mixes up labels or images stays near it). Measured with
-seed 0: BN 2.2%, PWS 44.2%.
+finished cells are skipped. Both cells must finish and learn: test error below a threshold set from the
+measured numbers (seed 0: BN 2.2%, PWS 44.2%; thresholds 10% and 60%), far under chance (90% on digits' 10
+classes, where a pipeline that mixes up labels or images stays).
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from figure_checks import assert_drawn
 
 REPO = Path(__file__).resolve().parents[2]
-MAX_ERROR = {"bn": 10.0, "pws": 80.0}  # test error (%) each cell must stay below
-
-HAVE_APP = (importlib.util.find_spec("pws.classify") is not None
-            and (REPO / "configs" / "classify.yaml").is_file())
-pytestmark = [
-    pytest.mark.skipif(not HAVE_APP, reason="the classification app (python -m pws.classify) is not there"),
-    pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine"),
-]
+MAX_ERROR = {"bn": 10.0, "pws": 60.0}  # test error (%) each cell must stay below
 
 
 def test_make_reproduce_table4_smoke(tmp_path: Path, monkeypatch) -> None:
@@ -48,6 +40,7 @@ def test_make_reproduce_table4_smoke(tmp_path: Path, monkeypatch) -> None:
         assert rec["status"] == "finished", rec.get("error")
         assert rec["top1_error"] < max_error, (cell, rec["history"])
         assert [h["epoch"] for h in rec["history"]] == [1, 2]
+        assert rec["history"][-1]["top1_error"] == rec["top1_error"]
         assert list((base / cell / "seed0" / "wandb").glob("offline-run-*"))
         errors[row] = rec["top1_error"]
     md = (out / "smoke" / "table4_ci.md").read_text()
@@ -77,8 +70,15 @@ def test_make_reproduce_table4_smoke(tmp_path: Path, monkeypatch) -> None:
     line = next(ln for ln in claims.splitlines() if ln.startswith("| plain, LR 5e-2: BN - PWS |"))
     assert line == (f"| plain, LR 5e-2: BN - PWS | `>= 0` | {errors['bn'] - errors['pws']:+.2f} | unknown "
                     "| interval unknown: one seed (seeds per cell 1/1) | +1.37 | undecided |")
-    for name in ("table4_ci.tex", "table4_ci_vs_paper.png", "table4_ci_curves.png"):
-        assert (out / "smoke" / name).stat().st_size > 0
+    tex = (out / "smoke" / "table4_ci.tex").read_text().splitlines()
+    body = tex[tex.index("\\midrule") + 1: tex.index("\\bottomrule")]
+    assert [line.removesuffix(" \\\\").split(" & ") for line in body] == [
+        [label, f"{errors[row]:.2f}", paper, f"{errors[row] - float(paper):+.2f}"]
+        for label, row, paper in (("BN", "bn", "7.67"), ("PWS", "pws", "6.30"))
+    ]
+    # the curves: loss and error (rows) of the one column, in the two methods' colours
+    assert_drawn(out / "smoke" / "table4_ci_curves.png", (462, 704))
+    assert_drawn(out / "smoke" / "table4_ci_vs_paper.png", (660, 418))
     assert "Files:" in proc.stdout and "wandb (table)" in proc.stdout
 
     again = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
