@@ -73,7 +73,7 @@ def test_make_reproduce_table4_smoke(tmp_path: Path, monkeypatch) -> None:
     tex = (out / "smoke" / "table4_ci.tex").read_text().splitlines()
     body = tex[tex.index("\\midrule") + 1: tex.index("\\bottomrule")]
     assert [line.removesuffix(" \\\\").split(" & ") for line in body] == [
-        [label, f"{errors[row]:.2f}", paper, f"{errors[row] - float(paper):+.2f}"]
+        [label, f"{errors[row]:.2f}", "unknown (1 seed)", paper, f"{errors[row] - float(paper):+.2f}"]
         for label, row, paper in (("BN", "bn", "7.67"), ("PWS", "pws", "6.30"))
     ]
     # the curves: loss and error (rows) of the one column, in the two methods' colours
