@@ -31,6 +31,6 @@ def test_a_broken_stack_fails_and_the_opt_out_skips(tmp_path: Path) -> None:
     assert failed.returncode != 0, failed.stdout
     assert "mmdet broken on purpose" in failed.stdout and f"{OPT_OUT}=1" in failed.stdout
     skipped = pytest_with_broken_mmdet(tmp_path, {**env, OPT_OUT: "1"})
-    assert skipped.returncode == 0, skipped.stdout
-    assert "skipped" in skipped.stdout and "passed" not in skipped.stdout
+    assert skipped.returncode in (0, 5), skipped.stdout  # 5: the file's one module skipped, nothing else ran
+    assert "skipped" in skipped.stdout and "passed" not in skipped.stdout and "error" not in skipped.stdout
 

@@ -76,8 +76,8 @@ def test_make_reproduce_table4_smoke(tmp_path: Path, monkeypatch) -> None:
         [label, f"{errors[row]:.2f}", "unknown (1 seed)", paper, f"{errors[row] - float(paper):+.2f}"]
         for label, row, paper in (("BN", "bn", "7.67"), ("PWS", "pws", "6.30"))
     ]
-    # the curves: loss and error (rows) of the one column, in the two methods' colours
-    assert_drawn(out / "smoke" / "table4_ci_curves.png", (462, 704))
+    # the curves: loss and error (panels) of the one column, BN and PWS in tab10's first two colours
+    assert_drawn(out / "smoke" / "table4_ci_curves.png", (462, 704), colors=["#1f77b4", "#ff7f0e"])
     assert_drawn(out / "smoke" / "table4_ci_vs_paper.png", (660, 418))
     assert "Files:" in proc.stdout and "wandb (table)" in proc.stdout
 
