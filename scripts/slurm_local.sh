@@ -76,7 +76,8 @@ ClusterName=pws-local
 SlurmctldHost=$NODE
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$SOCKET
+# cred_expire: a requeued job waits this long (+1 s) before it starts again (SLURM's default: 120 s)
+AuthInfo=socket=$SOCKET,cred_expire=10
 SlurmUser=root
 SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid

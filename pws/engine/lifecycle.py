@@ -9,7 +9,8 @@
    (``last_checkpoint``) is checked readable and resumed. An unreadable checkpoint or metrics.json ends
    the run as ``failed`` with the file's path and the way out.
 4. ``app.prepare`` (the data) and ``app.mmengine_config``; the engine adds the loop, the seed, the
-   launcher, the checkpoint hook, the EMA option (mmengine's ``EMAHook``), the speed options
+   launcher, the checkpoint hook, the signal shield of the data workers and of wandb's service
+   (:mod:`pws.engine.shield`), the EMA option (mmengine's ``EMAHook``), the speed options
    (``train.fused_pws``: :class:`~pws.engine.hooks.FusedStandardizationHook`; ``train.compile``: the
    Runner's ``compile``) and its own hooks (:mod:`pws.engine.hooks`), and mmengine's Runner trains.
 5. The outcome is written to ``metrics.json``: ``finished`` (the last evaluation), ``diverged`` (metrics
@@ -57,6 +58,7 @@ from pws.engine.hooks import (
 )
 from pws.engine.lock import RunDirLock
 from pws.engine.preflight import preflight
+from pws.engine.shield import shield_loaders, shielded
 from pws.runs.record import (
     DONE_STATUSES,
     Diverged,
@@ -307,6 +309,7 @@ class _Run:
             "save_last": True,
         }
         mm["default_hooks"] = hooks
+        shield_loaders(mm, self.rank, plan.seed)
         tracker = None
         speed = ThroughputHook(warmup_iters=plan.fps_warmup_iters)
         record = RunRecordHook(
@@ -320,7 +323,8 @@ class _Run:
         preemption = PreemptionHook()
         self.record = record
         try:
-            tracker = self._tracker() if self.is_main else None  # inside: a failing wandb is recorded
+            with shielded():  # wandb's service starts with the preemption signals blocked
+                tracker = self._tracker() if self.is_main else None  # inside: a failing wandb is recorded
             runner = Runner.from_cfg(Config(mm))
             for hook in (
                 DivergenceHook(),

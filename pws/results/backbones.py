@@ -9,8 +9,9 @@ method. A table row names the run it starts from with ``backbone_from: {table: t
   default), exports it once to ``<run dir>/export/mmdet_backbone.pth`` (:func:`ensure_exported`,
   :func:`pws.transfer.backbone.export_backbone`; again only when the run has a newer checkpoint) and passes
   ``model.backbone_checkpoint=<that file>`` to the cell;
-* a run that is not there (or not finished) is :class:`MissingBackbone`: one message naming the run
-  directory it looked for and the command that makes it; nothing is launched.
+* a run that is not there (or not finished) keeps the cell waiting: it is not launched, and its line
+  names the run directory it waits for and the command that makes it; the table's other cells (its SSD
+  rows, which start from scratch) run.
 
 The smoke scale trains the backbone from scratch (no Table 5 run needed); the dry run says so.
 """
@@ -28,10 +29,6 @@ from pws.results.render import runs_dir
 
 CHECKPOINT_KEY = "model.backbone_checkpoint"
 EXPORT_FILE = Path("export") / "mmdet_backbone.pth"  # a subfolder: never taken for the run's own *.pth
-
-
-class MissingBackbone(Exception):
-    """Cells whose backbone run is not there (the message names each run directory and its command)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,7 @@ def resolve(
     if run.status != "finished":
         state = "not there" if not run_dir.exists() else f"{run.status}: {run.note}"
         return BackboneSource(
-            "missing", f"MISSING: {spec['table']}'s run {run_dir} ({state}); make it with: {command}",
+            "missing", f"waits for {spec['table']}'s run {run_dir} ({state}); make it with: {command}",
             run_dir=run_dir, command=command)
     checkpoint = run_dir / EXPORT_FILE
     done = "exported already" if _fresh(run_dir, checkpoint) else "exported on launch"
@@ -121,12 +118,3 @@ def ensure_exported(source: BackboneSource) -> tuple[Path, bool]:
     export_backbone(source.run_dir, tmp)
     os.replace(tmp, source.checkpoint)
     return source.checkpoint, True
-
-
-def missing_message(missing: dict[str, BackboneSource]) -> str:
-    """One message for every cell whose backbone run is missing."""
-    lines = ["the paper's Mask R-CNN starts from Table 5's ResNet-50 of the same method; not found:"]
-    for cell, src in missing.items():
-        lines.append(f"  {cell}: looked for {src.run_dir}; make it with: {src.command}")
-    lines.append(f"(or give {CHECKPOINT_KEY}=<file> with --override, for one cell with --cells)")
-    return "\n".join(lines)

@@ -23,7 +23,8 @@ waits for its array job).
 
 A row that starts from another table's run (``backbone_from``: Table 3's Mask R-CNN from Table 5's
 ResNet-50) gets ``model.backbone_checkpoint=<file>`` at full scale, exported from that run before the
-launch; a missing run stops the driver with one message (see :mod:`pws.results.backbones`).
+launch; a cell whose run is missing waits (not launched; its line names the run and the command that
+makes it) while the other cells run (see :mod:`pws.results.backbones`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pws.paper.experiments import REPO_ROOT, Cell, Table, load_table
-from pws.results.backbones import BackboneSource, MissingBackbone, ensure_exported, missing_message, resolve
+from pws.results.backbones import BackboneSource, ensure_exported, resolve
 from pws.results.collect import LOCK_FILE, Run, load_run, override_dict, parse_override
 from pws.results.render import runs_dir
 from pws.results.report import render_table
@@ -83,7 +84,14 @@ class Launch:
         notes = [f"seed {s} not run: {why} (--force moves it aside and runs the seed again)"
                  for s, why in self.unreadable.items()]
         notes += [f"seed {s} not run: {why}" for s, why in self.busy.items()]
+        if self.waiting:
+            notes.append(f"not run: {self.backbone.note}")  # type: ignore[union-attr]
         return notes
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the cell waits for the run its backbone comes from (not there yet)."""
+        return self.backbone is not None and self.backbone.kind == "missing"
 
 
 def _same_overrides(run: Run, wanted: list[str]) -> bool:
@@ -135,7 +143,8 @@ def plan(
         done = [] if force else [s for s, r in runs.items() if r.status in DONE_STATUSES]
         stale = [s for s in done if not _same_overrides(runs[s], overrides)]
         done = [s for s in done if s not in stale]
-        todo = [s for s in seeds if s not in done and s not in unreadable and s not in busy]
+        waiting = backbone is not None and backbone.kind == "missing"
+        todo = [s for s in seeds if s not in done and s not in unreadable and s not in busy and not waiting]
         cmd = [
             sys.executable, "-m", cell.app, "-m",
             *overrides,
@@ -322,15 +331,13 @@ def reproduce(
             printer(f"  {ln.cell.id}: {note}")
     if dry_run:
         for ln in launches:
-            state = "skip (done)" if ln.skipped else " ".join(_shell_quote(a) for a in ln.command)
+            state = " ".join(_shell_quote(a) for a in ln.command)
+            if ln.skipped:
+                state = "skip (waits for its backbone)" if ln.waiting else "skip (done)"
             printer(f"  {ln.cell.id}: {state}")
             if ln.backbone is not None:
                 printer(f"    backbone: {ln.backbone.note}")
         return None
-    missing = {ln.cell.id: ln.backbone for ln in launches
-               if not ln.skipped and ln.backbone is not None and ln.backbone.kind == "missing"}
-    if missing:
-        raise MissingBackbone(missing_message(missing))
     for ln in launches:
         if not ln.skipped and ln.backbone is not None and ln.backbone.kind == "run":
             path, written = ensure_exported(ln.backbone)

@@ -1,36 +1,114 @@
-"""The preemption handlers are never inherited by forked workers (the handlers are put back after a
-divergence: test_outcomes; after a preemption: test_resume)."""
+"""The processes of a run ignore the preemption signals its main process acts on (pws.engine.shield): a
+forked worker, a data worker's init and a helper started while shielded (the handlers are put back after a
+divergence: test_outcomes; after a preemption: test_resume; the whole process group signalled:
+test_signal_group)."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
-from pws.engine.hooks.preemption import SIGNALS, PreemptionHook
+from pws.engine.hooks.preemption import PreemptionHook
+from pws.engine.shield import SIGNALS, shielded, worker_init
 
 
 def _report_handlers(queue) -> None:  # in the forked child
-    queue.put([signal.getsignal(getattr(signal, name)) == signal.SIG_DFL for name in SIGNALS])
+    queue.put({name: signal.getsignal(getattr(signal, name)) for name in SIGNALS})
 
 
-def test_a_forked_worker_starts_with_the_default_handlers() -> None:
-    """mmdet's evaluation pool and data workers are forked while the handlers are installed; with ours
-    inherited, ``Pool.terminate`` could leave a worker alive and the evaluation hung. A child starts with
-    the default action, so the pool's SIGTERM ends it."""
+def _handlers_of_a_forked_child() -> dict[str, object]:
+    context = multiprocessing.get_context("fork")
+    queue = context.SimpleQueue()
+    child = context.Process(target=_report_handlers, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    return queue.get()
+
+
+def test_a_forked_worker_ignores_the_usr_signals_and_keeps_sigterm() -> None:
+    """mmdet's evaluation pool and data workers are forked while the handlers are installed: SLURM's USR1
+    and USR2 reach them and are ignored; SIGTERM keeps its default action, with which ``Pool.terminate``
+    ends a pool (a worker that ignored it hung the evaluation)."""
     before = {name: signal.getsignal(getattr(signal, name)) for name in SIGNALS}
+    assert _handlers_of_a_forked_child() == before  # no hook installed: nothing changes
     hook = PreemptionHook()
     hook.before_train(None)
     try:
         assert all(isinstance(getattr(signal.getsignal(getattr(signal, n)), "__self__", None), PreemptionHook)
                    for n in SIGNALS)  # fmt: skip
-        context = multiprocessing.get_context("fork")
-        queue = context.SimpleQueue()
-        child = context.Process(target=_report_handlers, args=(queue,))
-        child.start()
-        child.join(timeout=60)
-        assert child.exitcode == 0
-        assert queue.get() == [True] * len(SIGNALS)
+        assert _handlers_of_a_forked_child() == {
+            "SIGTERM": signal.SIG_DFL, "SIGUSR1": signal.SIG_IGN, "SIGUSR2": signal.SIG_IGN}  # fmt: skip
     finally:
         hook.after_train(None)
     assert {name: signal.getsignal(getattr(signal, name)) for name in SIGNALS} == before
 
+
+def _init_and_report(queue) -> None:  # in the forked child
+    worker_init(1, 2, 0, 7)
+    import numpy as np
+
+    handlers = {name: signal.getsignal(getattr(signal, name)) for name in ("SIGUSR1", "SIGUSR2")}
+    queue.put((handlers, int(np.random.randint(1 << 30))))
+    os.kill(os.getpid(), signal.SIGTERM)  # not from its parent: ignored
+    queue.put("alive")
+    threading.Event().wait()  # until its parent's SIGTERM ends it
+
+
+def test_a_data_worker_ignores_the_signals_unless_its_parent_sends_sigterm_and_is_seeded_as_mmengine_does(
+) -> None:  # fmt: skip
+    """SLURM's signals (USR1, USR2, SIGTERM) are ignored; the SIGTERM with which the loader's shutdown and
+    multiprocessing's exit end a worker ends it (a worker that ignored it hung the interpreter's exit)."""
+    from mmengine.dataset.utils import worker_init_fn
+
+    context = multiprocessing.get_context("fork")
+    queue = context.SimpleQueue()
+    child = context.Process(target=_init_and_report, args=(queue,))
+    child.start()
+    handlers, drawn = queue.get()
+    assert handlers == dict.fromkeys(("SIGUSR1", "SIGUSR2"), signal.SIG_IGN)
+    assert queue.get() == "alive"
+    child.terminate()  # SIGTERM from its parent
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    import numpy as np
+
+    state = np.random.get_state()
+    try:
+        worker_init_fn(1, 2, 0, 7)
+        assert drawn == int(np.random.randint(1 << 30))
+    finally:
+        np.random.set_state(state)
+
+
+def _blocked(pid: int) -> set[int]:
+    """The signals blocked in process ``pid`` (its /proc status)."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    line = next(ln for ln in status if ln.startswith("SigBlk:"))
+    mask = int(line.split()[1], 16)
+    return {n for n in range(1, 65) if mask >> (n - 1) & 1}
+
+
+def test_a_helper_started_while_shielded_starts_with_the_signals_blocked_and_none_is_lost() -> None:
+    """wandb's service is started inside ``shielded()``; a signal the main process gets meanwhile is
+    delivered when the block ends."""
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: seen.append(signum))
+    try:
+        with shielded():
+            helper = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                                      stdin=subprocess.PIPE)  # fmt: skip
+            signal.raise_signal(signal.SIGUSR1)
+            assert seen == []  # held back
+        assert seen == [signal.SIGUSR1]
+        wanted = {int(getattr(signal, n)) for n in SIGNALS}
+        assert wanted <= _blocked(helper.pid)
+        helper.communicate(b"", timeout=60)
+        assert wanted.isdisjoint(_blocked(os.getpid()))
+    finally:
+        signal.signal(signal.SIGUSR1, previous)

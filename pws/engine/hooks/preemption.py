@@ -3,18 +3,18 @@
 The signal handler only records the signal. After the current training iteration (all its hooks done),
 every rank learns of it (one all-reduce per iteration under DDP), the checkpoint of exactly that iteration
 is written (``preempted_iter_<N>.pth``, and mmengine's ``last_checkpoint`` points to it) and
-:class:`~pws.engine.errors.Preempted` is raised; the app exits 0 and the same command resumes. A handler
-that was installed before ours (submitit's requeue handler) is called after the checkpoint is written, so
-the job is still requeued. The handlers are put back when training ends. A process forked while they are
-installed (mmdet's evaluation pool, data workers) starts with the default handlers (``os.register_at_fork``),
-so that the signal ends it as by default and a pool can still be terminated: a Python-level handler in
-the child did not reliably run when ``Pool.terminate`` signalled a worker blocked on the pool's queue lock,
-and the evaluation hung.
+:class:`~pws.engine.errors.Preempted` is raised; the app exits 0 and the same command resumes. A signal
+that arrives during an evaluation abandons it at once (an evaluation can outlast the launcher's notice,
+a COCO one by minutes): the checkpoint of the epoch it evaluates is already written (mmengine saves before
+evaluating) and the resumed run evaluates that epoch first. A second signal (during the save, say) changes
+nothing. A handler that was installed before ours (submitit's requeue handler) is called after the
+checkpoint is written, so the job is still requeued. The handlers are put back when training ends. The
+run's other processes (data workers, mmdet's evaluation pool, wandb's service) ignore the signals
+(:mod:`pws.engine.shield`): SLURM signals every process of a job, and the main process alone decides.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -29,27 +29,25 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from pws.engine.errors import Preempted
+from pws.engine.shield import SIGNALS, in_forked_child, signals_of
 from pws.runs.record import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGUSR1", "SIGUSR2")
 PREFIX = "preempted_iter_"
 LAST_CHECKPOINT = "last_checkpoint"  # mmengine's pointer to the newest checkpoint of a work_dir
 
 
-def _default_handlers_in_child() -> None:
-    """In a forked child: the preemption signals back to their default action where ours are installed."""
-    for name in SIGNALS:
-        signum = getattr(signal, name, None)
-        handler = signal.getsignal(signum) if signum is not None else None
-        if isinstance(getattr(handler, "__self__", None), PreemptionHook):
-            with contextlib.suppress(ValueError):  # not the child's main thread: nothing to do there
-                signal.signal(signum, signal.SIG_DFL)
+def _shield_forked_child() -> None:
+    """In a forked child: where ours are installed, the signals as :func:`pws.engine.shield.in_forked_child`
+    sets them."""
+    handlers = [signal.getsignal(signum) for signum in signals_of(SIGNALS)]
+    if any(isinstance(getattr(h, "__self__", None), PreemptionHook) for h in handlers):
+        in_forked_child()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_default_handlers_in_child)
+    os.register_at_fork(after_in_child=_shield_forked_child)
 
 
 @HOOKS.register_module(name="PreemptionHook", force=True)
@@ -59,30 +57,45 @@ class PreemptionHook(Hook):
     priority = "LOWEST"  # after every other hook of the iteration (EMA, schedulers, records)
 
     def __init__(self, signals: tuple[str, ...] = SIGNALS) -> None:
-        self.signals = [getattr(signal, s) for s in signals if hasattr(signal, s)]
+        self.signals = signals_of(signals)
         self.signum: int | None = None
+        self.evaluating = False  # between before_val_epoch and after_val_epoch of training's evaluations
+        self.runner: Any = None
         self._previous: dict[int, Any] = {}
         self._pid = os.getpid()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if os.getpid() != self._pid:  # a forked child (a data or evaluation worker): die as by default
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+        if os.getpid() != self._pid:  # a forked child that kept our handler: as in_forked_child() says
+            in_forked_child()
+            if signum == signal.SIGTERM:
+                os.kill(os.getpid(), signum)
             return
-        if self.signum is None:
-            self.signum = signum
-            log.warning("received %s: saving a checkpoint after this iteration", signal.Signals(signum).name)
+        if self.signum is not None:  # a second signal: the first one is being acted on
+            return
+        self.signum = signum
+        name = signal.Signals(signum).name
+        if self.evaluating:
+            log.warning("received %s during an evaluation: abandoned, the resumed run evaluates again", name)
+            self._stop(signum, self.runner.epoch - 1, self.runner.iter)
+        log.warning("received %s: saving a checkpoint after this iteration", name)
 
     def before_train(self, runner: Any) -> None:
         if threading.current_thread() is not threading.main_thread():
             log.warning("not in the main thread: preemption signals are not handled")
             return
         self._pid = os.getpid()
+        self.runner = runner
         for s in self.signals:
             self._previous[s] = signal.signal(s, self._handle)
 
     def after_train(self, runner: Any) -> None:
         self.restore_handlers()
+
+    def before_val_epoch(self, runner: Any) -> None:
+        self.evaluating = True
+
+    def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
+        self.evaluating = False
 
     def restore_handlers(self) -> None:
         for s, handler in self._previous.items():
@@ -108,11 +121,15 @@ class PreemptionHook(Hook):
             atomic_write_bytes(
                 Path(runner.work_dir) / LAST_CHECKPOINT, str(Path(runner.work_dir) / name).encode()
             )
+        self._stop(signum, runner.epoch, runner.iter + 1)
+
+    def _stop(self, signum: int, epoch: int, iteration: int) -> None:
+        """Put the handlers back, call the one installed before ours (submitit's requeue), stop."""
         previous = self._previous.get(signum)
         self.restore_handlers()
         if callable(previous) and previous is not signal.default_int_handler:
-            previous(signum, None)  # a requeue handler installed before ours (submitit)
-        raise Preempted(signum, runner.epoch, runner.iter + 1)
+            previous(signum, None)
+        raise Preempted(signum, epoch, iteration)
 
     def after_train_epoch(self, runner: Any) -> None:
         """Remove the preemption checkpoints of earlier sessions once an epoch checkpoint supersedes them."""
