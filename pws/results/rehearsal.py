@@ -14,7 +14,8 @@ Hydra multirun, the chosen launcher, :mod:`pws.engine`'s lifecycle) with its ful
 Data: the user's where the cell's data root (``--data-root``, else the config's) exists; else a generated
 stand-in in the real format and at full size (:data:`STANDINS`: the real number of classes) under
 ``<runs>/rehearsal/data``. A Mask R-CNN cell whose Table 5 run is not there starts from a random ResNet-50
-of its method, and its note says so. ``batch`` (``--batch``) rehearses at another per-process batch than
+of its method, and its note says so. Stand-ins are generated once (the same options reuse the files).
+``batch`` (``--batch``) rehearses at another per-process batch than
 the cell's (a CPU's CI); the note states it.
 
 ``<out>/rehearsal/<table>.md`` and ``.csv``: per cell its status (``ok``, or the failure's class and last
@@ -64,7 +65,7 @@ class StandIn:
 STANDINS = {
     "voc0712": StandIn("synthetic_voc", "num_train", "num_test", (("num_classes", 20),), min_images=2),
     "coco": StandIn("synthetic_coco", "num_train", "num_val", (("num_classes", 80),), min_images=2),
-    "cifar10": StandIn("synthetic_cifar", "num_train", "num_test"),
+    "cifar10": StandIn("synthetic_cifar", "num_train", "num_test", min_images=5),  # 5 data_batch files
     "imagenet": StandIn("synthetic_imagenet", "num_train", "num_val",
                         (("num_classes", 1000), ("image_size", 400)), min_images=1000),
 }
@@ -108,6 +109,7 @@ class Options:
     data_root: str | None = None      # the user's data root (else the config's)
     launcher: str = "local"
     runs_root: str = "runs"           # the real runs (Table 5's backbones); rehearsals go to <runs>/rehearsal
+    standins: str | None = None       # where generated stand-ins live (default <runs>/rehearsal/data)
     device: str | None = None         # cuda or cpu (default: cuda if there is one)
     stream: bool = False
 
@@ -185,7 +187,7 @@ def rehearse_cell(table: Table, cell: Cell, options: Options, device: str, extra
     batch = options.batch or kind.batch
     notes = [f"batch {batch} per process instead of the cell's {kind.batch}"] if batch != kind.batch else []
     overrides = [*length_overrides(app, options, batch), *device_overrides(cfg, device)]
-    data, data_notes = data_overrides(cfg, options, batch, root / "data")
+    data, data_notes = data_overrides(cfg, options, batch, Path(options.standins or root / "data"))
     overrides += data
     notes += data_notes
     if app == "detect":

@@ -109,3 +109,24 @@ def test_the_table_has_the_columns_and_says_what_failed(tmp_path: Path) -> None:
     assert tuple(rows[0])[: len(COLUMNS)] == COLUMNS
     assert [(r["cell"], r["status"]) for r in rows] == [("bs8/pws", "ok"), ("bs8/bn", "RuntimeError: boom")]
     assert "**1 of 2 cells failed.**" in paths["md"].read_text()
+
+
+def test_measure_rehearses_one_cell_of_each_kind_and_returns_its_speed(tmp_path: Path, monkeypatch) -> None:
+    from pws.results import rehearsal
+
+    asked = []
+
+    def fake(table: str, options: Options, *, cells: list[str], extra_overrides=None) -> list:
+        asked.extend(cells)
+        return [from_record(c, finished(), None, Kind("classify", c.split("/")[0], "pws", 32, 128), 128, 1)
+                for c in cells]  # fmt: skip
+
+    monkeypatch.setattr(rehearsal, "rehearse", fake)
+    cells = ["plain/lr0.1/pws", "plain/lr0.05/pws", "plain/lr0.1/bn", "residual/lr0.1/pws"]
+    got = rehearsal.measure(load_table("table4"), Options(), "full", cells=cells, out_root=tmp_path)
+    # the LR does not change a kind: one rehearsal for plain + PWS, one for plain + BN, one for the ResNet
+    assert sorted(asked) == ["plain/lr0.1/bn", "plain/lr0.1/pws", "residual/lr0.1/pws"]
+    assert {t.images_per_s for t in got} == {4.0} and len(got) == 3
+    assert (tmp_path / "rehearsal" / "table4_kinds.csv").is_file()
+    with pytest.raises(ValueError, match="full-scale"):
+        rehearsal.measure(load_table("table4"), Options(), "smoke")
