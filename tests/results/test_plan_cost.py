@@ -11,7 +11,7 @@ import pytest
 
 from pws.paper.experiments import REPO_ROOT, load_table
 from pws.results import reproduce
-from pws.results.cost import read_throughput, table_cost
+from pws.results.cost import default_throughput_files, read_throughput, table_cost
 from pws.results.rehearsal import Options, Rehearsed, write_table
 
 H200 = "NVIDIA H200"
@@ -65,6 +65,12 @@ def test_cell_hours_are_epochs_times_images_over_throughput_times_seeds(rehearsa
     assert (bs8.epochs, bs8.images_per_epoch, bs8.kind.batch, bs2.kind.batch) == (240, 16_551, 8, 2)
     assert math.isclose(bs8.hours, 240 * 16_551 / 50 * 2 / 3600) and bs8.throughput.device == H200
     assert "measured at batch 8" in bs2.note and not bs8.note
+
+
+def test_the_committed_rehearsal_tables_are_read() -> None:
+    files = default_throughput_files()
+    assert files, "bench/results/rehearsal/ keeps the measured rehearsal tables"
+    assert all(read_throughput(f) for f in files)
 
 
 def test_plan_prints_the_cost_and_launches_nothing(rehearsal: Path, tmp_path: Path, monkeypatch, capsys
