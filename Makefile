@@ -45,6 +45,24 @@ reproduce-table4:
 reproduce-table5:
 	$(REPRO) table5
 
+# --- Before the cluster: every full-scale cell of a table for a few iterations and one small evaluation
+#     (generated stand-ins where the data is not there) -> results/rehearsal/tableN.md and .csv; exit 1 if a
+#     cell failed. make rehearse-tableN [LAUNCHER=...] [REHEARSE_ARGS="--cells bs8/pws --data-root DIR --iters 5"]
+REHEARSE := $(PY) scripts/reproduce_table.py --scale full --rehearse --launcher $(LAUNCHER) $(REHEARSE_ARGS)
+
+.PHONY: rehearse-table1 rehearse-table2 rehearse-table3 rehearse-table4 rehearse-table5
+
+rehearse-table1:
+	$(REHEARSE) table1
+rehearse-table2:
+	$(REHEARSE) table2
+rehearse-table3:
+	$(REHEARSE) table3
+rehearse-table4:
+	$(REHEARSE) table4
+rehearse-table5:
+	$(REHEARSE) table5
+
 # PWS gamma (rows, default 1e-5 .. 1e-2 and auto = 0.1 sqrt(n_l/2)) x LR (columns); Y=1e-5,auto X=0.05,0.1 to choose.
 sweep-gamma:
 	$(SWEEP) gamma

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Every GPU measurement of docs/speed.md in one call, in the repository root of a machine with a CUDA GPU
-# (expected about 6 minutes on an NVIDIA H200, at most 8m50s: each step has its own time limit, 530 s in
-# all, so a slow step cannot take the others' time). Each step's output goes to OUTDIR/<step>.txt; OUTDIR/summary.txt lists each step's exit
-# status and seconds; the exit status is 1 if any step failed.
+# Every GPU measurement of docs/speed.md in one call, in the repository root of a machine with a CUDA GPU.
+# Each step has its own time limit (870 s in all: more than one 10-minute call; `STEPS=rehearse` alone takes
+# at most 7 minutes), so a slow step cannot take the others' time. Each step's output goes to
+# OUTDIR/<step>.txt; OUTDIR/summary.txt lists each step's exit status and seconds; the exit status is 1 if
+# any step failed.
 #
 #   bench/gpu_checks.sh OUTDIR                 # the default steps (below); PYTHON=... picks the interpreter
 #   STEPS="fused_tests bench_fused" bench/gpu_checks.sh OUTDIR     # only the named steps
@@ -20,8 +21,10 @@
 #                 fused, timm's ScaledStdConv2d; each also captured into one CUDA graph per step
 #   bench_app     the classification app (resnet_cifar + PWS, batch 128) end to end against its bare step:
 #                 defaults, data.on_device, train.fused_pws, train.compile=reduce-overhead
-#   plan_measure  reproduce_table.py table4 / table5 --scale full --plan --measure: GPU-hours per cell from
-#                 throughputs measured now
+#   rehearse      reproduce_table.py --rehearse on CUDA: one full-scale cell of every model kind (SSD320-VGG16,
+#                 SSD320-ResNet-50, Mask R-CNN R50-FPN, ConvPool-CNN-C, the CIFAR ResNet, ResNet-50; generated
+#                 stand-ins, mmcv's CUDA ops checked) and Table 1's batch-8 cells of every method; then Table 1's
+#                 FPS column (train_fps at batch 8) beside the paper's (RTX 2080 Ti). Tables: OUTDIR/rehearsal/
 set -uo pipefail
 out=${1:?usage: bench/gpu_checks.sh OUTDIR}
 py=${PYTHON:-python}
@@ -36,7 +39,7 @@ if [[ -n "${TIMM_SRC:-}" ]]; then  # a folder named timm on the path, from where
 fi
 runs=$(mktemp -d)
 failed=0
-default_steps="fused_tests bench_fused bench_app plan_measure"
+default_steps="fused_tests bench_fused bench_app rehearse"
 steps=${STEPS:-$default_steps}
 if [[ "$steps" == all ]]; then
   steps="$default_steps gpu_tests bench_layers bench_classify classify_amp classify_ddp"
@@ -68,7 +71,7 @@ export -f classify
 export runs py
 { nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"; "$py" -c "import torch; print('torch', torch.__version__,
 'cuda', torch.cuda.is_available())"; "$py" -c "import mmengine, hydra; print('mmengine', mmengine.__version__)" \
-  || echo "mmengine/hydra missing: bench_app and plan_measure will fail"; } | tee "$out/machine.txt"
+  || echo "mmengine/hydra missing: bench_app and rehearse will fail"; } | tee "$out/machine.txt"
 : >"$out/summary.txt"
 
 if [[ -n "$quick" ]]; then
@@ -88,15 +91,35 @@ else
   step bench_app 210 "$py" bench/bench_app.py --root "$runs/app" --variants app,on_device,fused,compile \
     --steps 150
 fi
+rehearse() {  # rehearse ITERS BATCH_ARGS...: one cell of every kind, Table 1's batch-8 row; its FPS column
+  local iters=$1 rc=0
+  shift
+  local common=(--scale full --rehearse --iters "$iters" --eval-images 2 --runs "$runs/rehearse" --out "$out")
+  "$py" scripts/reproduce_table.py table1 "${common[@]}" "$@" \
+    --cells bs8/in,bs8/bn,bs8/gn,bs8/sn,bs8/wn,bs8/pws || rc=1
+  "$py" scripts/reproduce_table.py table2 "${common[@]}" "$@" --cells lr1e-2/r50/pws/gamma1e-3 || rc=1
+  "$py" scripts/reproduce_table.py table3 "${common[@]}" "$@" --cells mask_rcnn/1x/pws || rc=1
+  "$py" scripts/reproduce_table.py table4 "${common[@]}" "$@" --cells plain/lr0.1/pws,residual/lr0.1/pws || rc=1
+  "$py" scripts/reproduce_table.py table5 "${common[@]}" "$@" --cells pws || rc=1
+  "$py" - "$out/rehearsal/table1.csv" <<'PY' || rc=1
+import csv, sys
+from pws.paper.published import paper_value
+print("Table 1's FPS column: train_fps at batch 8 (images/s; the paper's: an RTX 2080 Ti)")
+print("| method | ours | device | paper |")
+print("|---|--:|---|--:|")
+for row in csv.DictReader(open(sys.argv[1])):
+    print(f"| {row['method']} | {row['images_per_s'] or row['status']} | {row['device']} | "
+          f"{paper_value('table1', row['cell'], 'train_fps')} |")
+PY
+  return $rc
+}
+export -f rehearse
+export out
 if [[ -n "$quick" ]]; then
-  step plan_measure 300 "$py" scripts/reproduce_table.py table4 --scale smoke --grid ci --plan --measure \
-    --measure-device cpu --measure-steps 1
+  step rehearse 600 rehearse 1 --device cpu --batch 1
 else
-  step plan_measure 80 bash -c "'$py' scripts/reproduce_table.py table4 --scale full --seeds 0,1,2 --plan \
-    --measure --measure-steps 10 && '$py' scripts/reproduce_table.py table5 --scale full --seeds 0,1,2 --plan \
-    --measure --measure-steps 5"
+  step rehearse 420 rehearse 20 --device cuda
 fi
-# the earlier checks (STEPS=all or by name)
 step gpu_tests 120 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_pws_conv.py tests/test_fold.py
 step bench_layers 200 "$py" bench/bench_layers.py --sizes 32x64,320x8 --warmup 5 --repeats 30 --inference-repeats 30
 step bench_classify 200 "$py" bench/bench_classify.py --warmup 5 --repeats 15

@@ -12,9 +12,18 @@ unless --force; a bad table definition is named with its line (exit status 2).
     python scripts/reproduce_table.py table4 --scale full --seeds 0,1,2 --plan   # the cost, launches nothing
     python scripts/reproduce_table.py table4 --scale full --plan --measure        # throughput measured here
 
---plan prints each cell's kind, throughput (from bench/results/, naming the file; --throughput FILE for
-others; --measure times a few steps of each kind on this machine), its training images and device-hours,
+--plan prints each cell's kind, throughput (the whole app's, from the rehearsal tables in
+bench/results/rehearsal/, naming the file, device and date; --throughput FILE for another rehearsal table;
+--measure rehearses one cell of each kind on this machine first), its training images and device-hours,
 and the total (pws/results/cost.py), then exits without launching anything.
+
+    python scripts/reproduce_table.py table1 --scale full --rehearse [--cells bs2/pws] [--data-root DIR]
+
+--rehearse runs every full-scale cell (or those named) through its app at its full-scale config for a
+few iterations and one evaluation over a handful of test images (generated stand-ins where the data is
+not there), into <runs>/rehearsal/, and writes <out>/rehearsal/TABLE.md and .csv (status, seconds per
+iteration, images/s, peak memory, device, device-hours of a seed); exit status 1 if a cell failed
+(pws/results/rehearsal.py).
 """
 
 from __future__ import annotations
@@ -61,14 +70,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plan", action="store_true",
                    help="print the device-hours of every cell and in total, launch nothing")
     p.add_argument("--throughput", action="append", default=[], metavar="FILE",
-                   help="--plan: a bench_classify/bench_layers output to read throughputs from (repeatable; "
-                        "default: the H200 tables in bench/results/)")
+                   help="--plan: a rehearsal table (CSV) to read the throughputs from (repeatable; default: "
+                        "those in bench/results/rehearsal/)")
     p.add_argument("--measure", action="store_true",
-                   help="--plan: time a few training steps of each cell kind on this machine instead")
-    p.add_argument("--measure-device", default=None, help="--measure: cuda or cpu (default: cuda if present)")
-    p.add_argument("--measure-steps", type=int, default=3, help="--measure: timed steps per kind (default 3)")
+                   help="--plan: rehearse one cell of each kind on this machine first and use its speed")
+    p.add_argument("--rehearse", action="store_true",
+                   help="run every full-scale cell for a few iterations and one small evaluation; write "
+                        "<out>/rehearsal/TABLE.md and .csv")
+    p.add_argument("--data-root", default=None,
+                   help="--rehearse: the data sets' root (default: the configs'; generated stand-ins where "
+                        "a data set is not there)")
+    p.add_argument("--iters", type=int, default=None,
+                   help="--rehearse/--measure: training iterations per cell (default 5: 2 warm-up, 3 timed)")
+    p.add_argument("--eval-images", type=int, default=None,
+                   help="--rehearse: test images of the one evaluation (default 4)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="--rehearse: a per-process batch other than the cells' (stated in the table)")
+    p.add_argument("--device", default=None, help="--rehearse/--measure: cuda or cpu (default: cuda if any)")
     args = p.parse_args(argv)
     extra = [o for ov in args.override for o in ov.split() if o]
+    if args.rehearse:
+        return rehearse_table(args, extra)
     if args.plan:
         return plan_cost(args, extra)
     try:
@@ -94,25 +116,56 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def rehearsal_options(args: argparse.Namespace):
+    from pws.results.rehearsal import DEFAULT_ITERS, EVAL_IMAGES, Options
+
+    return Options(iters=args.iters or DEFAULT_ITERS, eval_images=args.eval_images or EVAL_IMAGES,
+                   batch=args.batch, data_root=args.data_root, launcher=args.launcher, runs_root=args.runs,
+                   device=args.device, stream=args.stream)  # fmt: skip
+
+
+def rehearse_table(args: argparse.Namespace, extra: list[str]) -> int:
+    """--rehearse: the full-scale cells (or those named), a few iterations each; 1 if one failed."""
+    from pws.engine.errors import ConfigError
+    from pws.results.rehearsal import rehearse, write_table
+
+    if args.scale != "full":
+        print("reproduce_table: error: --rehearse rehearses the full scale (--scale full)", file=sys.stderr)
+        return 2
+    options = rehearsal_options(args)
+    try:
+        rows = rehearse(args.table, options, cells=args.cells.split(",") if args.cells else None,
+                        extra_overrides=extra, backbone_seed=args.backbone_seed)  # fmt: skip
+    except (BadFile, FileNotFoundError, ConfigError, KeyError, ValueError) as e:
+        print(f"reproduce_table: error: {e}", file=sys.stderr)
+        return 2
+    paths = write_table(args.table, rows, args.out, options)
+    print(paths["md"].read_text())
+    print(f"Files: {paths['md']}, {paths['csv']}")
+    return 0 if all(r.ok for r in rows) else 1
+
+
 def plan_cost(args: argparse.Namespace, extra: list[str]) -> int:
-    """--plan: the cost of the table's cells (pws.results.cost), printed; nothing is launched."""
+    """--plan: the cost of the table's cells (pws.results.cost), printed; nothing is launched (--measure:
+    one rehearsal per cell kind first)."""
     from pws.engine.errors import ConfigError
     from pws.paper.experiments import load_table
-    from pws.results.cost import DEFAULT_THROUGHPUT, format_cost, measure_kind, read_throughput, table_cost
+    from pws.results.cost import default_throughput_files, format_cost, read_throughput, table_cost
 
+    cells = args.cells.split(",") if args.cells else None
     try:
         table = load_table(args.table)
-        measured = [t for f in (args.throughput or DEFAULT_THROUGHPUT) for t in read_throughput(f)]
-        measure = None
         if args.measure:
-            import torch
+            from pws.results.rehearsal import measure
 
-            device = args.measure_device or ("cuda" if torch.cuda.is_available() else "cpu")
-            measure = lambda kind: measure_kind(kind, device, steps=args.measure_steps)  # noqa: E731
-        cost = table_cost(table, args.scale, len(args.seeds), measured, grid=args.grid,
-                          cells=args.cells.split(",") if args.cells else None, extra_overrides=extra,
-                          measure=measure)
-    except (BadFile, FileNotFoundError, ConfigError, KeyError) as e:
+            measured = measure(table, rehearsal_options(args), args.scale, grid=args.grid, cells=cells,
+                               extra_overrides=extra, out_root=args.out)  # fmt: skip
+        else:
+            files = args.throughput or default_throughput_files()
+            measured = [t for f in files for t in read_throughput(f)]
+        cost = table_cost(table, args.scale, len(args.seeds), measured, grid=args.grid, cells=cells,
+                          extra_overrides=extra)  # fmt: skip
+    except (BadFile, FileNotFoundError, ConfigError, KeyError, ValueError) as e:
         print(f"reproduce_table: error: {e}", file=sys.stderr)
         return 2
     format_cost(cost)

@@ -191,6 +191,7 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
     log_every = v.integer("train.log_every", minimum=1)
     eval_every = v.integer("train.eval_every", minimum=1)
     checkpoint_every = v.integer("train.checkpoint_every", minimum=1)
+    fps_warmup = v.integer("train.fps_warmup_iters", minimum=0, default=2)
 
     probe = probe_options(v)
 
@@ -212,7 +213,7 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
         ema_warmup=common["ema_warmup"], wandb_mode=common["wandb_mode"], force=common["force"],
         table=common["table"], row=common["row"], cell=common["cell"],
         notes=notes, probe=probe, fused_pws=common["fused_pws"], compile=common["compile"],
-        on_device=bool(on_device),
+        on_device=bool(on_device), fps_warmup_iters=fps_warmup,
     )  # fmt: skip
 
 

@@ -57,6 +57,8 @@ class Settings:
     log_interval: int
     seed: int
     model_options: dict[str, Any] = field(default_factory=dict)
+    train_size: int | None = None  # data.train_size / test_size: the first N images of each split (None: all)
+    test_size: int | None = None
 
     def as_record(self) -> dict[str, Any]:
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in NESTED}
@@ -134,6 +136,8 @@ def detection_settings(v: Validator, seed: int | None) -> Settings | None:
         log_interval=v.integer(f"{scale}.log_interval", minimum=1, default=50),
         seed=seed,
         model_options=options,
+        train_size=v.integer("data.train_size", minimum=1, optional=True),
+        test_size=v.integer("data.test_size", minimum=1, optional=True),
     )
     if v.errors:
         return None
@@ -222,10 +226,15 @@ def _set_data(cfg: dict[str, Any], settings: Settings, data_root: str | os.PathL
     train = data["train_dataloader"]["dataset"]
     if train["type"] == "RepeatDataset":  # mmdet repeats the data; the paper's epochs are single passes
         train = train["dataset"]
-    for dataset in train["datasets"] if train["type"] == "ConcatDataset" else [train]:
+    parts = train["datasets"] if train["type"] == "ConcatDataset" else [train]
+    for dataset in parts:
         dataset.update(data_root=root, pipeline=copy.deepcopy(cfg["train_pipeline"]))
+        if settings.train_size is not None:  # mmdet's `indices`: the first N (after filtering empty images)
+            dataset["indices"] = -(-settings.train_size // len(parts))
     val = data["val_dataloader"]["dataset"]
     val.update(data_root=root, pipeline=copy.deepcopy(cfg["test_pipeline"]))
+    if settings.test_size is not None:
+        val["indices"] = settings.test_size
     classes = _dataset_classes(settings)
     if len(classes) > settings.num_classes:  # the first N classes only (the smoke scale's generated sets)
         for dataset in [*(train["datasets"] if train["type"] == "ConcatDataset" else [train]), val]:

@@ -1,5 +1,5 @@
-"""``reproduce_table.py tableN --plan``: each cell's device-hours from a known throughput file (the
-arithmetic: epochs x images per epoch / images per s x seeds), and nothing launched."""
+"""``reproduce_table.py tableN --plan``: each cell's device-hours from a rehearsal table (the whole app's
+throughput: epochs x images per epoch / images per s x seeds), the source of each number, nothing launched."""
 
 from __future__ import annotations
 
@@ -11,80 +11,70 @@ import pytest
 
 from pws.paper.experiments import REPO_ROOT, load_table
 from pws.results import reproduce
-from pws.results.cost import read_throughput, table_cost
+from pws.results.cost import default_throughput_files, read_throughput, table_cost
+from pws.results.rehearsal import Options, Rehearsed, write_table
 
-CLASSIFY_FILE = """\
-# bench-classify: Tables 4 and 5 networks, training steps, device cuda
-torch 2.11.0+cu130, python 3.12.3, x86_64, NVIDIA H200; cudnn.benchmark on
-warm-up 5 steps, then 15 timed steps per method, round-robin
+H200 = "NVIDIA H200"
 
-## plain_c, 32x32, batch 128 (load average 0.9 on 16 cores at start)
-| method | median step (ms) | images/s | vs bn (median) | vs none (median) | spread |
-|---|---|---|---|---|---|
-| bn | 25.6 | 5000.0 | 1.000x | 0.5x | 1% |
-| pws | 12.8 | 10000.0 | 2.000x | 1.0x | 1% |
 
-## resnet_cifar, 32x32, batch 128 (load average 1.0 on 16 cores at start)
-| method | median step (ms) | images/s | vs bn (median) | vs none (median) | spread |
-|---|---|---|---|---|---|
-| pws | 64 | 2000.0 | 1.000x | 1.000x | 2% |
-"""
-LAYERS_FILE = """\
-# bench-layers: VGG-16 conv stack (13 conv3x3 + norm + ReLU, 4 max-pools), device cuda
-torch 2.11.0+cu130, python 3.12.3, x86_64, NVIDIA H200; cudnn.benchmark on
-warm-up 5 steps, then 40 timed steps per method, round-robin; wall-clock time
-
-## training, 320x320, batch 8 (load average 0.2 on 16 cores at start)
-| method | median step (ms) | images/s | vs bn (median) | spread |
-|---|---|---|---|---|
-| pws | 16 | 500.0 | 1.0x | 3% |
-
-## inference, 320x320, batch 8
-| method | median step (ms) | images/s | vs bn (median) | spread |
-|---|---|---|---|---|
-| pws | 1 | 9999.0 | 1.0x | 3% |
-"""
+def row(cell: str, model: str, method: str, size: int, batch: int, ips: float, device: str = H200,
+        status: str = "ok") -> Rehearsed:  # fmt: skip
+    return Rehearsed(cell, status, batch / ips, ips, 1000.0, device, 1.0, 2.3, 3, batch, "x", model, method,
+                     size, "data", "2026-12-05")  # fmt: skip
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> tuple[Path, Path]:
-    (classify := tmp_path / "bench_classify_fixture.txt").write_text(CLASSIFY_FILE)
-    (layers := tmp_path / "bench_layers_fixture.txt").write_text(LAYERS_FILE)
-    return classify, layers
+def rehearsal(tmp_path: Path) -> Path:
+    rows = [
+        row("plain/lr0.1/bn", "plain_c", "bn", 32, 128, 5000.0),
+        row("plain/lr0.1/pws", "plain_c", "pws", 32, 128, 10000.0),
+        row("residual/lr0.1/gn", "resnet_cifar", "gn", 32, 128, 1.0, status="RuntimeError: out of memory"),
+        row("bs8/pws", "ssd_vgg16", "pws", 320, 8, 50.0),
+        row("bs8/pws", "ssd_vgg16", "pws", 320, 8, 0.5, device="cpu, 2 threads"),
+    ]
+    return write_table("fixture", rows, tmp_path, Options())["csv"]
 
 
-def test_throughput_files_are_read(files) -> None:
-    classify, layers = files
-    got = {(t.model, t.method, t.size, t.batch): t.images_per_s for t in read_throughput(classify)}
-    assert got == {("plain_c", "bn", 32, 128): 5000.0, ("plain_c", "pws", 32, 128): 10000.0,
-                   ("resnet_cifar", "pws", 32, 128): 2000.0}  # fmt: skip
-    (only,) = read_throughput(layers)  # the training section; inference is not a training throughput
-    assert (only.model, only.method, only.size, only.batch, only.images_per_s) == ("vgg16_stack", "pws", 320,
-                                                                                  8, 500.0)  # fmt: skip
-    assert only.device == "NVIDIA H200" and only.source.endswith("bench_layers_fixture.txt")
+def test_a_rehearsal_table_is_read_by_kind_with_its_source(rehearsal: Path) -> None:
+    got = {(t.model, t.method, t.size, t.batch, t.device): t.images_per_s for t in read_throughput(rehearsal)}
+    assert got == {("plain_c", "bn", 32, 128, H200): 5000.0, ("plain_c", "pws", 32, 128, H200): 10000.0,
+                   ("ssd_vgg16", "pws", 320, 8, H200): 50.0,
+                   ("ssd_vgg16", "pws", 320, 8, "cpu, 2 threads"): 0.5}  # fmt: skip  (a failed cell: none)
+    sources = {t.source for t in read_throughput(rehearsal)}
+    assert all(s.startswith(str(rehearsal)) and "2026-12-05" in s for s in sources)
 
 
-def test_cell_hours_are_epochs_times_images_over_throughput_times_seeds(files) -> None:
-    measured = [t for f in files for t in read_throughput(f)]
-    cells = ["plain/lr0.1/pws", "plain/lr0.1/bn", "residual/lr0.1/pws", "plain/lr0.1/sn"]
+def test_cell_hours_are_epochs_times_images_over_throughput_times_seeds(rehearsal: Path) -> None:
+    measured = read_throughput(rehearsal)
+    cells = ["plain/lr0.1/pws", "plain/lr0.1/bn", "plain/lr0.1/sn", "residual/lr0.1/pws"]
     cost = table_cost(load_table("table4"), "full", 3, measured, cells=cells)
     by = {c.cell: c for c in cost.cells}
     # CIFAR-10 at the paper's setting: 200 epochs of 390 whole batches of 128 (drop_last) = 49,920 images
     assert {(c.epochs, c.images_per_epoch, c.seeds) for c in cost.cells} == {(200, 49_920, 3)}
     assert math.isclose(by["plain/lr0.1/pws"].hours, 200 * 49_920 / 10_000 * 3 / 3600)
     assert math.isclose(by["plain/lr0.1/bn"].hours, 200 * 49_920 / 5_000 * 3 / 3600)
-    assert math.isclose(by["residual/lr0.1/pws"].hours, 200 * 49_920 / 2_000 * 3 / 3600)
-    assert by["plain/lr0.1/sn"].hours is None and cost.unknown == [by["plain/lr0.1/sn"]]
-    assert math.isclose(cost.hours, 200 * 49_920 * 3 / 3600 * (1 / 10_000 + 1 / 5_000 + 1 / 2_000))
-    # detection: SSD320-VGG16 at Table 1's batch 8, 240 epochs of VOC07+12's 16,551 images, the backbone
+    # SN was not rehearsed: the same network's nearest method stands in, and the note says which
+    assert by["plain/lr0.1/sn"].throughput.method == "bn" and "measured for bn" in by["plain/lr0.1/sn"].note
+    # the residual net's only rehearsal failed: no number, and the plan says why
+    assert by["residual/lr0.1/pws"].hours is None and cost.unknown == [by["residual/lr0.1/pws"]]
+    assert "no rehearsal of this kind" in by["residual/lr0.1/pws"].note
+    # detection: SSD320-VGG16 at Table 1's batch 8 and 2, 240 epochs of VOC07+12's 16,551 images; the GPU's
+    # rehearsal before the CPU's, the nearest batch for batch 2, said in the note
     det = table_cost(load_table("table1"), "full", 2, measured, cells=["bs8/pws", "bs2/pws"])
     bs2, bs8 = det.cells  # the table's column order
     assert (bs8.epochs, bs8.images_per_epoch, bs8.kind.batch, bs2.kind.batch) == (240, 16_551, 8, 2)
-    assert math.isclose(bs8.hours, 240 * 16_551 / 500 * 2 / 3600)
-    assert "backbone only" in bs8.note and "measured at batch 8" in bs2.note
+    assert math.isclose(bs8.hours, 240 * 16_551 / 50 * 2 / 3600) and bs8.throughput.device == H200
+    assert "measured at batch 8" in bs2.note and not bs8.note
 
 
-def test_plan_prints_the_cost_and_launches_nothing(files, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_the_committed_rehearsal_tables_are_read() -> None:
+    files = default_throughput_files()
+    assert files, "bench/results/rehearsal/ keeps the measured rehearsal tables"
+    assert all(read_throughput(f) for f in files)
+
+
+def test_plan_prints_the_cost_and_launches_nothing(rehearsal: Path, tmp_path: Path, monkeypatch, capsys
+                                                   ) -> None:  # fmt: skip
     monkeypatch.syspath_prepend(str(REPO_ROOT / "scripts"))
     import reproduce_table as cli
 
@@ -96,10 +86,11 @@ def test_plan_prints_the_cost_and_launches_nothing(files, tmp_path: Path, monkey
         monkeypatch.setattr(target, name, refuse)
     runs = tmp_path / "runs"
     code = cli.main(["table4", "--scale", "full", "--seeds", "0,1,2", "--plan", "--runs", str(runs),
-                     "--cells", "plain/lr0.1/pws,plain/lr0.1/sn", "--throughput", str(files[0])])  # fmt: skip
+                     "--cells", "plain/lr0.1/pws,residual/lr0.1/pws",
+                     "--throughput", str(rehearsal)])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and not runs.exists()
     hours = 200 * 49_920 / 10_000 * 3 / 3600
     assert f"| plain/lr0.1/pws | plain_c pws 32x32 bs128 | 200 | 49,920 | 10,000.0 | {hours:.2f} |" in out
     assert f"total: {hours:.2f} GPU-hours for 1 cells; 1 cells without a throughput not counted" in out
-    assert "bench_classify_fixture.txt" in out and "nothing is launched" in out
+    assert f"{rehearsal} ({H200}, 2026-12-05)" in out and "nothing is launched" in out

@@ -8,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from detection_stack import require_detection_stack
 from tables_fakeruns import make_run

@@ -3,11 +3,15 @@
 Each iteration's forward, backward and optimizer step is timed (data loading excluded), the GPU
 synchronized before each clock reading, after ``warmup_iters`` iterations of each session; images are
 counted over all ranks. The totals travel in the checkpoint, so a resumed run reports its whole training.
+``peak_memory_mb``: the process' peak memory when training ends (CUDA's max allocated on a GPU, the peak
+resident set size on a CPU), what a run needs of its device; ``train_device``: that device, in words.
 """
 
 from __future__ import annotations
 
+import resource
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -24,6 +28,21 @@ KEY = "pws_throughput"
 def _synchronize() -> None:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
+
+
+def peak_memory_mb() -> float:
+    """This process' peak memory in MiB: CUDA's max allocated when CUDA is in use, else the peak RSS."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def device_name() -> str:
+    """The device this process trains on: the CUDA device's name, else ``cpu, N threads``."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.get_device_name()
+    return f"cpu, {torch.get_num_threads()} threads"
 
 
 @HOOKS.register_module(name="ThroughputHook", force=True)
@@ -74,6 +93,8 @@ class ThroughputHook(Hook):
 
     def summary(self) -> dict[str, Any]:
         return {
+            "peak_memory_mb": peak_memory_mb(),
+            "train_device": device_name(),
             "train_fps": self.train_fps,
             "images_per_s": self.train_fps,
             "train_fps_median": statistics.median(self.rates) if self.rates else float("nan"),
