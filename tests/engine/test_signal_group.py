@@ -32,6 +32,9 @@ SCRIPT = Path(__file__).with_name("signal_group.py")
 def test_a_signal_to_the_whole_group_checkpoints_exits_0_and_resumes_exactly(
     app: Case, reference, tmp_path: Path, when: str
 ) -> None:
+    if app.name == "detect" and when == "eval":
+        pytest.skip("kept out of make test for its time (about 2 minutes): the abandoned evaluation is the "
+                    "engine's, checked here with classification; detection's is its training case's path")
     ref = reference(app, WORKERS)
     at = app.iters_per_epoch + (1 if when == "train" else 0)  # in epoch 2 / in epoch 1's evaluation
     run_dir = tmp_path / "run"
