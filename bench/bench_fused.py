@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_layers import inference_step, sizes, table, training_step
 from timing import configure_backend, load_average, round_robin, synchronizer
 
+from pws.engine.device import cpu_name
 from pws.models.vgg import vgg16_features
 from pws.nn import FusedStandardization, NormMethod, PWSConv2d, fuse_standardization
 from pws.nn.fused import pws_layers
@@ -173,16 +173,6 @@ def graphed(step: Callable[[], None], device: torch.device) -> Callable[[], None
     with torch.cuda.graph(graph):
         step()
     return graph.replay
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> None:
