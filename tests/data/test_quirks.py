@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from detection_stack import require_detection_stack
 import torch
 from PIL import Image
 
@@ -68,7 +69,7 @@ def test_voc_quirks(tmp_path: Path) -> None:
 
 
 def test_mmdet_reads_the_voc_quirks(tmp_path: Path) -> None:
-    pytest.importorskip("mmdet.datasets")
+    require_detection_stack()
     from mmdet.datasets import VOCDataset
     from mmengine.registry import init_default_scope
 
@@ -87,7 +88,7 @@ def test_mmdet_reads_the_voc_quirks(tmp_path: Path) -> None:
 def test_coco_quirks_are_read_by_mmdet(tmp_path: Path) -> None:
     coco = synthetic_coco.generate(tmp_path, num_train=2, num_val=2, quirks=True)
     assert validate_coco_root(coco) == coco
-    pytest.importorskip("mmdet.datasets")
+    require_detection_stack()
     from mmdet.datasets import CocoDataset
     from mmengine.registry import init_default_scope
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from detection_stack import require_detection_stack
 
-from .conftest import compose_detect, require_stack
+from .conftest import compose_detect
 
-require_stack()
+require_detection_stack()
 
 from pws.detect import cuda_ops  # noqa: E402
 from pws.detect.app import DETECT  # noqa: E402
