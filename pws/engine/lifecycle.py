@@ -324,7 +324,7 @@ class _Run:
         self.record = record
         try:
             with shielded():  # wandb's service starts with the preemption signals blocked
-                tracker = self._tracker() if self.is_main else None  # inside: a failing wandb is recorded
+                tracker = self._tracker() if self.is_main else None
             runner = Runner.from_cfg(Config(mm))
             for hook in (
                 DivergenceHook(),
@@ -360,8 +360,19 @@ class _Run:
         self._close(tracker, result)
         return result
 
-    def _tracker(self) -> Tracker:
+    def _tracker(self) -> Tracker | None:
+        """The run's wandb run; None, with a warning, when wandb cannot start it (a resumed run whose
+        earlier service still holds its id after a requeue, say): metrics.json is the record, wandb the
+        dashboard, and a run of days does not fail for its dashboard."""
         plan, cfg = self.plan, self.cfg
+        try:
+            return self._start_tracker(plan, cfg)
+        except Exception as e:  # noqa: BLE001 - wandb's errors have no common base class
+            log.warning("wandb could not start this run (%s: %s): it goes on without wandb",
+                        type(e).__name__, e)
+            return None
+
+    def _start_tracker(self, plan: Any, cfg: DictConfig) -> Tracker:
         return Tracker(
             self.run_dir,
             resolved_config(cfg),
