@@ -24,6 +24,7 @@ SCRIPT = REPO / "scripts" / "slurm_local.sh"
 SKIP_ENV = "PWS_SKIP_SLURM"
 STARTED = re.compile(r"JobEnvironment\(job_id=([^,]+),")  # submitit's first log line in a job
 STATE = Path(os.environ.get("PWS_SLURM_STATE", "/tmp/pws-slurm"))
+LIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,15 @@ class Slurm:
         """``scontrol show job``'s fields of ``job_id`` (a finished job stays known for MinJobAge, 300 s)."""
         text = self.command("scontrol", "show", "job", "--oneliner", job_id)
         return dict(field.split("=", 1) for field in text.split() if "=" in field)
+
+    def ended(self, job_id: str, timeout: float = 60) -> dict[str, str]:
+        """:meth:`job` once the job has left the states of a live job: submitit hands back a job's result as
+        soon as the job wrote it, while slurmctld may still hold the job in COMPLETING."""
+        def final() -> dict[str, str] | None:
+            fields = self.job(job_id)
+            return None if fields["JobState"] in LIVE_STATES else fields
+
+        return until(final, timeout, f"job {job_id} to end")  # type: ignore[return-value]
 
 
 def job_ids(sweep_dir: Path) -> list[str]:

@@ -24,5 +24,5 @@ def test_a_multirun_through_the_slurm_launcher_runs_as_a_slurm_job(slurm: Slurm,
     record = json.loads((sweep / "seed0" / "metrics.json").read_text())
     assert record["status"] == "finished" and 0 <= record["top1_error"] <= 100
     (job_id,) = job_ids(sweep)
-    job = slurm.job(job_id)
+    job = slurm.ended(job_id)
     assert job["JobState"] == "COMPLETED" and job["Partition"] == slurm.partition, job

@@ -61,7 +61,7 @@ def test_usr2_to_every_process_of_the_jobs_requeues_them_and_the_cells_equal_loc
     assert driver.returncode == 0, out[-4000:]
     slurm_s = time.monotonic() - started
     for job_id in signalled:
-        job = slurm.job(job_id)
+        job = slurm.ended(job_id)
         assert job["JobState"] == "COMPLETED" and int(job["Restarts"]) >= 1, job  # requeued, then done
     on_slurm = records(tmp_path / "slurm")
     local = reproduce(tmp_path / "local", "local", {**env, "WANDB_MODE": "disabled"})
