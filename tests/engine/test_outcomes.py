@@ -123,3 +123,20 @@ def test_missing_data_exits_1_naming_the_path(app: Case, monkeypatch, capsys, tm
     record = read_json(run_dir / "metrics.json")
     assert record["status"] == "failed" and str(nowhere) in record["error"]
     assert not (run_dir / ".lock").exists()
+
+
+def test_a_run_whose_wandb_cannot_start_finishes_without_it(
+        app: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """wandb is the dashboard, metrics.json the record: a wandb.init that raises (a requeued job's run id
+    still held by its first attempt's service) leaves the run going, with a warning naming the error."""
+    from pws.engine import lifecycle
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("run ID abc is in use")
+
+    monkeypatch.setattr(lifecycle, "Tracker", refuse)
+    with caplog.at_level("WARNING", logger="pws.engine"):
+        record = app.execute(tmp_path / "run", f"{app.epochs_key}=1")
+    assert record["status"] == "finished", record.get("error")
+    assert "wandb could not start this run (RuntimeError: run ID abc is in use)" in caplog.text
