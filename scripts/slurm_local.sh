@@ -127,7 +127,7 @@ start() {
     mkdir -p "$STATE/log" "$STATE/slurmctld" "$STATE/slurmd"
     start_munge
     write_conf
-    alive "$STATE/slurmctld.pid" || slurmctld -L "$STATE/log/slurmctld.log"
+    alive "$STATE/slurmctld.pid" || slurmctld -c -L "$STATE/log/slurmctld.log"  # -c: no jobs of an earlier life
     alive "$STATE/slurmd.pid" || slurmd -L "$STATE/log/slurmd.log"
     local state="" deadline=$((SECONDS + 60))
     while [ $SECONDS -lt $deadline ]; do
