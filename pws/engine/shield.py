@@ -60,6 +60,9 @@ def sigterm_from_parent_only() -> None:
     ``killpg``): it is blocked, and a thread takes it with ``sigwaitinfo``, which names the sender."""
     parent = os.getppid()
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+    # an ignored SIGTERM (inherited SIG_IGN) is discarded, never queued for sigwaitinfo: blocked, the
+    # default action cannot end the process, and the thread below takes it
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def wait() -> None:
         while signal.sigwaitinfo([signal.SIGTERM]).si_pid != parent:
