@@ -250,7 +250,7 @@ def device_overrides(cfg: dict[str, Any], device: str) -> list[str]:
     """The device named where the app has the key (``train.device``), and a partial or generated data set
     allowed where the app checks it (``data.allow_partial``): a rehearsal runs on either."""
     out = [f"train.device={device}"] if "device" in (cfg.get("train") or {}) else []
-    return out + (["data.allow_partial=true"] if "allow_partial" in (cfg.get("data") or {}) else [])
+    return out + (["++data.allow_partial=true"] if "allow_partial" in (cfg.get("data") or {}) else [])
 
 
 def data_overrides(cfg: dict[str, Any], options: Options, batch: int, standins: Path
