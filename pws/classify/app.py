@@ -21,15 +21,14 @@ from omegaconf import DictConfig
 import pws.classify.datasets
 import pws.classify.metric
 import pws.classify.model
-import pws.classify.on_device
-import pws.diagnostics.mmengine_hook
-import pws.engine.loops  # noqa: F401  (registers the types with mmengine)
+import pws.classify.on_device  # noqa: F401  (registers the types with mmengine)
 from pws.classify.config import Plan, make_plan
 from pws.classify.datasets import splits
 from pws.engine.cli import hydra_app
 from pws.optim import mmengine_paramwise_cfg
 
 METRICS = ("top1_error", "top5_error", "test_loss")
+PROBE_MODULE = "pws.diagnostics.mmengine_hook"  # registers VarianceProbeHook (the config's custom_imports)
 PROBE_FILE = "variance_probe.csv"  # the variance probe's rows (probe.enabled=true), in the run directory
 
 
@@ -126,6 +125,7 @@ class ClassifyApp:
             )
         if plan.probe is not None:  # probe.enabled: the variance probe on the network, CSV in the run dir
             config["custom_hooks"] = [*config.get("custom_hooks", []), probe_hook(plan.probe)]
+            config["custom_imports"] = dict(imports=[PROBE_MODULE], allow_failed_imports=False)
         return config
 
     def metric_names(self, plan: Plan) -> list[str]:
@@ -136,7 +136,7 @@ class ClassifyApp:
 
 
 def probe_hook(options: dict[str, Any]) -> dict[str, Any]:
-    """The ``custom_hooks`` entry of the variance probe (:mod:`pws.diagnostics.mmengine_hook`) on the
+    """The ``custom_hooks`` entry of the variance probe (:data:`PROBE_MODULE`) on the
     classifier's network (``PWSClassifier.net``; layers numbered as in the bare network), LR read from the
     optimizer, rows in ``<run dir>/variance_probe.csv``."""
     return dict(type="VarianceProbeHook", module="net", filename=PROBE_FILE, lr=None, **options)

@@ -171,16 +171,11 @@ def classify_cost(overrides: list[str]) -> tuple[Kind, int, int]:
 
 
 def detect_cost(overrides: list[str]) -> tuple[Kind, int, int]:
-    """(kind, epochs, training images per epoch) of a detection cell, from its validated settings."""
-    from pws.detect.config import detection_settings
-    from pws.engine.schema import Validator, common_values, plain
+    """(kind, epochs, training images per epoch) of a detection cell, from its validated plan."""
+    from pws.detect.app import checked_plan
 
-    cfg = plain(compose_config("detect", overrides))
-    v = Validator(cfg)
-    settings = detection_settings(v, common_values(v)["seed"])
-    v.raise_if_failed()
-    assert settings is not None
-    data = cfg["data"]
+    plan = checked_plan(compose_config("detect", overrides), world_size=1)
+    settings, data = plan.settings, plan.data
     images = TRAIN_IMAGES.get(settings.data) or int(data["num_train"])
     size = settings.input_size if isinstance(settings.input_size, int) else max(settings.input_size)
     kind = Kind("detect", settings.model, settings.method.method, int(size), settings.batch_size)
