@@ -22,7 +22,7 @@ from typing import Any
 
 from pws.detect.models import check_options, model_config
 from pws.engine.schedule import StepSchedule, step_schedule
-from pws.engine.schema import MISSING, SGD, Validator, sgd_values
+from pws.engine.schema import SGD, Validator, sgd_values
 from pws.nn.factory import NormMethod, as_method
 from pws.optim import mmengine_paramwise_cfg
 
@@ -69,27 +69,14 @@ class Settings:
 
 
 NESTED = ("method", "sgd", "schedule")  # recorded flat: as_record
-# Model options whose null means the scale's `detect:` value (one value, or a mapping from the model's name
-# or the norm method to values): the paper's value where the scale has none, and what the mapping is keyed by.
-SCALE_MODEL_OPTIONS = {
-    "width": (1.0, "model"),
-    "head_norm": ("none", "method"),
-    "drop_transforms": ((), "model"),
-}
 
 
 def detection_settings(v: Validator, seed: int | None) -> Settings | None:
     """The detection keys of the composed config, checked into ``v`` (every problem one line, the engine's
-    format); None when any is invalid. Each setting is the first of: the explicit key (``optim.lr``,
-    ``data.batch_size``, ...; null = not given), the scale's ``detect:`` section, the schedule."""
+    format); None when any is invalid. Which value a setting takes (the explicit key, the scale's
+    ``detect:`` section, the schedule) the group files say by interpolation."""
     model = v.string("model.name")
     options = {k: value for k, value in v.section("model").items() if k not in MODEL_KEYS}
-    keyed_by = {"model": model, "method": v.get("norm.method")}
-    for key, (paper, per) in SCALE_MODEL_OPTIONS.items():  # model.<key> null: the scale's (else the paper's)
-        if key in options and options[key] is None:
-            value = v.get(f"scale.detect.{key}")
-            value = value.get(keyed_by[per]) if isinstance(value, Mapping) else value
-            options[key] = paper if value in (None, MISSING) else value
     if model is not None:
         try:
             check_options(model, options)
@@ -105,12 +92,9 @@ def detection_settings(v: Validator, seed: int | None) -> Settings | None:
         method = as_method(v.section("norm"))
     except (ValueError, TypeError) as e:  # gamma < 0, unknown option, ... (the factory names what is allowed)
         v.fail(f"norm: {e}")
-    sgd = sgd_values(v, "scale.detect", "schedule")  # e.g. optim.lr, else scale.detect.lr, else schedule.lr
+    sgd = sgd_values(v)
     schedule = step_schedule(v, "scale.detect.epochs")
-
     input_size = capped_input_size(v, model)
-    warmup = v.integer(("scale.detect.warmup_iters", "schedule.warmup_iters"), minimum=0, default=0)
-    warmup_cap = v.integer("scale.detect.warmup_iters_cap", minimum=0, optional=True)
     scale, sched = "scale.detect", "schedule"
     settings = dict(
         model=model,
@@ -119,20 +103,16 @@ def detection_settings(v: Validator, seed: int | None) -> Settings | None:
         method=method,
         num_classes=v.integer("data.num_classes", minimum=1),
         input_size=input_size,
-        batch_size=v.integer(("data.batch_size", f"{scale}.batch_size", f"{sched}.batch_size"), minimum=1),
+        batch_size=v.integer("data.batch_size", minimum=1),
         sgd=sgd,
         schedule=schedule,
-        warmup_iters=warmup if warmup is None or warmup_cap is None else min(warmup, warmup_cap),
-        clip_grad_max_norm=v.number(
-            (f"{scale}.clip_grad_max_norm", f"{sched}.clip_grad_max_norm"), above=0.0, optional=True
-        ),
-        val_interval=v.integer((f"{scale}.val_interval", f"{sched}.val_interval"), minimum=1, default=1),
-        checkpoint_interval=v.integer(
-            (f"{scale}.checkpoint_interval", f"{sched}.checkpoint_interval"), minimum=1, default=1
-        ),
+        warmup_iters=v.integer(f"{sched}.warmup_iters", minimum=0),
+        clip_grad_max_norm=v.number(f"{sched}.clip_grad_max_norm", above=0.0, optional=True),
+        val_interval=v.integer(f"{sched}.val_interval", minimum=1),
+        checkpoint_interval=v.integer(f"{sched}.checkpoint_interval", minimum=1),
         max_keep_ckpts=v.integer(f"{scale}.max_keep_ckpts", minimum=1, default=2),
-        num_workers=v.integer(("data.num_workers", f"{scale}.num_workers"), minimum=0, default=2),
-        test_score_thr=v.number((f"{scale}.test_score_thr", "model.test_score_thr"), minimum=0.0),
+        num_workers=v.integer("data.num_workers", minimum=0),
+        test_score_thr=v.number("model.test_score_thr", minimum=0.0),
         fps_warmup_iters=v.integer(f"{scale}.fps_warmup_iters", minimum=0, default=50),
         log_interval=v.integer(f"{scale}.log_interval", minimum=1, default=50),
         seed=seed,
