@@ -7,11 +7,16 @@
   package imports only from its own layer or the layers below it; the engine imports none of its apps.
   Imports inside functions count as well (a function-level import does not remove a cycle, it only hides
   it until the function runs).
+* At most :data:`MAX_FUNCTION_IMPORTS` imports of pws modules inside functions, each with its reason on
+  its line; the apps and the engine import nothing of ``pws.diagnostics`` or ``pws.results`` (a probe hook
+  is named in the mmengine config's ``custom_imports``); no import cycle in all of pws, counting the
+  ``custom_imports`` of ``configs/mmdet/*.py`` as imports of the module that loads those files.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +25,8 @@ import pytest
 PWS = Path(__file__).resolve().parents[1] / "pws"
 LAYERS = ("pws.paper", "pws.runs", "pws.engine", "pws.results")  # lowest first
 APPS = ("pws.classify", "pws.detect", "pws.diagnostics")  # the engine's apps: above it, never below
+MMDET_CONFIGS = PWS.parent / "configs" / "mmdet"
+MAX_FUNCTION_IMPORTS = 8
 
 
 def module_name(path: Path) -> str:
@@ -139,13 +146,14 @@ def test_the_paper_layer_imports_nothing_else_of_pws():
     assert not found, "pws.paper imports other pws packages:\n" + "\n".join(found)
 
 
-def module_cycle(prefixes: tuple[str, ...]) -> list[str]:
-    """One cycle of imports between the modules under ``prefixes`` (any depth of the code), or []."""
+def module_cycle(prefixes: tuple[str, ...], extra: dict[str, set[str]] | None = None) -> list[str]:
+    """One cycle of imports between the modules under ``prefixes`` (any depth of the code; ``extra``: more
+    edges, module -> modules it imports at run time), or []."""
     names = modules()
     inside = {n for n in names if any(n == p or n.startswith(p + ".") for p in prefixes)}
     graph: dict[str, set[str]] = {}
     for name in inside:
-        edges = set()
+        edges = {t for t in (extra or {}).get(name, set()) if t in inside}
         for _, target, imported in imports(name, names[name]):
             for t in ([target] if imported is None else [f"{target}.{imported}", target]):
                 if t in inside and t != name:
@@ -260,3 +268,67 @@ def test_the_engine_imports_none_of_its_apps():
         if any(target == app or target.startswith(app + ".") for app in APPS)
     ]
     assert not found, "the engine imports an app:\n" + "\n".join(found)
+
+
+def function_imports() -> list[tuple[str, str]]:
+    """``(path:line, source line)`` of every import of a pws module inside a function of pws/."""
+    found = []
+    for name, path in modules().items():
+        lines = path.read_text().splitlines()
+        for fn in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    targets = [node.module or ""] if not node.level else [name]
+                else:
+                    continue
+                if any(is_pws(t) for t in targets):
+                    found.append((f"{path.relative_to(PWS.parent)}:{node.lineno}", lines[node.lineno - 1]))
+    return found
+
+
+def has_reason(line: str) -> bool:
+    """A comment on the line that says something beyond a ``noqa`` code."""
+    _, _, comment = line.partition("#")
+    return bool(re.search(r"[a-z]{3,}", re.sub(r"noqa(: *[A-Z0-9, ]+)?", "", comment)))
+
+
+def test_few_imports_inside_functions_each_with_its_reason():
+    found = function_imports()
+    shown = "\n".join(f"{where}: {line.strip()}" for where, line in found)
+    assert len(found) <= MAX_FUNCTION_IMPORTS, f"{len(found)} imports of pws inside functions:\n{shown}"
+    silent = [f"{where}: {line.strip()}" for where, line in found if not has_reason(line)]
+    assert not silent, "imports inside functions without their reason on the line:\n" + "\n".join(silent)
+
+
+def test_the_apps_and_the_engine_import_neither_diagnostics_nor_results():
+    below = ("pws.classify", "pws.detect", "pws.engine")
+    above = ("pws.diagnostics", "pws.results")
+    found = [
+        f"{path.relative_to(PWS.parent)}:{line}: {target}"
+        for name, path in modules().items()
+        if any(name == b or name.startswith(b + ".") for b in below)
+        for line, target, _ in imports(name, path)
+        if any(target == a or target.startswith(a + ".") for a in above)
+    ]
+    assert not found, "\n".join(found)
+
+
+def config_imports() -> dict[str, set[str]]:
+    """module -> the modules named by the ``custom_imports`` of the mmdet config files it loads (the module
+    that names ``configs/mmdet`` loads them all)."""
+    quoted_module = r"[\"'](pws(?:\.\w+)+)[\"']"
+    named = {m for f in MMDET_CONFIGS.glob("*.py") for m in re.findall(quoted_module, f.read_text())}
+    names_the_folder = r"[\"']configs[\"'] / [\"']mmdet[\"']"
+    loaders = {n for n, p in modules().items() if re.search(names_the_folder, p.read_text())}
+    return {loader: named for loader in loaders}
+
+
+def test_no_import_cycle_in_pws_at_run_time():
+    extra = config_imports()
+    assert extra and all(extra.values()), "no module loads configs/mmdet or its files name no pws module"
+    cycle = module_cycle(("pws",), extra)
+    assert not cycle, "import cycle: " + " -> ".join(cycle)

@@ -19,15 +19,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from pws.classify.app import CLASSIFY
 from pws.classify.config import Plan, make_plan
 from pws.engine.errors import ConfigError, RunFailed
+from pws.engine.lifecycle import execute
 
 
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Run (or resume, or skip) the classification run ``cfg`` in ``run_dir``; return its record."""
-    from pws.classify.app import CLASSIFY
-    from pws.engine.lifecycle import execute
-
     return execute(CLASSIFY, cfg, run_dir, overrides)
 
 

@@ -21,9 +21,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from pws.data.classification import dataset_options
 from pws.engine.device import resolve_device
 from pws.engine.schedule import StepSchedule, step_schedule
 from pws.engine.schema import MISSING, SGD, Validator, common_values, plain, sgd_values
+from pws.models.classifiers import classifier_options
 from pws.nn.factory import NormMethod
 from pws.runs.run_dir import register_resolvers
 
@@ -245,12 +247,8 @@ def _layer(x: Any) -> bool:
 
 
 def _model_options(name: str) -> dict[str, Any]:
-    from pws.models.classifiers import classifier_options
-
     return classifier_options(name)
 
 
 def _data_options(name: str) -> dict[str, Any]:
-    from pws.data.classification import dataset_options
-
     return dataset_options(name)

@@ -26,6 +26,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from pws.data.detection import check, synthetic_coco, synthetic_voc
 from pws.detect.config import Settings, build_config, data_root_path, detection_settings
 from pws.detect.cuda_ops import cuda_ops_problem
 from pws.engine.cli import hydra_app
@@ -83,23 +84,17 @@ def metric_keys(settings: Settings) -> dict[str, str]:
 def prepare_data(cfg_data: Any, settings: Settings, base_dir: Path) -> Path:
     """The data root handed to mmdet: generated for synthetic sets, checked for real ones; annotations
     validated (a malformed file is named in a ValueError, not a stack trace from inside mmdet)."""
-    from pws.data.detection import check
-
     root = data_root_path(cfg_data["root"], str(base_dir))
     if str(cfg_data["name"]).startswith("synthetic"):
         num_train, seed = int(cfg_data["num_train"]), int(cfg_data.get("seed", 0))
         classes = settings.num_classes  # objects of the first num_classes classes
         if settings.data_format == "voc":
-            from pws.data.detection import synthetic_voc
-
             num_test = int(cfg_data["num_test"])
             folder = root / f"{cfg_data['name']}-n{num_train}-t{num_test}-c{classes}-s{seed}"
             root = synthetic_voc.generate(
                 folder, num_train=num_train, num_test=num_test, seed=seed, object_classes=classes
             )
         else:
-            from pws.data.detection import synthetic_coco
-
             num_val = int(cfg_data["num_val"])
             folder = root / f"{cfg_data['name']}-n{num_train}-v{num_val}-c{classes}-s{seed}"
             root = synthetic_coco.generate(

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pws.detect.widths import CHANNEL_MULTIPLE, HEAD_NORMS, scaled_channels
 from pws.models.resnet50 import io_norm_default
 from pws.nn.factory import NormMethod, as_method
 
@@ -54,16 +55,7 @@ OPTIONS = {
     ),
 }
 NECK_HEADS = ("plain", "method")
-# The option head_norm: "none" (mmdet's model, the paper's) or "layer": for SSD (FixedSSDHead's
-# prediction_norm) the authors' code's LayerNorm of every prediction map (pws.detect.heads); for Mask R-CNN
-# the ``ln`` method's norm (a LayerNorm over C, H, W: GroupNorm of one group) after every FPN conv, whose maps
-# the heads read.
-HEAD_NORMS = ("none", "layer")
 LAYER_NORM_CFG = NormMethod("ln").mmcv_cfgs()[1]  # LN over (C, H, W): after FPN convs, ResNet's stem
-# Narrowed models (option ``width`` < 1, the smoke scale's): every channel count times the width, rounded to
-# a multiple of 16 (at width 0.25 each count is exactly a quarter of the paper's). GroupNorm (norm=gn) then
-# takes gcd(32, C) groups: 16 in a 16-channel layer (pws.nn.group_norm.GroupNorm2d).
-CHANNEL_MULTIPLE = 16
 
 # SSD's anchor boxes per level as fractions of the input size (SSD's rule, mmdet's SSDAnchorGenerator):
 # levels 2..6 evenly over basesize_ratio_range, level 1 below it.
@@ -94,13 +86,6 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
     if options.get("neck_heads", "plain") not in NECK_HEADS:
         raise ValueError(f"model.neck_heads must be 'plain' or 'method', got {options['neck_heads']!r}")
     _check_width(options)
-
-
-def scaled_channels(channels: int, width: float, multiple: int = CHANNEL_MULTIPLE) -> int:
-    """``channels * width`` rounded to a multiple of ``multiple`` (at least one); ``channels`` at width 1."""
-    if width == 1.0:
-        return int(channels)
-    return max(multiple, multiple * round(channels * width / multiple))
 
 
 def _check_width(options: Mapping[str, Any]) -> float:
