@@ -1,6 +1,6 @@
 """The Hydra configs of the detection app and the mmengine configs built from them.
 
-The app's validation (``DETECT.plan``) needs no mmdet; :func:`build_config` loads the model's file in
+The app's validation (``checked_plan``) needs no mmdet; :func:`build_config` loads the model's file in
 configs/mmdet/ (mmdet's shipped config plus the project's changes), so its tests need the stack.
 """
 
@@ -11,7 +11,7 @@ import math
 import pytest
 from detection_stack import require_detection_stack
 
-from pws.detect.app import DETECT
+from pws.detect.app import checked_plan
 from pws.detect.config import build_config
 from pws.detect.models import LAYER_NORM_CFG, ssd_anchor_generator, ssd_feature_sizes
 from pws.engine.schedule import StepSchedule, shorten_schedule
@@ -30,7 +30,7 @@ def stack() -> None:
 
 def settings_of(overrides: list[str]):
     """The validated settings of ``python -m pws.detect <overrides>`` (the app's one validation)."""
-    return DETECT.plan(compose_detect(overrides), 1).settings
+    return checked_plan(compose_detect(overrides), 1).settings
 
 
 def _build(overrides: list[str], data_root: str = "/data/x") -> tuple:
@@ -219,7 +219,7 @@ def test_a_misspelt_dropped_transform_is_an_error(stack) -> None:
 
 
 def test_explicit_keys_override_scale_and_schedule() -> None:
-    s = DETECT.plan(
+    s = checked_plan(
         compose_detect(
             ["optim.lr=1e-3", "data.batch_size=8", "norm.gamma=1e-5", "seed=3", "optim.weight_decay=0"]
         )
@@ -265,7 +265,7 @@ def test_mask_rcnn_needs_coco() -> None:
 
 
 def test_smoke_scale_shortens_the_schedule() -> None:
-    s = DETECT.plan(
+    s = checked_plan(
         compose_detect(["model=mask_rcnn_r50_fpn", "data=synthetic_coco", "schedule=mask_rcnn_1x"])
     , 1).settings
     assert s.schedule == StepSchedule(4, [3], 0.1) and s.warmup_iters == 20  # 12 epochs, steps 8/11
