@@ -44,7 +44,7 @@ from pws.engine.checkpoints import (
     remove_partial_writes,
 )
 from pws.engine.device import device_record
-from pws.engine.errors import ConfigError, Preempted, RunFailed
+from pws.engine.errors import ConfigError, Diverged, Preempted, RunFailed
 from pws.engine.hooks import (
     DivergenceHook,
     FusedStandardizationHook,
@@ -60,7 +60,6 @@ from pws.engine.run_keys import add_run_keys
 from pws.engine.shield import shielded
 from pws.runs.record import (
     DONE_STATUSES,
-    Diverged,
     UnreadableRecord,
     atomic_write_bytes,
     environment_info,

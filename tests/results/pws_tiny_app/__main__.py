@@ -20,10 +20,23 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from pws.runs.record import Diverged, check_finite, environment_info, is_done, write_metrics
+from pws.engine.errors import Diverged
+from pws.runs.record import DONE_STATUSES, environment_info, read_metrics, write_metrics
 from pws.runs.tracking import Tracker
 
 os.environ.setdefault("PWS_REPO_CONFIGS", str(Path(__file__).resolve().parents[3] / "configs"))
+
+
+def is_done(run_dir: Path) -> bool:
+    """True if the run already ended as finished or diverged (a rerun skips it unless forced)."""
+    record = read_metrics(run_dir)
+    return record is not None and record.get("status") in DONE_STATUSES
+
+
+def check_finite(loss: float, where: str) -> None:
+    """Raise :class:`Diverged` if ``loss`` is NaN or infinite."""
+    if not math.isfinite(loss):
+        raise Diverged(f"non-finite loss {loss} at {where}")
 
 
 def _data() -> tuple[np.ndarray, ...]:
