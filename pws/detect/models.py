@@ -148,14 +148,14 @@ def model_config(
     method = as_method(method)
     cfg = load_config(name)
     model = cfg["model"]
-    if name == "ssd_vgg16":
+    if is_vgg(model):
         conv, norm = method.mmcv_cfgs()
         model["backbone"].update(conv_cfg=conv, norm_cfg=norm, init_cfg=_pretrained(options))
         if "l2_norm_scale" in options:
             model["neck"]["l2_norm_scale"] = options["l2_norm_scale"]
     else:
         _resnet(model["backbone"], method, options)
-    if name.startswith("ssd"):
+    if is_single_stage(model):
         conv, norm = method.mmcv_cfgs()
         model["neck"].update(conv_cfg=conv, norm_cfg=norm)
         model["bbox_head"]["num_classes"] = num_classes
@@ -177,7 +177,7 @@ def model_config(
         test_cfg = model["test_cfg"]["rcnn"]
     width = _check_width(options)
     if width != 1.0:
-        _narrow(name, model, width)
+        _narrow(model, width)
     if scale is not None:
         for pipeline in (cfg["train_pipeline"], cfg["test_pipeline"]):
             for step in pipeline:
@@ -187,6 +187,18 @@ def model_config(
         test_cfg["score_thr"] = score_thr
     cfg["train_pipeline"] = _without_transforms(name, cfg["train_pipeline"], options.get("drop_transforms"))
     return cfg
+
+
+def is_vgg(model: Mapping[str, Any]) -> bool:
+    """Whether the config's backbone is SSD's VGG-16 (its convs take the method directly; else mmdet's
+    ResNet, :func:`resnet_method_cfg`)."""
+    return model["backbone"]["type"] == "NormSSDVGG"
+
+
+def is_single_stage(model: Mapping[str, Any]) -> bool:
+    """Whether the config's detector is single-stage (SSD: a ``bbox_head``; else Mask R-CNN's RPN and RoI
+    heads)."""
+    return "roi_head" not in model
 
 
 def _without_transforms(name: str, pipeline: list[dict[str, Any]], dropped: list[str] | None) -> list[dict]:
@@ -199,7 +211,7 @@ def _without_transforms(name: str, pipeline: list[dict[str, Any]], dropped: list
     return [step for step in pipeline if step["type"] not in (dropped or [])]
 
 
-def _narrow(name: str, model: dict[str, Any], width: float) -> None:
+def _narrow(model: dict[str, Any], width: float) -> None:
     """Every channel count of the model times ``width`` (:func:`scaled_channels`): the backbone (VGG's
     convs; ResNet's ``base_channels``, so each stage's), SSD's extra layers and head inputs, Mask R-CNN's
     FPN, RPN, RoI extractors and heads (their convs and the box head's FCs). Layers, strides, anchors and
@@ -209,16 +221,16 @@ def _narrow(name: str, model: dict[str, Any], width: float) -> None:
         return scaled_channels(c, width, multiple)
 
     backbone = model["backbone"]
-    if name == "ssd_vgg16":
+    if is_vgg(model):
         backbone["width"] = width
         inputs = [w(512), w(1024)]
     else:  # mmdet's ResNet: stem and stage widths follow base_channels (64), outputs 4x base x 2^stage
         base = w(64)
         backbone["base_channels"] = base
         inputs = [4 * base * 2**i for i in range(4)]
-    if name.startswith("ssd"):
+    if is_single_stage(model):
         neck = model["neck"]
-        inputs = inputs if name == "ssd_vgg16" else inputs[1:]
+        inputs = inputs[len(inputs) - len(neck["in_channels"]) :]  # the stages the file's neck reads
         extra = [w(c, 2 * CHANNEL_MULTIPLE) for c in neck["out_channels"][len(neck["in_channels"]) :]]
         neck.update(in_channels=tuple(inputs), out_channels=tuple(inputs + extra))
         model["bbox_head"]["in_channels"] = tuple(inputs + extra)
