@@ -340,7 +340,7 @@ class _Run:
     def _start_tracker(self, plan: Any, cfg: DictConfig) -> Tracker:
         return Tracker(
             self.run_dir,
-            resolved_config(cfg),
+            self.base["config"],  # the resolved config, as the record holds it
             mode=plan.wandb_mode,
             table=cfg.get("table"),
             cell=cfg.get("cell"),
