@@ -2,8 +2,8 @@
 
 * No module imports a private name (one starting with ``_``) from another pws module: what is shared
   between modules is public.
-* The paper as data (``pws.paper``), the run record (``pws.runs``), the engine (``pws.engine``) and the
-  result tables (``pws.results``) form layers, ``pws.paper < pws.runs < pws.engine < pws.results``: a
+* The paper as data (``pws.paper``), the run record (``pws.records``), the engine (``pws.engine``) and the
+  result tables (``pws.results``) form layers, ``pws.paper < pws.records < pws.engine < pws.results``: a
   package imports only from its own layer or the layers below it; the engine imports none of its apps.
   Imports inside functions count as well (a function-level import does not remove a cycle, it only hides
   it until the function runs).
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 PWS = Path(__file__).resolve().parents[1] / "pws"
-LAYERS = ("pws.paper", "pws.runs", "pws.engine", "pws.results")  # lowest first
+LAYERS = ("pws.paper", "pws.records", "pws.engine", "pws.results")  # lowest first
 APPS = ("pws.classify", "pws.detect", "pws.diagnostics")  # the engine's apps: above it, never below
 MMDET_CONFIGS = PWS.parent / "configs" / "mmdet"
 MAX_FUNCTION_IMPORTS = 8
@@ -207,12 +207,12 @@ def test_the_layers_of_pws_nn_import_no_mmcv():
             "from pws.results.collect import _override_dict\n",
             ["from pws.results.collect import _override_dict"],
         ),
-        ("def f():\n    from pws.runs import _secret\n", ["from pws.runs import _secret"]),
+        ("def f():\n    from pws.records import _secret\n", ["from pws.records import _secret"]),
         ("from pws.nn import fold\nfrom torch import _C\n", []),
         ("from . import _tiny\n", ["from pws.results import _tiny"]),
         ("from pws.results._helpers import tidy\nfrom . import _helpers\n", []),  # the package's own
-        ("from pws.runs._hidden import tidy\n", ["from pws.runs._hidden import tidy"]),
-        ("import pws.runs._hidden\n", ["import pws.runs._hidden"]),
+        ("from pws.records._hidden import tidy\n", ["from pws.records._hidden import tidy"]),
+        ("import pws.records._hidden\n", ["import pws.records._hidden"]),
     ],
 )
 def test_the_private_import_check_sees_what_it_should(tmp_path, monkeypatch, source, expected):
@@ -222,27 +222,27 @@ def test_the_private_import_check_sees_what_it_should(tmp_path, monkeypatch, sou
     (root / "results" / "__init__.py").write_text("")
     (root / "results" / "probe.py").write_text(source)
     (root / "results" / "_helpers.py").write_text("def tidy():\n    pass\n")
-    (root / "runs").mkdir()
-    (root / "runs" / "__init__.py").write_text("")
-    (root / "runs" / "_hidden.py").write_text("def tidy():\n    pass\n")
+    (root / "records").mkdir()
+    (root / "records" / "__init__.py").write_text("")
+    (root / "records" / "_hidden.py").write_text("def tidy():\n    pass\n")
     monkeypatch.setitem(globals(), "PWS", root)
     assert [f.split(": ", 1)[1] for f in private_imports()] == expected
 
 
 def test_the_layer_check_counts_imports_inside_functions(tmp_path, monkeypatch):
     root = tmp_path / "pws"
-    for package in ("runs", "results", "paper"):
+    for package in ("records", "results", "paper"):
         (root / package).mkdir(parents=True)
         (root / package / "__init__.py").write_text("")
     (root / "__init__.py").write_text("")
-    (root / "runs" / "tracking.py").write_text("def f():\n    from pws.results.report import build\n")
-    (root / "paper" / "published.py").write_text("from pws import runs\n")
+    (root / "records" / "tracking.py").write_text("def f():\n    from pws.results.report import build\n")
+    (root / "paper" / "published.py").write_text("from pws import records\n")
     (root / "results" / "report.py").write_text(
-        "from pws.paper import published\nfrom pws.runs import record\n"
+        "from pws.paper import published\nfrom pws.records import record\n"
     )
     monkeypatch.setitem(globals(), "PWS", root)
     found = sorted(f.split(": ", 1)[1] for f in upward_imports())
-    assert found == ["pws.paper imports pws.runs", "pws.runs imports pws.results.report"]
+    assert found == ["pws.paper imports pws.records", "pws.records imports pws.results.report"]
 
 
 def test_the_cycle_check_sees_a_cycle_hidden_in_a_function(tmp_path, monkeypatch):

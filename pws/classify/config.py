@@ -28,7 +28,7 @@ from pws.engine.schedule import StepSchedule, step_schedule
 from pws.engine.schema import MISSING, SGD, Validator, common_values, plain, sgd_values
 from pws.models.classifiers import classifier_options
 from pws.nn.factory import NormMethod
-from pws.runs.run_dir import register_resolvers
+from pws.records.run_dir import register_resolvers
 
 CONFIG_NAME = "classify"
 

@@ -19,8 +19,7 @@ from typing import Any
 
 from pws.data import DataMissingError
 from pws.diagnostics import figures
-from pws.diagnostics.probe import ROW_COLUMNS, write_rows
-from pws.diagnostics.runs import (
+from pws.diagnostics.measurements import (
     FIG2_RUNS,
     METHOD_LABELS,
     SCALES_FIG2,
@@ -30,6 +29,7 @@ from pws.diagnostics.runs import (
     measure_backbones,
     train_gammas,
 )
+from pws.diagnostics.probe import ROW_COLUMNS, write_rows
 from pws.engine.errors import ConfigError, Preempted, RunFailed
 
 FIGURES = ("figure1", "figure2", "figure6")

@@ -58,7 +58,7 @@ from pws.engine.lock import RunDirLock
 from pws.engine.preflight import preflight
 from pws.engine.run_keys import add_run_keys
 from pws.engine.shield import shielded
-from pws.runs.record import (
+from pws.records.metrics_file import (
     DONE_STATUSES,
     UnreadableRecord,
     atomic_write_bytes,
@@ -66,7 +66,7 @@ from pws.runs.record import (
     read_metrics,
     write_metrics,
 )
-from pws.runs.tracking import Tracker
+from pws.records.wandb_run import Tracker
 
 log = logging.getLogger("pws.engine")
 

@@ -37,10 +37,10 @@ from typing import Any
 
 from pws.engine.compose import compose_config
 from pws.paper.experiments import REPO_ROOT, Cell, Table, load_table
+from pws.records.metrics_file import read_metrics
 from pws.results.backbones import CHECKPOINT_KEY, ensure_exported, resolve
 from pws.results.cost import Kind, Throughput, cell_kind, read_throughput
 from pws.results.reproduce import execute, merge_overrides, plan
-from pws.runs.record import read_metrics
 from pws.transfer.backbone import mmdet_resnet50
 
 DEFAULT_ITERS = 5    # training iterations per cell: WARMUP_ITERS, then the timed ones

@@ -27,7 +27,7 @@ import torch
 
 from pws.detect.models import resnet_method_cfg
 from pws.engine.checkpoints import latest_checkpoint, mmengine_checkpoints
-from pws.runs.record import read_metrics
+from pws.records.metrics_file import read_metrics
 
 BLOCK_NORM_SLOT = re.compile(r"\.bn(\d)\.")  # a bottleneck's bn1..bn3
 

@@ -1,8 +1,8 @@
 """``python -m pws_tiny_app``: a Hydra app with the apps' contract, in seconds.
 
-Keys table, cell, seed, force; writes ``metrics.json`` per pws/runs/record.py into its Hydra run dir
+Keys table, cell, seed, force; writes ``metrics.json`` per pws/records/metrics_file.py into its Hydra run dir
 (status finished / diverged / failed, ``top1_error``, per-epoch history), skips a run dir that is already
-done unless ``force=true``, and logs to wandb through ``pws.runs.tracking.Tracker``. A softmax
+done unless ``force=true``, and logs to wandb through ``pws.records.wandb_run.Tracker``. A softmax
 classifier on ten Gaussian classes (digit-like 64 values in 0..16) through a two-layer linear net with
 plain SGD; ``norm`` only scales the inputs (``none`` leaves them raw, 0..16, so a large LR blows up and
 the run diverges). ``PWS_TINY_FAIL=<cell>`` makes that cell fail (for the tests).
@@ -21,8 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from pws.engine.errors import Diverged
-from pws.runs.record import DONE_STATUSES, environment_info, read_metrics, write_metrics
-from pws.runs.tracking import Tracker
+from pws.records.metrics_file import DONE_STATUSES, environment_info, read_metrics, write_metrics
+from pws.records.wandb_run import Tracker
 
 os.environ.setdefault("PWS_REPO_CONFIGS", str(Path(__file__).resolve().parents[3] / "configs"))
 

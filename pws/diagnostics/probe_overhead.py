@@ -1,4 +1,4 @@
-"""What the probe costs: ``python -m pws.diagnostics.cost [--device cpu|cuda] [--repeats 7]``.
+"""What the probe costs: ``python -m pws.diagnostics.probe_overhead [--device cpu|cuda] [--repeats 7]``.
 
 Times training steps (forward, backward, SGD step) of two models without the probe, with the probe
 recording weights and gradients only (``activations=False``), and with everything (the default),

@@ -43,7 +43,7 @@ from pws.diagnostics.ssd_like import SSDLike, input_sources
 from pws.engine.compose import compose_config
 from pws.engine.lifecycle import resolved_config
 from pws.nn.factory import NormMethod
-from pws.runs.record import read_metrics
+from pws.records.metrics_file import read_metrics
 
 # Image normalization: (RGB pixel - mean) / std with ImageNet statistics (mmdet's default for detectors).
 # The authors' TF SSD likewise divides by a per-channel scale of about 51 (their ``Normalize``); mmdet's
