@@ -2,24 +2,31 @@
 
 * No module imports a private name (one starting with ``_``) from another pws module: what is shared
   between modules is public.
-* The paper as data (``pws.paper``), the run record (``pws.runs``), the engine (``pws.engine``) and the
-  result tables (``pws.results``) form layers, ``pws.paper < pws.runs < pws.engine < pws.results``: a
+* The paper as data (``pws.paper``), the run record (``pws.records``), the engine (``pws.engine``) and the
+  result tables (``pws.results``) form layers, ``pws.paper < pws.records < pws.engine < pws.results``: a
   package imports only from its own layer or the layers below it; the engine imports none of its apps.
   Imports inside functions count as well (a function-level import does not remove a cycle, it only hides
   it until the function runs).
+* At most :data:`MAX_FUNCTION_IMPORTS` imports of pws modules inside functions, each with its reason on
+  its line; the apps and the engine import nothing of ``pws.diagnostics`` or ``pws.results`` (a probe hook
+  is named in the mmengine config's ``custom_imports``); no import cycle in all of pws, counting the
+  ``custom_imports`` of ``configs/mmdet/*.py`` as imports of the module that loads those files.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 PWS = Path(__file__).resolve().parents[1] / "pws"
-LAYERS = ("pws.paper", "pws.runs", "pws.engine", "pws.results")  # lowest first
+LAYERS = ("pws.paper", "pws.records", "pws.engine", "pws.results")  # lowest first
 APPS = ("pws.classify", "pws.detect", "pws.diagnostics")  # the engine's apps: above it, never below
+MMDET_CONFIGS = PWS.parent / "configs" / "mmdet"
+MAX_FUNCTION_IMPORTS = 8
 
 
 def module_name(path: Path) -> str:
@@ -139,13 +146,14 @@ def test_the_paper_layer_imports_nothing_else_of_pws():
     assert not found, "pws.paper imports other pws packages:\n" + "\n".join(found)
 
 
-def module_cycle(prefixes: tuple[str, ...]) -> list[str]:
-    """One cycle of imports between the modules under ``prefixes`` (any depth of the code), or []."""
+def module_cycle(prefixes: tuple[str, ...], extra: dict[str, set[str]] | None = None) -> list[str]:
+    """One cycle of imports between the modules under ``prefixes`` (any depth of the code; ``extra``: more
+    edges, module -> modules it imports at run time), or []."""
     names = modules()
     inside = {n for n in names if any(n == p or n.startswith(p + ".") for p in prefixes)}
     graph: dict[str, set[str]] = {}
     for name in inside:
-        edges = set()
+        edges = {t for t in (extra or {}).get(name, set()) if t in inside}
         for _, target, imported in imports(name, names[name]):
             for t in ([target] if imported is None else [f"{target}.{imported}", target]):
                 if t in inside and t != name:
@@ -199,12 +207,12 @@ def test_the_layers_of_pws_nn_import_no_mmcv():
             "from pws.results.collect import _override_dict\n",
             ["from pws.results.collect import _override_dict"],
         ),
-        ("def f():\n    from pws.runs import _secret\n", ["from pws.runs import _secret"]),
+        ("def f():\n    from pws.records import _secret\n", ["from pws.records import _secret"]),
         ("from pws.nn import fold\nfrom torch import _C\n", []),
         ("from . import _tiny\n", ["from pws.results import _tiny"]),
         ("from pws.results._helpers import tidy\nfrom . import _helpers\n", []),  # the package's own
-        ("from pws.runs._hidden import tidy\n", ["from pws.runs._hidden import tidy"]),
-        ("import pws.runs._hidden\n", ["import pws.runs._hidden"]),
+        ("from pws.records._hidden import tidy\n", ["from pws.records._hidden import tidy"]),
+        ("import pws.records._hidden\n", ["import pws.records._hidden"]),
     ],
 )
 def test_the_private_import_check_sees_what_it_should(tmp_path, monkeypatch, source, expected):
@@ -214,27 +222,27 @@ def test_the_private_import_check_sees_what_it_should(tmp_path, monkeypatch, sou
     (root / "results" / "__init__.py").write_text("")
     (root / "results" / "probe.py").write_text(source)
     (root / "results" / "_helpers.py").write_text("def tidy():\n    pass\n")
-    (root / "runs").mkdir()
-    (root / "runs" / "__init__.py").write_text("")
-    (root / "runs" / "_hidden.py").write_text("def tidy():\n    pass\n")
+    (root / "records").mkdir()
+    (root / "records" / "__init__.py").write_text("")
+    (root / "records" / "_hidden.py").write_text("def tidy():\n    pass\n")
     monkeypatch.setitem(globals(), "PWS", root)
     assert [f.split(": ", 1)[1] for f in private_imports()] == expected
 
 
 def test_the_layer_check_counts_imports_inside_functions(tmp_path, monkeypatch):
     root = tmp_path / "pws"
-    for package in ("runs", "results", "paper"):
+    for package in ("records", "results", "paper"):
         (root / package).mkdir(parents=True)
         (root / package / "__init__.py").write_text("")
     (root / "__init__.py").write_text("")
-    (root / "runs" / "tracking.py").write_text("def f():\n    from pws.results.report import build\n")
-    (root / "paper" / "published.py").write_text("from pws import runs\n")
+    (root / "records" / "tracking.py").write_text("def f():\n    from pws.results.report import build\n")
+    (root / "paper" / "published.py").write_text("from pws import records\n")
     (root / "results" / "report.py").write_text(
-        "from pws.paper import published\nfrom pws.runs import record\n"
+        "from pws.paper import published\nfrom pws.records import record\n"
     )
     monkeypatch.setitem(globals(), "PWS", root)
     found = sorted(f.split(": ", 1)[1] for f in upward_imports())
-    assert found == ["pws.paper imports pws.runs", "pws.runs imports pws.results.report"]
+    assert found == ["pws.paper imports pws.records", "pws.records imports pws.results.report"]
 
 
 def test_the_cycle_check_sees_a_cycle_hidden_in_a_function(tmp_path, monkeypatch):
@@ -260,3 +268,67 @@ def test_the_engine_imports_none_of_its_apps():
         if any(target == app or target.startswith(app + ".") for app in APPS)
     ]
     assert not found, "the engine imports an app:\n" + "\n".join(found)
+
+
+def function_imports() -> list[tuple[str, str]]:
+    """``(path:line, source line)`` of every import of a pws module inside a function of pws/."""
+    found = []
+    for name, path in modules().items():
+        lines = path.read_text().splitlines()
+        for fn in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    targets = [node.module or ""] if not node.level else [name]
+                else:
+                    continue
+                if any(is_pws(t) for t in targets):
+                    found.append((f"{path.relative_to(PWS.parent)}:{node.lineno}", lines[node.lineno - 1]))
+    return found
+
+
+def has_reason(line: str) -> bool:
+    """A comment on the line that says something beyond a ``noqa`` code."""
+    _, _, comment = line.partition("#")
+    return bool(re.search(r"[a-z]{3,}", re.sub(r"noqa(: *[A-Z0-9, ]+)?", "", comment)))
+
+
+def test_few_imports_inside_functions_each_with_its_reason():
+    found = function_imports()
+    shown = "\n".join(f"{where}: {line.strip()}" for where, line in found)
+    assert len(found) <= MAX_FUNCTION_IMPORTS, f"{len(found)} imports of pws inside functions:\n{shown}"
+    silent = [f"{where}: {line.strip()}" for where, line in found if not has_reason(line)]
+    assert not silent, "imports inside functions without their reason on the line:\n" + "\n".join(silent)
+
+
+def test_the_apps_and_the_engine_import_neither_diagnostics_nor_results():
+    below = ("pws.classify", "pws.detect", "pws.engine")
+    above = ("pws.diagnostics", "pws.results")
+    found = [
+        f"{path.relative_to(PWS.parent)}:{line}: {target}"
+        for name, path in modules().items()
+        if any(name == b or name.startswith(b + ".") for b in below)
+        for line, target, _ in imports(name, path)
+        if any(target == a or target.startswith(a + ".") for a in above)
+    ]
+    assert not found, "\n".join(found)
+
+
+def config_imports() -> dict[str, set[str]]:
+    """module -> the modules named by the ``custom_imports`` of the mmdet config files it loads (the module
+    that names ``configs/mmdet`` loads them all)."""
+    quoted_module = r"[\"'](pws(?:\.\w+)+)[\"']"
+    named = {m for f in MMDET_CONFIGS.glob("*.py") for m in re.findall(quoted_module, f.read_text())}
+    names_the_folder = r"[\"']configs[\"'] / [\"']mmdet[\"']"
+    loaders = {n for n, p in modules().items() if re.search(names_the_folder, p.read_text())}
+    return {loader: named for loader in loaders}
+
+
+def test_no_import_cycle_in_pws_at_run_time():
+    extra = config_imports()
+    assert extra and all(extra.values()), "no module loads configs/mmdet or its files name no pws module"
+    cycle = module_cycle(("pws",), extra)
+    assert not cycle, "import cycle: " + " -> ".join(cycle)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from pws.runs.record import git_state
+from pws.records.metrics_file import git_state
 
 
 def git(repo, *args: str) -> None:

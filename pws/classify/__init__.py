@@ -3,7 +3,7 @@
 
 =============  ========================================================================================
 ``app``        the app: data, the mmengine config (model, loaders, metric, optimizer, schedule, EMA)
-``config``     config validation into a ``Plan`` (one clear error listing every bad value)
+``config``     config validation into a ``ClassifyPlan`` (one clear error listing every bad value)
 ``model``      the paper's nets as an mmengine model (loss, error; logits for evaluation)
 ``metric``     top-1 / top-5 error and the test loss (an mmengine metric)
 ``datasets``   the data sets as the Runner's datasets
@@ -19,16 +19,15 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from pws.classify.config import Plan, make_plan
+from pws.classify.app import CLASSIFY
+from pws.classify.config import ClassifyPlan, make_plan
 from pws.engine.errors import ConfigError, RunFailed
+from pws.engine.lifecycle import execute
 
 
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Run (or resume, or skip) the classification run ``cfg`` in ``run_dir``; return its record."""
-    from pws.classify.app import CLASSIFY
-    from pws.engine.lifecycle import execute
-
     return execute(CLASSIFY, cfg, run_dir, overrides)
 
 
-__all__ = ["ConfigError", "Plan", "RunFailed", "make_plan", "run"]
+__all__ = ["ClassifyPlan", "ConfigError", "RunFailed", "make_plan", "run"]

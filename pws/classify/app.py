@@ -1,7 +1,7 @@
 """``python -m pws.classify``: the classification runs of Tables 4 and 5 as an app of the engine.
 
 The app validates its config (:mod:`pws.classify.config`), builds or checks the data set and writes the
-mmengine config: the network (``PWSClassifier``), the two splits (``ClassificationSplit``) with
+mmengine config: the network (``Classifier``), the two splits (``ClassificationSplit``) with
 mmengine's ``DefaultSampler``, the metric (``ClassificationError``), SGD with alpha kept out of weight
 decay, the step schedule, and, with ``probe.enabled=true``, the variance probe of :mod:`pws.diagnostics`
 (``VarianceProbeHook``, rows in the run directory's ``variance_probe.csv``); with ``data.on_device=true``
@@ -21,15 +21,14 @@ from omegaconf import DictConfig
 import pws.classify.datasets
 import pws.classify.metric
 import pws.classify.model
-import pws.classify.on_device
-import pws.diagnostics.mmengine_hook
-import pws.engine.loops  # noqa: F401  (registers the types with mmengine)
-from pws.classify.config import Plan, make_plan
+import pws.classify.on_device  # noqa: F401  (registers the types with mmengine)
+from pws.classify.config import ClassifyPlan, make_plan
 from pws.classify.datasets import splits
 from pws.engine.cli import hydra_app
 from pws.optim import mmengine_paramwise_cfg
 
 METRICS = ("top1_error", "top5_error", "test_loss")
+PROBE_MODULE = "pws.diagnostics.mmengine_hook"  # registers VarianceProbeHook (the config's custom_imports)
 PROBE_FILE = "variance_probe.csv"  # the variance probe's rows (probe.enabled=true), in the run directory
 
 
@@ -39,10 +38,10 @@ class ClassifyApp:
 
     name: str = "classify"
 
-    def plan(self, cfg: DictConfig, world_size: int) -> Plan:
+    def plan(self, cfg: DictConfig, world_size: int) -> ClassifyPlan:
         return make_plan(cfg, world_size)
 
-    def base_record(self, plan: Plan, cfg: DictConfig) -> dict[str, Any]:
+    def base_record(self, plan: ClassifyPlan, cfg: DictConfig) -> dict[str, Any]:
         return {
             "plan": plan.summary(),
             "epochs": plan.schedule.epochs,
@@ -50,7 +49,7 @@ class ClassifyApp:
             "device": plan.device,
         }
 
-    def _data_options(self, plan: Plan) -> dict[str, Any]:
+    def _data_options(self, plan: ClassifyPlan) -> dict[str, Any]:
         options = {
             "name": plan.data,
             "root": plan.data_root,
@@ -63,7 +62,7 @@ class ClassifyApp:
             options["train_size"] = min(options.get("train_size") or cap, cap)
         return options
 
-    def prepare(self, plan: Plan, base_dir: Path) -> dict[str, Any]:
+    def prepare(self, plan: ClassifyPlan, base_dir: Path) -> dict[str, Any]:
         train, _, num_classes = splits(**self._data_options(plan))
         if len(train) < plan.batch_size:  # type: ignore[arg-type]
             raise ValueError(
@@ -72,7 +71,9 @@ class ClassifyApp:
             )
         return {"num_classes": num_classes}
 
-    def mmengine_config(self, plan: Plan, prepared: dict[str, Any], world_size: int) -> dict[str, Any]:
+    def mmengine_config(
+        self, plan: ClassifyPlan, prepared: dict[str, Any], world_size: int
+    ) -> dict[str, Any]:
         data = self._data_options(plan)
         loader = dict(
             batch_size=plan.per_rank_batch,
@@ -88,7 +89,7 @@ class ClassifyApp:
             optim_wrapper.update(type="AmpOptimWrapper", dtype=plan.amp_dtype)
         config: dict[str, Any] = dict(
             model=dict(
-                type="PWSClassifier",
+                type="Classifier",
                 arch=plan.model,
                 num_classes=prepared["num_classes"],
                 norm={"method": plan.method.method, **plan.method.options},
@@ -126,18 +127,19 @@ class ClassifyApp:
             )
         if plan.probe is not None:  # probe.enabled: the variance probe on the network, CSV in the run dir
             config["custom_hooks"] = [*config.get("custom_hooks", []), probe_hook(plan.probe)]
+            config["custom_imports"] = dict(imports=[PROBE_MODULE], allow_failed_imports=False)
         return config
 
-    def metric_names(self, plan: Plan) -> list[str]:
+    def metric_names(self, plan: ClassifyPlan) -> list[str]:
         return list(METRICS)
 
-    def summarize(self, plan: Plan, evaluated: dict[str, float]) -> dict[str, float]:
+    def summarize(self, plan: ClassifyPlan, evaluated: dict[str, float]) -> dict[str, float]:
         return {k: float(evaluated.get(k, math.nan)) for k in METRICS}
 
 
 def probe_hook(options: dict[str, Any]) -> dict[str, Any]:
-    """The ``custom_hooks`` entry of the variance probe (:mod:`pws.diagnostics.mmengine_hook`) on the
-    classifier's network (``PWSClassifier.net``; layers numbered as in the bare network), LR read from the
+    """The ``custom_hooks`` entry of the variance probe (:data:`PROBE_MODULE`) on the
+    classifier's network (``Classifier.net``; layers numbered as in the bare network), LR read from the
     optimizer, rows in ``<run dir>/variance_probe.csv``."""
     return dict(type="VarianceProbeHook", module="net", filename=PROBE_FILE, lr=None, **options)
 

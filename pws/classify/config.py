@@ -1,4 +1,5 @@
-"""The composed Hydra config of a classification run checked and turned into a :class:`Plan`, before any work.
+"""The composed Hydra config of a classification run checked, before any work, and turned into a
+:class:`ClassifyPlan`.
 
 :func:`make_plan` validates every value a user can set (``optim.lr > 0``, ``norm.gamma >= 0``, ...) and
 collects *all* problems into one :class:`ConfigError` (one line per problem, naming the key and what is
@@ -16,16 +17,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig
 
+from pws.data.classification import dataset_options
 from pws.engine.device import resolve_device
 from pws.engine.schedule import StepSchedule, step_schedule
 from pws.engine.schema import MISSING, SGD, Validator, common_values, plain, sgd_values
+from pws.models.classifiers import classifier_options
 from pws.nn.factory import NormMethod
-from pws.runs.run_dir import register_resolvers
+from pws.records.run_dir import register_resolvers
 
 CONFIG_NAME = "classify"
 
@@ -43,7 +46,7 @@ register_resolvers()
 
 
 @dataclass
-class Plan:
+class ClassifyPlan:
     """Everything a run does, validated, with the scale applied (what ``metrics.json`` calls ``plan``)."""
 
     seed: int
@@ -77,7 +80,6 @@ class Plan:
     table: str | None
     row: str | None
     cell: str | None
-    notes: list[str] = field(default_factory=list)
     # The variance probe (configs/classify.yaml's ``probe`` section) as the hook's arguments, None when off.
     probe: dict[str, Any] | None = None
     fused_pws: bool = False  # train.fused_pws (the engine fuses the built network)
@@ -128,8 +130,8 @@ def world_size_from_env() -> int:
         return 1
 
 
-def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None) -> Plan:
-    """Validate ``cfg`` (the composed ``classify`` config) and return the run's :class:`Plan`.
+def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None) -> ClassifyPlan:
+    """Validate ``cfg`` (the composed ``classify`` config) and return the run's :class:`ClassifyPlan`.
 
     Raises :class:`ConfigError` listing every invalid value. ``world_size`` defaults to torchrun's.
     """
@@ -197,13 +199,10 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
 
     v.raise_if_failed()
 
-    notes = []
-    on_cpu = device == "cpu"
-    if on_cpu and (amp or channels_last):
-        notes.append("train.amp / train.channels_last apply on GPU only: off on CPU")
+    if device == "cpu":  # train.amp / train.channels_last apply on GPU only: off on CPU
         amp = channels_last = False
     assert method is not None and sgd is not None and schedule is not None
-    return Plan(
+    return ClassifyPlan(
         seed=common["seed"], scale=scale, model=model, model_kwargs=model_kwargs, method=method, data=data,
         data_root=data_root, data_kwargs=data_kwargs, augment=augment, download=download,
         num_workers=num_workers, batch_size=batch_size, world_size=world_size, sgd=sgd, schedule=schedule,
@@ -212,7 +211,7 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
         checkpoint_every=checkpoint_every, ema_decay=common["ema_decay"],
         ema_warmup=common["ema_warmup"], wandb_mode=common["wandb_mode"], force=common["force"],
         table=common["table"], row=common["row"], cell=common["cell"],
-        notes=notes, probe=probe, fused_pws=common["fused_pws"], compile=common["compile"],
+        probe=probe, fused_pws=common["fused_pws"], compile=common["compile"],
         on_device=bool(on_device), fps_warmup_iters=fps_warmup,
     )  # fmt: skip
 
@@ -245,12 +244,8 @@ def _layer(x: Any) -> bool:
 
 
 def _model_options(name: str) -> dict[str, Any]:
-    from pws.models.classifiers import classifier_options
-
     return classifier_options(name)
 
 
 def _data_options(name: str) -> dict[str, Any]:
-    from pws.data.classification import dataset_options
-
     return dataset_options(name)

@@ -1,4 +1,4 @@
-"""The project's classifiers as an mmengine model (``PWSClassifier``): the loss in training, the logits
+"""The project's classifiers as an mmengine model (``Classifier``): the loss in training, the logits
 for evaluation. The network itself is :func:`pws.models.classifiers.build_classifier` (the paper's nets,
 built with the method's conv and norm)."""
 
@@ -15,7 +15,7 @@ from pws.models.classifiers import build_classifier
 from pws.nn.factory import NormMethod
 
 
-@MODELS.register_module(name="PWSClassifier", force=True)
+@MODELS.register_module(name="Classifier", force=True)
 class Classifier(BaseModel):
     """``arch`` (``plain_c``, ``resnet_cifar``, ``resnet50``) with ``norm`` (a method and its options).
 

@@ -15,7 +15,7 @@ for CIFAR-10), and per batch:
   ``Normalize``).
 
 The random offsets and flips are drawn from the device's default generator, which the engine reseeds every
-epoch and keeps in every checkpoint (:mod:`pws.engine.hooks.random_state`): a run is deterministic under its
+epoch and keeps in every checkpoint (:mod:`pws.engine.hooks.checkpoint_rng`): a run is deterministic under its
 seed and resumes exactly. Evaluation is unchanged (the test split through the CPU pipeline). The time of the
 augmentation is part of the training step that ``train_fps`` times.
 """

@@ -17,10 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pws.detect.app import DETECT
+from pws.engine.lifecycle import execute
+
 
 def run(cfg: Any, run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Run (or resume, or skip) the detection run ``cfg`` (a composed Hydra config) in ``run_dir``."""
-    from pws.detect.app import DETECT
-    from pws.engine.lifecycle import execute
-
     return execute(DETECT, cfg, run_dir, overrides)

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-import pws.detect.registry
-import pws.engine.loops  # noqa: F401  (registers the engine's loop)
+from pws.data.detection import check, synthetic_coco, synthetic_voc
 from pws.detect.config import Settings, build_config, data_root_path, detection_settings
 from pws.detect.cuda_ops import cuda_ops_problem
 from pws.engine.cli import hydra_app
 from pws.engine.device import resolve_device, trained_on
+from pws.engine.errors import ConfigError
 from pws.engine.schema import Validator, common_values, plain
 from pws.paper import metrics
 
@@ -42,6 +42,7 @@ class DetectPlan:
 
     settings: Settings
     data: dict[str, Any]  # the data group as composed (root, name, generator sizes)
+    scale: str  # scale.name: smoke or full
     seed: int
     force: bool
     wandb_mode: str
@@ -83,23 +84,17 @@ def metric_keys(settings: Settings) -> dict[str, str]:
 def prepare_data(cfg_data: Any, settings: Settings, base_dir: Path) -> Path:
     """The data root handed to mmdet: generated for synthetic sets, checked for real ones; annotations
     validated (a malformed file is named in a ValueError, not a stack trace from inside mmdet)."""
-    from pws.data.detection import check
-
     root = data_root_path(cfg_data["root"], str(base_dir))
     if str(cfg_data["name"]).startswith("synthetic"):
         num_train, seed = int(cfg_data["num_train"]), int(cfg_data.get("seed", 0))
         classes = settings.num_classes  # objects of the first num_classes classes
         if settings.data_format == "voc":
-            from pws.data.detection import synthetic_voc
-
             num_test = int(cfg_data["num_test"])
             folder = root / f"{cfg_data['name']}-n{num_train}-t{num_test}-c{classes}-s{seed}"
             root = synthetic_voc.generate(
                 folder, num_train=num_train, num_test=num_test, seed=seed, object_classes=classes
             )
         else:
-            from pws.data.detection import synthetic_coco
-
             num_val = int(cfg_data["num_val"])
             folder = root / f"{cfg_data['name']}-n{num_train}-v{num_val}-c{classes}-s{seed}"
             root = synthetic_coco.generate(
@@ -115,6 +110,38 @@ def prepare_data(cfg_data: Any, settings: Settings, base_dir: Path) -> Path:
     return Path(root)
 
 
+def checked_plan(cfg: DictConfig, world_size: int) -> DetectPlan:
+    """Every value of ``cfg`` checked, once (the only validation of a detection config): a
+    :class:`ConfigError` naming every invalid value. :meth:`DetectApp.plan` adds what a run needs before it
+    starts (Mask R-CNN's backbone checkpoint at full scale); the cost planner reads this alone, before
+    that checkpoint is exported."""
+    values = plain(cfg)
+    v = Validator(values)
+    common = common_values(v)
+    settings = detection_settings(v, common["seed"])
+    device = resolve_device(v)
+    if device is not None and (problem := cuda_ops_problem(trained_on(device))) is not None:
+        v.fail(problem)
+    if settings is not None and settings.batch_size % world_size:
+        v.fail(f"data.batch_size={settings.batch_size} (the global batch) must be divisible by the "
+               f"number of processes ({world_size})")  # fmt: skip
+    v.raise_if_failed()
+    assert settings is not None
+    return DetectPlan(
+        settings,
+        data=values["data"],
+        scale=str(values["scale"]["name"]),
+        seed=common["seed"],
+        force=common["force"],
+        wandb_mode=common["wandb_mode"],
+        ema_decay=common["ema_decay"],
+        ema_warmup=common["ema_warmup"],
+        device=str(device),
+        fused_pws=common["fused_pws"],
+        compile=common["compile"],
+    )
+
+
 @dataclass(frozen=True)
 class DetectApp:
     """The detection app (see the module)."""
@@ -122,34 +149,14 @@ class DetectApp:
     name: str = "detect"
 
     def plan(self, cfg: DictConfig, world_size: int) -> DetectPlan:
-        v = Validator(plain(cfg))
-        common = common_values(v)
-        settings = detection_settings(v, common["seed"])
-        device = resolve_device(v)
-        if device is not None and (problem := cuda_ops_problem(trained_on(device))) is not None:
-            v.fail(problem)
-        scale = str(OmegaConf.select(cfg, "scale.name"))
-        if settings is not None and settings.batch_size % world_size:
-            v.fail(f"data.batch_size={settings.batch_size} (the global batch) must be divisible by the "
-                   f"number of processes ({world_size})")  # fmt: skip
-        if settings is not None and needs_pretrained_backbone(settings, scale):
-            v.fail("the paper's Mask R-CNN starts from an ImageNet ResNet-50 of the same method (Table 5): "
-                   "give model.backbone_checkpoint=<file>, made from a Table 5 run with "
-                   "`python scripts/export_backbone.py <run dir> <file>`")  # fmt: skip
-        v.raise_if_failed()
-        assert settings is not None
-        return DetectPlan(
-            settings,
-            data=plain(cfg)["data"],
-            seed=common["seed"],
-            force=common["force"],
-            wandb_mode=common["wandb_mode"],
-            ema_decay=common["ema_decay"],
-            ema_warmup=common["ema_warmup"],
-            device=str(device),
-            fused_pws=common["fused_pws"],
-            compile=common["compile"],
-        )
+        plan = checked_plan(cfg, world_size)
+        if needs_pretrained_backbone(plan.settings, plan.scale):
+            raise ConfigError(
+                "the paper's Mask R-CNN starts from an ImageNet ResNet-50 of the same method (Table 5): give "
+                "model.backbone_checkpoint=<file>, made from a Table 5 run with "
+                "`python scripts/export_backbone.py <run dir> <file>`"
+            )
+        return plan
 
     def base_record(self, plan: DetectPlan, cfg: DictConfig) -> dict[str, Any]:
         s = plan.settings
@@ -166,10 +173,7 @@ class DetectApp:
         return {"data_root": prepare_data(plan.data, plan.settings, base_dir)}
 
     def mmengine_config(self, plan: DetectPlan, prepared: dict[str, Any], world_size: int) -> dict[str, Any]:
-        per_process = Settings(
-            **{**vars(plan.settings), "batch_size": plan.settings.batch_size // world_size}
-        )
-        return build_config(per_process, data_root=prepared["data_root"])
+        return build_config(plan.settings, data_root=prepared["data_root"], world_size=world_size)
 
     def metric_names(self, plan: DetectPlan) -> list[str]:
         return list(metric_keys(plan.settings))

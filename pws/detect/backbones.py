@@ -26,7 +26,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from pws.detect.models import CHANNEL_MULTIPLE, scaled_channels
+from pws.detect.widths import CHANNEL_MULTIPLE, scaled_channels
 from pws.models.vgg import VGG16_LAYERS
 
 SSD_VGG16_OUT_CHANNELS = (512, 1024)

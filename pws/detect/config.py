@@ -1,13 +1,14 @@
 """From the Hydra config of a detection run to the mmengine config that mmengine's ``Runner`` runs.
 
-:func:`resolve_settings` turns the composed Hydra node into the run's effective settings (which LR, batch
-size, epochs, ...: explicit overrides first, then the scale, then the schedule). :func:`build_config` loads
+:func:`detection_settings` turns the composed config (checked once, by ``pws.detect.app.DETECT.plan``) into
+the run's effective settings (which LR, batch size, epochs, ...: explicit overrides first, then the scale,
+then the schedule). :func:`build_config` loads
 the model's file in ``configs/mmdet/`` -- mmdetection's own config plus what the paper changes, with the
 run's normalization method (:mod:`pws.detect.models`) -- and sets only the run's values: data root, batch
 size and workers (mmdet's datasets, pipelines and evaluators: VOC07 11-point mAP, COCO via pycocotools),
 LR, momentum, weight decay (alpha's zero weight decay: :func:`pws.optim.mmengine_paramwise_cfg`), epochs and
 LR steps, warm-up, gradient clipping, hook intervals; the run's own keys (work_dir, seed, resume) are
-the engine's (:mod:`pws.engine.lifecycle`). Loading the file imports mmdet.
+the engine's (:mod:`pws.engine.run_keys`). Loading the file imports mmdet.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from pws.detect.models import check_options, model_config
 from pws.engine.schedule import StepSchedule, step_schedule
-from pws.engine.schema import MISSING, SGD, Validator, common_values, plain, sgd_values
+from pws.engine.schema import SGD, Validator, sgd_values
 from pws.nn.factory import NormMethod, as_method
 from pws.optim import mmengine_paramwise_cfg
 
@@ -68,27 +69,14 @@ class Settings:
 
 
 NESTED = ("method", "sgd", "schedule")  # recorded flat: as_record
-# Model options whose null means the scale's `detect:` value (one value, or a mapping from the model's name
-# or the norm method to values): the paper's value where the scale has none, and what the mapping is keyed by.
-SCALE_MODEL_OPTIONS = {
-    "width": (1.0, "model"),
-    "head_norm": ("none", "method"),
-    "drop_transforms": ((), "model"),
-}
 
 
 def detection_settings(v: Validator, seed: int | None) -> Settings | None:
     """The detection keys of the composed config, checked into ``v`` (every problem one line, the engine's
-    format); None when any is invalid. Each setting is the first of: the explicit key (``optim.lr``,
-    ``data.batch_size``, ...; null = not given), the scale's ``detect:`` section, the schedule."""
+    format); None when any is invalid. Which value a setting takes (the explicit key, the scale's
+    ``detect:`` section, the schedule) the group files say by interpolation."""
     model = v.string("model.name")
     options = {k: value for k, value in v.section("model").items() if k not in MODEL_KEYS}
-    keyed_by = {"model": model, "method": v.get("norm.method")}
-    for key, (paper, per) in SCALE_MODEL_OPTIONS.items():  # model.<key> null: the scale's (else the paper's)
-        if key in options and options[key] is None:
-            value = v.get(f"scale.detect.{key}")
-            value = value.get(keyed_by[per]) if isinstance(value, Mapping) else value
-            options[key] = paper if value in (None, MISSING) else value
     if model is not None:
         try:
             check_options(model, options)
@@ -104,12 +92,9 @@ def detection_settings(v: Validator, seed: int | None) -> Settings | None:
         method = as_method(v.section("norm"))
     except (ValueError, TypeError) as e:  # gamma < 0, unknown option, ... (the factory names what is allowed)
         v.fail(f"norm: {e}")
-    sgd = sgd_values(v, "scale.detect", "schedule")  # e.g. optim.lr, else scale.detect.lr, else schedule.lr
+    sgd = sgd_values(v)
     schedule = step_schedule(v, "scale.detect.epochs")
-
     input_size = capped_input_size(v, model)
-    warmup = v.integer(("scale.detect.warmup_iters", "schedule.warmup_iters"), minimum=0, default=0)
-    warmup_cap = v.integer("scale.detect.warmup_iters_cap", minimum=0, optional=True)
     scale, sched = "scale.detect", "schedule"
     settings = dict(
         model=model,
@@ -118,20 +103,16 @@ def detection_settings(v: Validator, seed: int | None) -> Settings | None:
         method=method,
         num_classes=v.integer("data.num_classes", minimum=1),
         input_size=input_size,
-        batch_size=v.integer(("data.batch_size", f"{scale}.batch_size", f"{sched}.batch_size"), minimum=1),
+        batch_size=v.integer("data.batch_size", minimum=1),
         sgd=sgd,
         schedule=schedule,
-        warmup_iters=warmup if warmup is None or warmup_cap is None else min(warmup, warmup_cap),
-        clip_grad_max_norm=v.number(
-            (f"{scale}.clip_grad_max_norm", f"{sched}.clip_grad_max_norm"), above=0.0, optional=True
-        ),
-        val_interval=v.integer((f"{scale}.val_interval", f"{sched}.val_interval"), minimum=1, default=1),
-        checkpoint_interval=v.integer(
-            (f"{scale}.checkpoint_interval", f"{sched}.checkpoint_interval"), minimum=1, default=1
-        ),
+        warmup_iters=v.integer(f"{sched}.warmup_iters", minimum=0),
+        clip_grad_max_norm=v.number(f"{sched}.clip_grad_max_norm", above=0.0, optional=True),
+        val_interval=v.integer(f"{sched}.val_interval", minimum=1),
+        checkpoint_interval=v.integer(f"{sched}.checkpoint_interval", minimum=1),
         max_keep_ckpts=v.integer(f"{scale}.max_keep_ckpts", minimum=1, default=2),
-        num_workers=v.integer(("data.num_workers", f"{scale}.num_workers"), minimum=0, default=2),
-        test_score_thr=v.number((f"{scale}.test_score_thr", "model.test_score_thr"), minimum=0.0),
+        num_workers=v.integer("data.num_workers", minimum=0),
+        test_score_thr=v.number("model.test_score_thr", minimum=0.0),
         fps_warmup_iters=v.integer(f"{scale}.fps_warmup_iters", minimum=0, default=50),
         log_interval=v.integer(f"{scale}.log_interval", minimum=1, default=50),
         seed=seed,
@@ -164,17 +145,6 @@ def capped_input_size(v: Validator, model: str | None) -> Any:
     return min(input_size, cap) if isinstance(input_size, int) else input_size
 
 
-def resolve_settings(cfg: Any) -> Settings:
-    """The run's :class:`Settings` from the composed Hydra config; a :class:`ConfigError` (exit 2) listing
-    every invalid value otherwise, before any work."""
-    v = Validator(plain(cfg))
-    seed = common_values(v)["seed"]
-    settings = detection_settings(v, seed)
-    v.raise_if_failed()
-    assert settings is not None
-    return settings
-
-
 # --------------------------------------------------------------------------------------------- config
 
 
@@ -182,10 +152,13 @@ def build_config(
     settings: Settings,
     *,
     data_root: str | os.PathLike[str],
+    world_size: int = 1,
 ) -> dict[str, Any]:
-    """The mmengine config (a dict; ``mmengine.Config(dict)`` wraps it) of one detection run: the model's
-    file in ``configs/mmdet/`` (mmdet's config plus the paper's changes, with the run's model choices:
-    :func:`pws.detect.models.model_config`) with the run's data, schedule, optimizer and hooks."""
+    """The mmengine config (a dict; ``mmengine.Config(dict)`` wraps it) of one detection experiment, in
+    one pass: the model's file in ``configs/mmdet/`` (mmdet's config plus the paper's changes, with the
+    run's model choices: :func:`pws.detect.models.model_config`) with the data (``settings.batch_size``
+    split over ``world_size`` processes), schedule, optimizer and hook intervals. The run's keys are
+    :func:`pws.engine.run_keys.add_run_keys`'s."""
     cfg = model_config(
         settings.model,
         settings.method,
@@ -195,7 +168,7 @@ def build_config(
         score_thr=settings.test_score_thr,
         **settings.model_options,
     )
-    _set_data(cfg, settings, data_root)
+    _set_data(cfg, settings, data_root, settings.batch_size // world_size)
     cfg["train_cfg"].update(max_epochs=settings.schedule.epochs, val_interval=settings.val_interval)
     # mmdet's schedules: its linear warm-up over iterations, then the run's LR steps at epochs
     warmup = next(s for s in cfg["param_scheduler"] if s["type"] == "LinearLR")
@@ -209,16 +182,16 @@ def build_config(
     )
     hooks = cfg["default_hooks"]
     hooks["logger"]["interval"] = settings.log_interval
-    hooks["checkpoint"].update(
-        interval=settings.checkpoint_interval, max_keep_ckpts=settings.max_keep_ckpts, save_last=True
-    )
+    hooks["checkpoint"].update(interval=settings.checkpoint_interval, max_keep_ckpts=settings.max_keep_ckpts)
     cfg["env_cfg"]["dist_cfg"]["backend"] = "nccl" if _cuda_available() else "gloo"
-    return cfg  # the run's keys (work_dir, launcher, randomness, resume, load_from) are the engine's
+    return cfg
 
 
-def _set_data(cfg: dict[str, Any], settings: Settings, data_root: str | os.PathLike[str]) -> None:
-    """The run's data root, batch size and workers in the file's datasets, or, for a data format the file
-    does not have (SSD on COCO), in mmdet's COCO detection datasets and metric; the file's pipelines."""
+def _set_data(cfg: dict[str, Any], settings: Settings, data_root: str | os.PathLike[str],
+              batch_size: int) -> None:  # fmt: skip
+    """The run's data root, per-process ``batch_size`` and workers in the file's datasets, or, for a data
+    format the file does not have (SSD on COCO), in mmdet's COCO detection datasets and metric; the file's
+    pipelines."""
     root = str(data_root).rstrip("/") + "/"
     data = cfg
     if (cfg["val_dataloader"]["dataset"]["type"] == "VOCDataset") != (settings.data_format == "voc"):
@@ -243,7 +216,7 @@ def _set_data(cfg: dict[str, Any], settings: Settings, data_root: str | os.PathL
     if "ann_file" in evaluator:  # CocoMetric reads the annotations itself
         evaluator["ann_file"] = root + val["ann_file"]
     workers = dict(num_workers=settings.num_workers, persistent_workers=settings.num_workers > 0)
-    cfg["train_dataloader"].update(batch_size=settings.batch_size, dataset=train, **workers)
+    cfg["train_dataloader"].update(batch_size=batch_size, dataset=train, **workers)
     cfg["val_dataloader"].update(dataset=val, **workers)
     cfg.update(
         data_root=root,

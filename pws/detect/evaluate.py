@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pws.engine.checkpoints import latest_checkpoint, mmengine_checkpoints
 from pws.paper import metrics
 
 
@@ -38,8 +39,7 @@ def evaluate_run(
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    import pws.detect.registry  # noqa: F401  (the project's layers, head and loop)
-    from pws.engine.checkpoints import latest_checkpoint, mmengine_checkpoints
+    import pws.detect.registry  # noqa: F401  (imports mmdet: only an evaluation needs it, not this module's importers)
 
     run_dir = Path(run_dir)
     ckpt = Path(checkpoint) if checkpoint is not None else latest_checkpoint(run_dir)

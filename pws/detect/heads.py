@@ -19,7 +19,7 @@ from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from pws.detect.models import HEAD_NORMS
+from pws.detect.widths import HEAD_NORMS
 
 
 class _InlineSSDLoss:

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pws.detect.widths import CHANNEL_MULTIPLE, HEAD_NORMS, scaled_channels
 from pws.models.resnet50 import io_norm_default
 from pws.nn.factory import NormMethod, as_method
 
@@ -54,16 +55,7 @@ OPTIONS = {
     ),
 }
 NECK_HEADS = ("plain", "method")
-# The option head_norm: "none" (mmdet's model, the paper's) or "layer": for SSD (FixedSSDHead's
-# prediction_norm) the authors' code's LayerNorm of every prediction map (pws.detect.heads); for Mask R-CNN
-# the ``ln`` method's norm (a LayerNorm over C, H, W: GroupNorm of one group) after every FPN conv, whose maps
-# the heads read.
-HEAD_NORMS = ("none", "layer")
 LAYER_NORM_CFG = NormMethod("ln").mmcv_cfgs()[1]  # LN over (C, H, W): after FPN convs, ResNet's stem
-# Narrowed models (option ``width`` < 1, the smoke scale's): every channel count times the width, rounded to
-# a multiple of 16 (at width 0.25 each count is exactly a quarter of the paper's). GroupNorm (norm=gn) then
-# takes gcd(32, C) groups: 16 in a 16-channel layer (pws.nn.group_norm.GroupNorm2d).
-CHANNEL_MULTIPLE = 16
 
 # SSD's anchor boxes per level as fractions of the input size (SSD's rule, mmdet's SSDAnchorGenerator):
 # levels 2..6 evenly over basesize_ratio_range, level 1 below it.
@@ -94,13 +86,6 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
     if options.get("neck_heads", "plain") not in NECK_HEADS:
         raise ValueError(f"model.neck_heads must be 'plain' or 'method', got {options['neck_heads']!r}")
     _check_width(options)
-
-
-def scaled_channels(channels: int, width: float, multiple: int = CHANNEL_MULTIPLE) -> int:
-    """``channels * width`` rounded to a multiple of ``multiple`` (at least one); ``channels`` at width 1."""
-    if width == 1.0:
-        return int(channels)
-    return max(multiple, multiple * round(channels * width / multiple))
 
 
 def _check_width(options: Mapping[str, Any]) -> float:
@@ -163,14 +148,14 @@ def model_config(
     method = as_method(method)
     cfg = load_config(name)
     model = cfg["model"]
-    if name == "ssd_vgg16":
+    if is_vgg(model):
         conv, norm = method.mmcv_cfgs()
         model["backbone"].update(conv_cfg=conv, norm_cfg=norm, init_cfg=_pretrained(options))
         if "l2_norm_scale" in options:
             model["neck"]["l2_norm_scale"] = options["l2_norm_scale"]
     else:
         _resnet(model["backbone"], method, options)
-    if name.startswith("ssd"):
+    if is_single_stage(model):
         conv, norm = method.mmcv_cfgs()
         model["neck"].update(conv_cfg=conv, norm_cfg=norm)
         model["bbox_head"]["num_classes"] = num_classes
@@ -192,7 +177,7 @@ def model_config(
         test_cfg = model["test_cfg"]["rcnn"]
     width = _check_width(options)
     if width != 1.0:
-        _narrow(name, model, width)
+        _narrow(model, width)
     if scale is not None:
         for pipeline in (cfg["train_pipeline"], cfg["test_pipeline"]):
             for step in pipeline:
@@ -202,6 +187,18 @@ def model_config(
         test_cfg["score_thr"] = score_thr
     cfg["train_pipeline"] = _without_transforms(name, cfg["train_pipeline"], options.get("drop_transforms"))
     return cfg
+
+
+def is_vgg(model: Mapping[str, Any]) -> bool:
+    """Whether the config's backbone is SSD's VGG-16 (its convs take the method directly; else mmdet's
+    ResNet, :func:`resnet_method_cfg`)."""
+    return model["backbone"]["type"] == "NormSSDVGG"
+
+
+def is_single_stage(model: Mapping[str, Any]) -> bool:
+    """Whether the config's detector is single-stage (SSD: a ``bbox_head``; else Mask R-CNN's RPN and RoI
+    heads)."""
+    return "roi_head" not in model
 
 
 def _without_transforms(name: str, pipeline: list[dict[str, Any]], dropped: list[str] | None) -> list[dict]:
@@ -214,7 +211,7 @@ def _without_transforms(name: str, pipeline: list[dict[str, Any]], dropped: list
     return [step for step in pipeline if step["type"] not in (dropped or [])]
 
 
-def _narrow(name: str, model: dict[str, Any], width: float) -> None:
+def _narrow(model: dict[str, Any], width: float) -> None:
     """Every channel count of the model times ``width`` (:func:`scaled_channels`): the backbone (VGG's
     convs; ResNet's ``base_channels``, so each stage's), SSD's extra layers and head inputs, Mask R-CNN's
     FPN, RPN, RoI extractors and heads (their convs and the box head's FCs). Layers, strides, anchors and
@@ -224,16 +221,16 @@ def _narrow(name: str, model: dict[str, Any], width: float) -> None:
         return scaled_channels(c, width, multiple)
 
     backbone = model["backbone"]
-    if name == "ssd_vgg16":
+    if is_vgg(model):
         backbone["width"] = width
         inputs = [w(512), w(1024)]
     else:  # mmdet's ResNet: stem and stage widths follow base_channels (64), outputs 4x base x 2^stage
         base = w(64)
         backbone["base_channels"] = base
         inputs = [4 * base * 2**i for i in range(4)]
-    if name.startswith("ssd"):
+    if is_single_stage(model):
         neck = model["neck"]
-        inputs = inputs if name == "ssd_vgg16" else inputs[1:]
+        inputs = inputs[len(inputs) - len(neck["in_channels"]) :]  # the stages the file's neck reads
         extra = [w(c, 2 * CHANNEL_MULTIPLE) for c in neck["out_channels"][len(neck["in_channels"]) :]]
         neck.update(in_channels=tuple(inputs), out_channels=tuple(inputs + extra))
         model["bbox_head"]["in_channels"] = tuple(inputs + extra)

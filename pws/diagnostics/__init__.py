@@ -4,7 +4,7 @@
   of any ``nn.Module``, one row of numbers per conv layer and step;
 * :mod:`pws.diagnostics.mmengine_hook` -- the same probe as an mmengine ``Hook`` (``VarianceProbeHook``) for
   detectors run by mmengine; importing it imports mmengine, importing this package does not;
-* :mod:`pws.diagnostics.runs`, :mod:`pws.diagnostics.figures`, :mod:`pws.diagnostics.cli` -- the
+* :mod:`pws.diagnostics.measurements`, :mod:`pws.diagnostics.figures`, :mod:`pws.diagnostics.cli` -- the
   measurements, CSV tables and PNGs of Figures 1, 2, 6: ``python -m pws.diagnostics figure1 --scale smoke``.
 """
 

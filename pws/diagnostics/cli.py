@@ -17,9 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pws.data import DataMissingError
 from pws.diagnostics import figures
-from pws.diagnostics.probe import ROW_COLUMNS, write_rows
-from pws.diagnostics.runs import (
+from pws.diagnostics.measurements import (
     FIG2_RUNS,
     METHOD_LABELS,
     SCALES_FIG2,
@@ -29,6 +29,8 @@ from pws.diagnostics.runs import (
     measure_backbones,
     train_gammas,
 )
+from pws.diagnostics.probe import ROW_COLUMNS, write_rows
+from pws.engine.errors import ConfigError, Preempted, RunFailed
 
 FIGURES = ("figure1", "figure2", "figure6")
 META_FILE = "figure1_6.json"
@@ -183,8 +185,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from pws.data import DataMissingError
-    from pws.engine.errors import ConfigError, Preempted, RunFailed
 
     try:
         if args.figure == "figure2":

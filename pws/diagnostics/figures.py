@@ -3,8 +3,8 @@
 CSV files (``results/<scale>/``):
 
 ``figure1.csv`` -- one row per (method, layer), aggregated over the measured batches (the weights never
-change, see :mod:`pws.diagnostics.runs`): ``method`` (none = standard, bn, pws), ``layer`` (1..13, conv1_1 ..
-conv5_3), ``name``, ``n`` (fan-in), ``filters``, ``steps`` (batches), ``images``, ``lr``;
+change, see :mod:`pws.diagnostics.measurements`): ``method`` (none = standard, bn, pws), ``layer`` (1..13,
+conv1_1 .. conv5_3), ``name``, ``n`` (fan-in), ``filters``, ``steps`` (batches), ``images``, ``lr``;
 ``var_ratio_mean`` (mean over batches of the mean over filters of ``Var[W_o - dW_o] / Var[W_o]``),
 ``var_ratio_min`` / ``var_ratio_max`` (min / max over batches and filters); ``shift`` (mean over batches of
 ``Var_o[n E[dW_o]]``), ``shift_min`` / ``shift_max`` (over batches), ``shift_rel`` (mean of the scale-free

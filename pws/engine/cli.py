@@ -23,7 +23,7 @@ from pws.engine.compose import compose_config
 from pws.engine.errors import ConfigError, Preempted, RunFailed
 from pws.engine.lifecycle import execute, leave_process_group, unwritable, world
 from pws.engine.schema import CONFIG_DIR, check_known_keys
-from pws.runs.run_dir import register_resolvers
+from pws.records.run_dir import register_resolvers
 
 log = logging.getLogger("pws.engine")
 

@@ -11,8 +11,8 @@ exception              meaning                                                  
                        resumes (so SLURM requeues the job)
 =====================  ============================================================  =========
 
-A diverged run is not an exception to the caller: it is recorded (status ``diverged``, metrics NaN) and
-the app exits 0, so that a sweep goes on.
+A diverged run is not an exception to the caller: :class:`Diverged`, raised inside the training loop, is
+recorded by the engine (status ``diverged``, metrics NaN) and the app exits 0, so that a sweep goes on.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ class RunFailed(RuntimeError):
     """The run stopped for a reason the user can fix; the message names the file and the way out."""
 
     exit_code = 1
+
+
+class Diverged(RuntimeError):
+    """Raised when the training loss stops being finite: the run ends with status ``diverged``."""
 
 
 class Preempted(Exception):

@@ -8,11 +8,11 @@
    ``force=true`` (which moves the checkpoints aside and starts again); otherwise the newest checkpoint
    (``last_checkpoint``) is checked readable and resumed. An unreadable checkpoint or metrics.json ends
    the run as ``failed`` with the file's path and the way out.
-4. ``app.prepare`` (the data) and ``app.mmengine_config``; the engine adds the loop, the seed, the
-   launcher, the checkpoint hook, the signal shield of the data workers and of wandb's service
-   (:mod:`pws.engine.shield`), the EMA option (mmengine's ``EMAHook``), the speed options
-   (``train.fused_pws``: :class:`~pws.engine.hooks.FusedStandardizationHook`; ``train.compile``: the
-   Runner's ``compile``) and its own hooks (:mod:`pws.engine.hooks`), and mmengine's Runner trains.
+4. ``app.prepare`` (the data) and ``app.mmengine_config`` (the experiment); the run's keys are added by
+   :func:`~pws.engine.run_keys.add_run_keys` (work_dir, launcher, seed, resume, the loop, the checkpoint
+   hook, EMA, compile, the data workers' shield); wandb's service starts shielded
+   (:mod:`pws.engine.shield`), the engine's hooks (:mod:`pws.engine.hooks`; ``train.fused_pws``:
+   :class:`~pws.engine.hooks.FusedStandardizationHook`) are registered, and mmengine's Runner trains.
 5. The outcome is written to ``metrics.json``: ``finished`` (the last evaluation), ``diverged`` (metrics
    NaN, returned normally so that a sweep goes on), ``failed`` (the reason; raised again), or, on a
    preemption signal, ``running`` with ``interrupted`` (the checkpoint is saved; :class:`Preempted`).
@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
 import os
@@ -34,7 +33,6 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import pws.engine.ema  # noqa: F401  (registers TFStyleEMA for EMAHook)
 from pws.data.errors import DataMissingError
 from pws.engine.app import App, Plan
 from pws.engine.checkpoints import (
@@ -46,7 +44,7 @@ from pws.engine.checkpoints import (
     remove_partial_writes,
 )
 from pws.engine.device import device_record
-from pws.engine.errors import ConfigError, Preempted, RunFailed
+from pws.engine.errors import ConfigError, Diverged, Preempted, RunFailed
 from pws.engine.hooks import (
     DivergenceHook,
     FusedStandardizationHook,
@@ -58,22 +56,21 @@ from pws.engine.hooks import (
 )
 from pws.engine.lock import RunDirLock
 from pws.engine.preflight import preflight
-from pws.engine.shield import shield_loaders, shielded
-from pws.runs.record import (
+from pws.engine.run_keys import add_run_keys
+from pws.engine.shield import shielded
+from pws.records.metrics_file import (
     DONE_STATUSES,
-    Diverged,
     UnreadableRecord,
     atomic_write_bytes,
     environment_info,
     read_metrics,
     write_metrics,
 )
-from pws.runs.tracking import Tracker
+from pws.records.wandb_run import Tracker
 
 log = logging.getLogger("pws.engine")
 
 CONFIG_FILE = "config.yaml"
-_RUNNERS = itertools.count(1)  # the Runners this process built (their experiment names)
 
 
 def world() -> tuple[int, int]:
@@ -158,12 +155,6 @@ def flush_denormals() -> Iterator[None]:
     finally:
         if flushed:
             torch.set_flush_denormal(False)
-
-
-def speed_options(plan: Plan) -> dict[str, Any]:
-    """The Runner's ``compile`` entry for ``train.compile``: mmengine compiles the model's ``train_step``
-    with ``torch.compile(mode=...)`` after wrapping it; nothing for eager (None)."""
-    return {} if plan.compile is None else {"compile": dict(mode=plan.compile)}
 
 
 def join_cpu_process_group(mm: dict[str, Any]) -> None:
@@ -274,42 +265,14 @@ class _Run:
     def _train(self, prepared: dict[str, Any], checkpoint: Path | None) -> dict[str, Any]:
         from mmengine.config import Config
         from mmengine.runner import Runner
+        from mmengine.utils import import_modules_from_strings
 
         plan = self.plan
         mm = self.app.mmengine_config(plan, prepared, self.world_size)
         if self.world_size > 1 and not torch.cuda.is_available():
             join_cpu_process_group(mm)
-        mm.update(
-            work_dir=str(self.run_dir),
-            launcher="pytorch" if self.world_size > 1 else "none",
-            randomness=dict(seed=plan.seed, deterministic=False),
-            resume=checkpoint is not None,
-            load_from=str(checkpoint) if checkpoint is not None else None,
-            # mmengine names its logger, message hub and visualizer after the second the Runner starts: two
-            # runs of one process started within a second (a sweep) would share them (and one log file)
-            experiment_name=f"pws-{self.app.name}-{next(_RUNNERS)}",
-        )
-        if isinstance(mm.get("visualizer"), dict) and "name" in mm["visualizer"]:
-            # mmdet's configs name theirs "visualizer": every later Runner of the process would get the first
-            # one back, writing its scalars into the first run's directory
-            mm["visualizer"] = {**mm["visualizer"], "name": f"{mm['experiment_name']}-visualizer"}
-        train_cfg = {k: v for k, v in mm["train_cfg"].items() if k != "by_epoch"}
-        mm["train_cfg"] = {**train_cfg, "type": "ExactResumeEpochLoop", "seed": plan.seed}
-        if (
-            plan.ema_decay is not None
-        ):  # mmengine's EMAHook swaps the average in for evaluation and checkpoints
-            ema = dict(type="EMAHook", ema_type="TFStyleEMA", decay=plan.ema_decay, warmup=plan.ema_warmup)
-            mm["custom_hooks"] = [*mm.get("custom_hooks", []), ema]
-        mm.update(speed_options(plan))
-        hooks = dict(mm.get("default_hooks", {}))
-        hooks["checkpoint"] = {
-            **hooks.get("checkpoint", {}),
-            "type": "CheckpointHook",
-            "by_epoch": True,
-            "save_last": True,
-        }
-        mm["default_hooks"] = hooks
-        shield_loaders(mm, self.rank, plan.seed)
+        add_run_keys(mm, plan, app_name=self.app.name, run_dir=self.run_dir, checkpoint=checkpoint,
+                     rank=self.rank, world_size=self.world_size)  # fmt: skip
         tracker = None
         speed = ThroughputHook(warmup_iters=plan.fps_warmup_iters)
         record = RunRecordHook(
@@ -325,6 +288,8 @@ class _Run:
         try:
             with shielded():  # wandb's service starts with the preemption signals blocked
                 tracker = self._tracker() if self.is_main else None
+            if "custom_imports" in mm:  # the modules the config names register their types (an app's hook)
+                import_modules_from_strings(**mm["custom_imports"])
             runner = Runner.from_cfg(Config(mm))
             for hook in (
                 DivergenceHook(),
@@ -375,7 +340,7 @@ class _Run:
     def _start_tracker(self, plan: Any, cfg: DictConfig) -> Tracker:
         return Tracker(
             self.run_dir,
-            resolved_config(cfg),
+            self.base["config"],  # the resolved config, as the record holds it
             mode=plan.wandb_mode,
             table=cfg.get("table"),
             cell=cfg.get("cell"),

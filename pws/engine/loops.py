@@ -9,7 +9,7 @@ with the same weights and metrics as one that never stopped (on a CPU, same seed
 * the image order is the sampler's (mmengine's ``DefaultSampler``: seed + epoch);
 * a run resumed after ``k`` iterations of an epoch draws and discards the first ``k`` batches (the data
   workers and the augmentation consume their random numbers exactly as the first time), then takes back
-  the random states the checkpoint saved (:class:`pws.engine.hooks.random_state.RandomStateHook`), so the
+  the random states the checkpoint saved (:class:`pws.engine.hooks.checkpoint_rng.RandomStateHook`), so the
   training steps after it (mmdet's random samplers, dropout) draw what they drew before; a run resumed at
   an epoch's start (from ``epoch_<N>.pth``, after a kill -9) starts it from the epoch's seed alone.
 

@@ -83,20 +83,15 @@ class SGD:
                     nesterov=self.nesterov)  # fmt: skip
 
 
-def sgd_values(v: Validator, *fallbacks: str) -> SGD | None:
-    """``optim.{lr,momentum,weight_decay,nesterov}`` checked; a key that is null or absent takes the first
-    ``<fallback>.<key>`` that is set (detection: the scale's ``detect`` section, then the schedule's, the
-    paper's value for that table). None if invalid."""
-
-    def key(name: str) -> Key:
-        return (f"optim.{name}", *(f"{section}.{name}" for section in fallbacks))
-
+def sgd_values(v: Validator) -> SGD | None:
+    """``optim.{lr,momentum,weight_decay,nesterov}`` checked (the scale's or schedule's value where the group
+    file interpolates it). None if invalid."""
     name = v.string("optim.name")
     if name is not None and name != "sgd":
         v.fail(f"optim.name must be sgd (the paper's optimizer), got {name!r}")
-    lr = v.number(key("lr"), above=0.0)
-    momentum = v.number(key("momentum"), minimum=0.0, below=1.0)
-    weight_decay = v.number(key("weight_decay"), minimum=0.0)
+    lr = v.number("optim.lr", above=0.0)
+    momentum = v.number("optim.momentum", minimum=0.0, below=1.0)
+    weight_decay = v.number("optim.weight_decay", minimum=0.0)
     nesterov = v.boolean("optim.nesterov")
     if nesterov and momentum == 0:
         v.fail("optim.nesterov=true needs optim.momentum > 0")
@@ -173,7 +168,6 @@ def is_number(x: Any) -> bool:
 
 
 MISSING = object()
-Key = str | tuple[str, ...]  # a dotted key, or several in precedence order (the first that is set wins)
 
 
 class Validator:
@@ -206,24 +200,19 @@ class Validator:
             return {}
         return value
 
-    def _present(self, key: Key, optional: bool) -> tuple[str, Any]:
-        """The first of ``key``'s names (one dotted key, or several: the precedence, first set wins) whose
-        value is set, as (name, value). When none is: (first name, None) if ``optional``, else (first name,
-        MISSING) after recording why."""
-        names = (key,) if isinstance(key, str) else tuple(key)
-        values = [(name, self.get(name)) for name in names]
-        for name, value in values:
-            if value is not MISSING and value is not None:
-                return name, value
+    def _present(self, key: str, optional: bool) -> tuple[str, Any]:
+        """``(key, value)`` when the value is set; when it is null or absent: ``(key, None)`` if
+        ``optional``, else ``(key, MISSING)`` after recording why."""
+        value = self.get(key)
+        if value is not MISSING and value is not None:
+            return key, value
         if optional:  # null or absent
-            return names[0], None
-        if all(value is MISSING for _, value in values):
-            self.fail(f"{names[0]} is missing from the config")
-        else:
-            self.fail(f"{' or '.join(names)} must be set (got null)")
-        return names[0], MISSING
+            return key, None
+        why = "is missing from the config" if value is MISSING else "must be set (got null)"
+        self.fail(f"{key} {why}")
+        return key, MISSING
 
-    def string(self, key: Key, optional: bool = False) -> Any:
+    def string(self, key: str, optional: bool = False) -> Any:
         key, value = self._present(key, optional)
         if value is MISSING or value is None:
             return None
@@ -232,7 +221,7 @@ class Validator:
             return None
         return value
 
-    def boolean(self, key: Key) -> Any:
+    def boolean(self, key: str) -> Any:
         key, value = self._present(key, False)
         if value is MISSING:
             return None
@@ -242,7 +231,7 @@ class Validator:
         return value
 
     def integer(
-        self, key: Key, minimum: int | None = None, optional: bool = False, default: Any = None
+        self, key: str, minimum: int | None = None, optional: bool = False, default: Any = None
     ) -> Any:
         """An integer >= ``minimum``; null allowed when ``optional`` or a ``default`` is given (returned)."""
         key, value = self._present(key, optional or default is not None)
@@ -260,7 +249,7 @@ class Validator:
 
     def number(
         self,
-        key: Key,
+        key: str,
         minimum: float | None = None,
         above: float | None = None,
         maximum: float | None = None,
@@ -291,7 +280,7 @@ class Validator:
             return None
         return value
 
-    def int_list(self, key: Key) -> Any:
+    def int_list(self, key: str) -> Any:
         key, value = self._present(key, False)
         if value is MISSING:
             return None

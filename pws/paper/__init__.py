@@ -5,9 +5,10 @@
 * :mod:`pws.paper.experiments` — ``experiments/tableN.yaml``: rows, columns, per-cell Hydra overrides;
 * :mod:`pws.paper.files` — reading them: an unusable file raises ``BadFile`` naming it (and the line).
 
-The lowest layer of the result code: ``pws.paper < pws.runs < pws.results``. It reads YAML files and
+The lowest layer of the result code: ``pws.paper < pws.records < pws.results``. It reads YAML files and
 imports nothing else of the project (no torch, matplotlib or wandb either), so the apps can compare a
-run to the paper (``pws.runs.tracking``) and the result tables can be built (``pws.results``) on top of it.
+run to the paper (``pws.records.wandb_run``) and the result tables can be built (``pws.results``) on top of
+it.
 """
 
 from pws.paper.experiments import Cell, Table, load_table, row_of

@@ -1,7 +1,7 @@
 """The paper's tables reproduced: collection of runs, aggregation, rendering, launchers.
 
-Built on :mod:`pws.paper` (the published numbers and the table definitions) and :mod:`pws.runs` (the run
-record); nothing below imports this package (``pws.paper < pws.runs < pws.results``).
+Built on :mod:`pws.paper` (the published numbers and the table definitions) and :mod:`pws.records` (the run
+record); nothing below imports this package (``pws.paper < pws.records < pws.results``).
 
 * :mod:`pws.results.collect` — run directories below any folder (``metrics.json`` + ``.hydra/``);
 * :mod:`pws.results.tally`, :mod:`pws.results.aggregate` — runs per cell: mean, spread, status;

@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pws.engine.checkpoints import latest_checkpoint
 from pws.paper.experiments import Cell, Table
 from pws.results.collect import load_run, override_dict
 from pws.results.render import runs_dir
+from pws.transfer.backbone import export_backbone
 
 CHECKPOINT_KEY = "model.backbone_checkpoint"
 EXPORT_FILE = Path("export") / "mmdet_backbone.pth"  # a subfolder: never taken for the run's own *.pth
@@ -101,7 +103,6 @@ def _fresh(run_dir: Path, exported: Path) -> bool:
     """Whether ``exported`` is there and not older than the run's newest checkpoint."""
     if not exported.is_file():
         return False
-    from pws.engine.checkpoints import latest_checkpoint
 
     source = latest_checkpoint(run_dir)
     return source is None or exported.stat().st_mtime_ns >= source.stat().st_mtime_ns
@@ -112,7 +113,6 @@ def ensure_exported(source: BackboneSource) -> tuple[Path, bool]:
     assert source.kind == "run" and source.run_dir is not None and source.checkpoint is not None
     if _fresh(source.run_dir, source.checkpoint):
         return source.checkpoint, False
-    from pws.transfer.backbone import export_backbone
 
     tmp = source.checkpoint.with_name(source.checkpoint.name + ".tmp")
     export_backbone(source.run_dir, tmp)

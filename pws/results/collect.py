@@ -37,8 +37,8 @@ import yaml
 
 from pws.engine.lock import LOCK_FILE, lock_state
 from pws.paper.experiments import Table
-from pws.runs.record import DONE_STATUSES, METRICS_FILE, UnreadableRecord, read_metrics
-from pws.runs.tracking import RUN_ID_FILE
+from pws.records.metrics_file import DONE_STATUSES, METRICS_FILE, UnreadableRecord, read_metrics
+from pws.records.wandb_run import RUN_ID_FILE
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pws.classify.config import make_plan
+from pws.detect.app import checked_plan
 from pws.engine.compose import compose_config
 from pws.paper.experiments import REPO_ROOT, Table
+from pws.results.reproduce import merge_overrides
 
 # The measured rehearsal tables read by default (every CSV there; a GPU's measurement before a CPU's).
 REHEARSALS_DIR = REPO_ROOT / "bench" / "results" / "rehearsal"
@@ -149,8 +152,6 @@ def lookup(measured: Iterable[Throughput], kind: Kind) -> tuple[Throughput | Non
 
 def classify_cost(overrides: list[str]) -> tuple[Kind, int, int]:
     """(kind, epochs, training images per epoch) of a classification cell, from its validated plan."""
-    from pws.classify.config import make_plan
-
     plan = make_plan(compose_config("classify", overrides), world_size=1)
     kw = {**plan.model_kwargs, **plan.data_kwargs}
     if plan.data in TRAIN_IMAGES:
@@ -171,16 +172,9 @@ def classify_cost(overrides: list[str]) -> tuple[Kind, int, int]:
 
 
 def detect_cost(overrides: list[str]) -> tuple[Kind, int, int]:
-    """(kind, epochs, training images per epoch) of a detection cell, from its validated settings."""
-    from pws.detect.config import detection_settings
-    from pws.engine.schema import Validator, common_values, plain
-
-    cfg = plain(compose_config("detect", overrides))
-    v = Validator(cfg)
-    settings = detection_settings(v, common_values(v)["seed"])
-    v.raise_if_failed()
-    assert settings is not None
-    data = cfg["data"]
+    """(kind, epochs, training images per epoch) of a detection cell, from its validated plan."""
+    plan = checked_plan(compose_config("detect", overrides), world_size=1)
+    settings, data = plan.settings, plan.data
     images = TRAIN_IMAGES.get(settings.data) or int(data["num_train"])
     size = settings.input_size if isinstance(settings.input_size, int) else max(settings.input_size)
     kind = Kind("detect", settings.model, settings.method.method, int(size), settings.batch_size)
@@ -203,8 +197,6 @@ def table_cost(
     extra_overrides: list[str] | None = None,
 ) -> TableCost:
     """The cost of every cell of ``table`` at ``scale``, each kind's throughput from ``measured``."""
-    from pws.results.reproduce import merge_overrides
-
     out = TableCost(table.name, scale)
     for cell in table.cells(scale, grid):
         if cells and cell.id not in cells:

@@ -1,7 +1,8 @@
 """The wandb dashboards as code: one wandb report per paper table, ours beside the paper's numbers.
 
-A report of table ``tableN`` reads the runs of project ``pws-tableN`` (what :class:`pws.runs.tracking.Tracker`
-logs: group = the table row, name = the cell, the config with ``table``/``cell``, the scale as a tag).
+A report of table ``tableN`` reads the runs of project ``pws-tableN`` (what
+:class:`pws.records.wandb_run.Tracker` logs: group = the table row, name = the cell, the config with
+``table``/``cell``, the scale as a tag).
 It has one section per run column of the table, each a panel grid over that column's runs at one scale,
 grouped by row (mean over the seeds, stddev as the band):
 
@@ -9,7 +10,7 @@ grouped by row (mean over the seeds, stddev as the band):
   the tracker writes at the end of a run; Table 1's FPS column is ``train_fps`` of the batch-8 runs);
 * the training curves per method: ``epoch/train_loss`` and the evaluation after every epoch
   (``val/<name>``, mmengine's name of the metric: ``val/top1_error``, ``val/pascal_voc/mAP`` (a fraction),
-  ...) against ``epoch/epoch``, what :class:`pws.engine.hooks.tracking.WandbHook` logs.
+  ...) against ``epoch/epoch``, what :class:`pws.engine.hooks.wandb_log.WandbHook` logs.
 
 :func:`dashboard_spec` is the report as plain data (what ``--dry-run`` writes as JSON, with no network);
 :func:`build_report` turns it into a ``wandb_workspaces`` report, :func:`main` saves it (network).
@@ -28,17 +29,17 @@ from pws.paper import metrics
 from pws.paper.experiments import SCALES, TABLES, Table, load_table
 from pws.paper.published import paper_value
 
-# History keys of every run (pws.engine.hooks.tracking.WandbHook): each epoch's entry of the run record as
+# History keys of every run (pws.engine.hooks.wandb_log.WandbHook): each epoch's entry of the run record as
 # epoch/<name>, each evaluation as val/<mmengine's metric name>, at the same step (the iteration count).
 EPOCH_KEY = "epoch/epoch"
 TRAIN_LOSS_KEY = "epoch/train_loss"
 VAL_PREFIX = "val/"
-PAPER_PREFIX = "paper/"  # the paper's number of the run's cell in its summary (pws.runs.tracking)
+PAPER_PREFIX = "paper/"  # the paper's number of the run's cell in its summary (pws.records.wandb_run)
 GROUP_BY = "Group"  # wandb's run attribute `group` (= the table row)
 
 
 def project_of(table: str) -> str:
-    """The wandb project of a table's runs (as :class:`pws.runs.tracking.Tracker` names it)."""
+    """The wandb project of a table's runs (as :class:`pws.records.wandb_run.Tracker` names it)."""
     return f"pws-{table}"
 
 

@@ -35,11 +35,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pws.engine.compose import compose_config
 from pws.paper.experiments import REPO_ROOT, Cell, Table, load_table
+from pws.records.metrics_file import read_metrics
 from pws.results.backbones import CHECKPOINT_KEY, ensure_exported, resolve
 from pws.results.cost import Kind, Throughput, cell_kind, read_throughput
 from pws.results.reproduce import execute, merge_overrides, plan
-from pws.runs.record import read_metrics
+from pws.transfer.backbone import mmdet_resnet50
 
 DEFAULT_ITERS = 5    # training iterations per cell: WARMUP_ITERS, then the timed ones
 WARMUP_ITERS = 2     # left out of the timing (loader start-up, first allocations); fewer when iters is small
@@ -225,7 +227,6 @@ def composed(app: str, overrides: list[str]) -> dict[str, Any]:
     """The cell's config as its app composes it, resolved (plain containers)."""
     from omegaconf import OmegaConf
 
-    from pws.engine.compose import compose_config
 
     out = OmegaConf.to_container(compose_config(app, overrides), resolve=True)
     assert isinstance(out, dict)
@@ -287,7 +288,6 @@ def random_backbone(norm: dict[str, Any], folder: Path) -> Path:
     """mmdet's ResNet-50 of the method ``norm``, randomly initialized, saved as a backbone checkpoint."""
     import torch
 
-    from pws.transfer.backbone import mmdet_resnet50
 
     path = (folder / f"random_resnet50_{norm['method']}.pth").resolve()
     if not path.is_file():

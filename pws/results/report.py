@@ -81,7 +81,10 @@ def write(report: Report, out_dir: str | os.PathLike[str], *, plots: bool = True
     report.paths["claims"] = write_claims(out_dir, res.scale, res.reference)
     stem = output_stem(res.table.name, res.grid)
     if plots:
-        from pws.results.plots import plot_curves, plot_vs_paper
+        from pws.results.plots import (  # imports matplotlib: only when plots are asked for
+            plot_curves,
+            plot_vs_paper,
+        )
 
         report.paths["vs_paper_png"] = plot_vs_paper(res, out_dir / f"{stem}_vs_paper.png")
         curves = plot_curves(res, report.runs_by_cell, out_dir / f"{stem}_curves.png")

@@ -43,11 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pws.paper.experiments import REPO_ROOT, Cell, Table, load_table
+from pws.records.metrics_file import DONE_STATUSES, atomic_write_bytes
 from pws.results.backbones import BackboneSource, ensure_exported, resolve
 from pws.results.collect import LOCK_FILE, Run, load_run, override_dict, parse_override
 from pws.results.render import runs_dir
 from pws.results.report import render_table
-from pws.runs.record import DONE_STATUSES, atomic_write_bytes
 
 # LAUNCHER=<name> -> hydra/launcher=<config in configs/hydra/launcher/>
 LAUNCHERS = {

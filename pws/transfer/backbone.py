@@ -25,8 +25,9 @@ from typing import Any
 
 import torch
 
+from pws.detect.models import resnet_method_cfg
 from pws.engine.checkpoints import latest_checkpoint, mmengine_checkpoints
-from pws.runs.record import read_metrics
+from pws.records.metrics_file import read_metrics
 
 BLOCK_NORM_SLOT = re.compile(r"\.bn(\d)\.")  # a bottleneck's bn1..bn3
 
@@ -47,8 +48,7 @@ def mmdet_resnet50(method: dict[str, Any]) -> torch.nn.Module:
     from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
 
-    import pws.detect.registry  # noqa: F401  (registers the project's convs, norms and backbones)
-    from pws.detect.models import resnet_method_cfg
+    import pws.detect.registry  # noqa: F401  (imports mmdet: only this export needs it, not a classification run)
 
     cfg = dict(type="ResNet", depth=50, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=-1,
                norm_eval=False, zero_init_residual=False, init_cfg=None)  # fmt: skip

@@ -350,7 +350,7 @@ def test_wandb_offline_run_lands_in_the_run_directory(run_tiny, tmp_path: Path,
     assert record["status"] == "finished", record.get("error")
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
-    from pws.runs.tracking import read_offline_summary
+    from pws.records.wandb_run import read_offline_summary
 
     summary = read_offline_summary(runs[0])
     assert summary["status"] == "finished" and summary["top1_error"] == record["top1_error"]

@@ -20,7 +20,7 @@ from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 from pws.detect import run  # noqa: E402
 from pws.engine.checkpoints import mmengine_checkpoints  # noqa: E402
 from pws.engine.errors import RunFailed  # noqa: E402
-from pws.runs.record import read_metrics, write_metrics  # noqa: E402
+from pws.records.metrics_file import read_metrics, write_metrics  # noqa: E402
 
 # 4 training images at batch 2, one epoch: 2 training iterations (the first is the FPS warm-up), then the
 # evaluation of 2 test images through mmdet's VOCMetric / CocoMetric.

@@ -1,7 +1,7 @@
 """The Hydra configs of the detection app and the mmengine configs built from them.
 
-:func:`resolve_settings` needs no mmdet; :func:`build_config` loads the model's file in configs/mmdet/
-(mmdet's shipped config plus the project's changes), so its tests need the stack.
+The app's validation (``checked_plan``) needs no mmdet; :func:`build_config` loads the model's file in
+configs/mmdet/ (mmdet's shipped config plus the project's changes), so its tests need the stack.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import math
 import pytest
 from detection_stack import require_detection_stack
 
-from pws.detect.config import build_config, resolve_settings
+from pws.detect.app import checked_plan
+from pws.detect.config import build_config
 from pws.detect.models import LAYER_NORM_CFG, ssd_anchor_generator, ssd_feature_sizes
 from pws.engine.schedule import StepSchedule, shorten_schedule
 from pws.nn.factory import METHODS
@@ -27,8 +28,13 @@ def stack() -> None:
     require_detection_stack()
 
 
+def settings_of(overrides: list[str]):
+    """The validated settings of ``python -m pws.detect <overrides>`` (the app's one validation)."""
+    return checked_plan(compose_detect(overrides), 1).settings
+
+
 def _build(overrides: list[str], data_root: str = "/data/x") -> tuple:
-    settings = resolve_settings(compose_detect(overrides))
+    settings = settings_of(overrides)
     return settings, build_config(settings, data_root=data_root)
 
 
@@ -209,15 +215,15 @@ def test_a_misspelt_dropped_transform_is_an_error(stack) -> None:
     with pytest.raises(ValueError, match=r"\['Expnad'\] not in ssd_vgg16's training pipeline"):
         _build(["model.drop_transforms=[Expnad]"])
     with pytest.raises(ValueError, match="drop_transforms must be a list"):
-        resolve_settings(compose_detect(["model.drop_transforms=Expand"]))
+        settings_of(["model.drop_transforms=Expand"])
 
 
 def test_explicit_keys_override_scale_and_schedule() -> None:
-    s = resolve_settings(
+    s = checked_plan(
         compose_detect(
             ["optim.lr=1e-3", "data.batch_size=8", "norm.gamma=1e-5", "seed=3", "optim.weight_decay=0"]
         )
-    )
+    , 1).settings
     assert (s.sgd.lr, s.batch_size, s.method.options["gamma"], s.seed, s.sgd.weight_decay) == (
         1e-3, 8, 1e-5, 3, 0.0)
 
@@ -235,7 +241,7 @@ def test_explicit_keys_override_scale_and_schedule() -> None:
 )
 def test_invalid_values_fail_with_one_clear_message(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        resolve_settings(compose_detect([override]))
+        settings_of([override])
 
 
 def test_smoke_ssd_vgg16_input_is_capped_to_257_with_anchors_for_it(stack) -> None:
@@ -245,23 +251,23 @@ def test_smoke_ssd_vgg16_input_is_capped_to_257_with_anchors_for_it(stack) -> No
         assert [t["scale"] for t in config[pipeline] if t["type"] == "Resize"] == [(257, 257)]
     anchors = config["model"]["bbox_head"]["anchor_generator"]
     assert anchors["input_size"] == 257 and anchors["strides"] == [8, 15, 29, 51, 86, 257]
-    assert resolve_settings(compose_detect(["model.input_size=300"])).input_size == 257  # a cap, not a value
+    assert settings_of(["model.input_size=300"]).input_size == 257  # a cap, not a value
     # unlisted in the mapping: the model's own size; the full scale has no cap
-    assert resolve_settings(compose_detect(["model=ssd_r50", "data=synthetic_coco"])).input_size == 320
-    assert resolve_settings(compose_detect(["scale=full", "data=voc0712"])).input_size == 320
+    assert settings_of(["model=ssd_r50", "data=synthetic_coco"]).input_size == 320
+    assert settings_of(["scale=full", "data=voc0712"]).input_size == 320
     with pytest.raises(ValueError, match=r"scale.detect.input_size_cap.ssd_vgg16 must be an integer"):
-        resolve_settings(compose_detect(["scale.detect.input_size_cap.ssd_vgg16=big"]))
+        settings_of(["scale.detect.input_size_cap.ssd_vgg16=big"])
 
 
 def test_mask_rcnn_needs_coco() -> None:
     with pytest.raises(ValueError, match="COCO"):
-        resolve_settings(compose_detect(["model=mask_rcnn_r50_fpn", "data=synthetic_voc"]))
+        settings_of(["model=mask_rcnn_r50_fpn", "data=synthetic_voc"])
 
 
 def test_smoke_scale_shortens_the_schedule() -> None:
-    s = resolve_settings(
+    s = checked_plan(
         compose_detect(["model=mask_rcnn_r50_fpn", "data=synthetic_coco", "schedule=mask_rcnn_1x"])
-    )
+    , 1).settings
     assert s.schedule == StepSchedule(4, [3], 0.1) and s.warmup_iters == 20  # 12 epochs, steps 8/11
     assert s.input_size == [160, 96] and s.test_score_thr == 0.0
     assert s.sgd.lr == 1e-2  # the smoke scale's LR, not mask_rcnn_1x's 5e-3

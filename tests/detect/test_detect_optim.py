@@ -15,7 +15,8 @@ from mmengine.config import ConfigDict  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 
 import pws.detect.registry  # noqa: E402, F401
-from pws.detect.config import build_config, resolve_settings  # noqa: E402
+from pws.detect.app import checked_plan  # noqa: E402
+from pws.detect.config import build_config  # noqa: E402
 from pws.nn import PWSConv2d  # noqa: E402
 
 register_all_modules(init_default_scope=True)
@@ -26,7 +27,7 @@ register_all_modules(init_default_scope=True)
     [["norm=pws"], ["norm=pws", "model=mask_rcnn_r50_fpn", "data=synthetic_coco", "model.neck_heads=method"]],
 )
 def test_alpha_has_no_weight_decay(overrides: list[str]) -> None:
-    settings = resolve_settings(compose_detect(overrides))
+    settings = checked_plan(compose_detect(overrides), 1).settings
     config = build_config(settings, data_root="/unused")
     model = MODELS.build(ConfigDict(config["model"]))
     wrapper = build_optim_wrapper(model, config["optim_wrapper"])

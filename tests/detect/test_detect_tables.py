@@ -17,8 +17,8 @@ from app_helpers import run_cli
 from detection_stack import require_detection_stack
 
 from pws.paper.experiments import load_table
+from pws.records.metrics_file import read_metrics
 from pws.results.report import render_table
-from pws.runs.record import read_metrics
 
 require_detection_stack()
 

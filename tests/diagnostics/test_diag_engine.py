@@ -11,7 +11,7 @@ import pytest
 from pws.classify import ConfigError, make_plan, run
 from pws.classify.app import CLASSIFY, PROBE_FILE
 from pws.diagnostics import figures
-from pws.diagnostics.runs import compose_run
+from pws.diagnostics.measurements import compose_run
 
 # Two epochs of 3 steps of 8 digits (a fixed subset), a narrow plain_c; the schedule (200 epochs, LR x0.1
 # after 100, 150, 180) shortened to 2 epochs steps the LR once, after epoch 1.

@@ -15,7 +15,7 @@ from figure_checks import assert_drawn, over_white
 from pws.data import DataMissingError
 from pws.diagnostics import figures
 from pws.diagnostics.cli import STEPS_FILE, backbone_config, gamma_config, main, run_figure2, run_figure16
-from pws.diagnostics.runs import FIG2_RUNS
+from pws.diagnostics.measurements import FIG2_RUNS
 
 
 def header(path) -> list[str]:

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from pws.engine.checkpoints import LAST_CHECKPOINT
-from pws.runs.tracking import RUN_ID_FILE
+from pws.records.wandb_run import RUN_ID_FILE
 
 from .conftest import Case, load_checkpoint, probe, read_json
 

@@ -21,7 +21,7 @@ from mmengine.registry import HOOKS
 
 from pws.engine.checkpoints import LAST_CHECKPOINT
 from pws.engine.errors import Preempted
-from pws.runs.record import write_metrics
+from pws.records.metrics_file import write_metrics
 
 from .conftest import PROBES, Case, load_checkpoint, probe, read_json, same, tensors
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pws.engine.errors import RunFailed
-from pws.runs.record import write_metrics
+from pws.records.metrics_file import write_metrics
 
 from .conftest import PROBES, Case, probe, read_json, same
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pws.paper.experiments import TABLES, load_table
+from pws.records.wandb_run import _offline_records, read_offline_run, summary_with_paper
 from pws.results.dashboard import (
     build_report,
     dashboard_spec,
@@ -23,7 +24,6 @@ from pws.results.dashboard import (
     panel_keys,
     report_keys,
 )
-from pws.runs.tracking import _offline_records, read_offline_run, summary_with_paper
 
 CLASSIFY_METRICS = ("top1_error", "top5_error", "test_loss")  # what the classification record holds
 TABLE, CELL, ROW = "table4", "plain/lr0.1/pws", "pws"

@@ -86,7 +86,7 @@ def test_the_users_data_is_used_where_it_is(tmp_path: Path) -> None:
 
 def test_the_length_overrides_reach_the_apps_plans(tmp_path: Path) -> None:
     from pws.classify.config import make_plan
-    from pws.detect.config import resolve_settings
+    from pws.detect.app import checked_plan
 
     options = Options(iters=4, eval_images=3)
     plan = make_plan(compose_config("classify", [*cell_overrides("table4", "plain/lr0.1/pws"),
@@ -94,7 +94,7 @@ def test_the_length_overrides_reach_the_apps_plans(tmp_path: Path) -> None:
     assert (plan.schedule.epochs, plan.max_steps_per_epoch, plan.fps_warmup_iters) == (1, 4, 2)
     assert plan.data_kwargs["test_size"] == 3 and plan.batch_size == 128  # the cell's batch unchanged
     detect = [*cell_overrides("table3", "ssd/1x/pws"), *length_overrides("detect", options, 16)]
-    settings = resolve_settings(compose_config("detect", detect))
+    settings = checked_plan(compose_config("detect", detect), 1).settings
     assert (settings.schedule.epochs, settings.train_size, settings.test_size) == (1, 64, 3)
     assert (settings.fps_warmup_iters, settings.val_interval, settings.batch_size) == (2, 1, 16)
     assert settings.input_size == 320 and settings.model_options["width"] == 1.0  # full size

@@ -56,9 +56,9 @@ def full_size(table: str, cell: str, record: dict) -> tuple[dict, dict]:
         got = record["plan"]
         return {"model_kwargs": got["model_kwargs"], "norm": got["norm"],
                 "crop": got["data_kwargs"].get("crop_size")}, want  # fmt: skip
-    from pws.detect.config import resolve_settings
+    from pws.detect.app import checked_plan
 
-    settings = resolve_settings(compose_config("detect", found.overrides)).as_record()
+    settings = checked_plan(compose_config("detect", found.overrides), 1).settings.as_record()
     keys = ("model", "input_size", "method", "num_classes", "data_format")
     got = record["settings"]
     return (

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pws.records.wandb_run import Tracker, read_offline_run, summary_with_paper
 from pws.results.report import render_table
-from pws.runs.tracking import Tracker, read_offline_run, summary_with_paper
 
 from .tables_fakeruns import make_run
 

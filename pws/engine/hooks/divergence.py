@@ -8,13 +8,13 @@ from typing import Any
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from pws.engine.errors import Diverged
 from pws.engine.outputs import scalars
-from pws.runs.record import Diverged
 
 
 @HOOKS.register_module(name="DivergenceHook", force=True)
 class DivergenceHook(Hook):
-    """Raise :class:`~pws.runs.record.Diverged` after the first iteration whose total loss is NaN or inf."""
+    """Raise :class:`~pws.engine.errors.Diverged` after the first iteration whose total loss is NaN or inf."""
 
     priority = "HIGHEST"
 

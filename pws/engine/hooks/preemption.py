@@ -30,7 +30,7 @@ from mmengine.registry import HOOKS
 
 from pws.engine.errors import Preempted
 from pws.engine.shield import SIGNALS, in_forked_child, signals_of
-from pws.runs.record import atomic_write_bytes
+from pws.records.metrics_file import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

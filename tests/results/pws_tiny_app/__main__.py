@@ -1,8 +1,8 @@
 """``python -m pws_tiny_app``: a Hydra app with the apps' contract, in seconds.
 
-Keys table, cell, seed, force; writes ``metrics.json`` per pws/runs/record.py into its Hydra run dir
+Keys table, cell, seed, force; writes ``metrics.json`` per pws/records/metrics_file.py into its Hydra run dir
 (status finished / diverged / failed, ``top1_error``, per-epoch history), skips a run dir that is already
-done unless ``force=true``, and logs to wandb through ``pws.runs.tracking.Tracker``. A softmax
+done unless ``force=true``, and logs to wandb through ``pws.records.wandb_run.Tracker``. A softmax
 classifier on ten Gaussian classes (digit-like 64 values in 0..16) through a two-layer linear net with
 plain SGD; ``norm`` only scales the inputs (``none`` leaves them raw, 0..16, so a large LR blows up and
 the run diverges). ``PWS_TINY_FAIL=<cell>`` makes that cell fail (for the tests).
@@ -20,10 +20,23 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from pws.runs.record import Diverged, check_finite, environment_info, is_done, write_metrics
-from pws.runs.tracking import Tracker
+from pws.engine.errors import Diverged
+from pws.records.metrics_file import DONE_STATUSES, environment_info, read_metrics, write_metrics
+from pws.records.wandb_run import Tracker
 
 os.environ.setdefault("PWS_REPO_CONFIGS", str(Path(__file__).resolve().parents[3] / "configs"))
+
+
+def is_done(run_dir: Path) -> bool:
+    """True if the run already ended as finished or diverged (a rerun skips it unless forced)."""
+    record = read_metrics(run_dir)
+    return record is not None and record.get("status") in DONE_STATUSES
+
+
+def check_finite(loss: float, where: str) -> None:
+    """Raise :class:`Diverged` if ``loss`` is NaN or infinite."""
+    if not math.isfinite(loss):
+        raise Diverged(f"non-finite loss {loss} at {where}")
 
 
 def _data() -> tuple[np.ndarray, ...]:

@@ -1,4 +1,4 @@
-"""wandb for every run, through :class:`pws.runs.tracking.Tracker` (offline unless told otherwise).
+"""wandb for every run, through :class:`pws.records.wandb_run.Tracker` (offline unless told otherwise).
 
 Logs the model's scalars every ``interval`` iterations (``train/<name>``, ``train/lr``), each epoch's
 history entry (``epoch/<name>``) and each evaluation (``val/<metric>``). The run's summary, with the
@@ -16,7 +16,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from pws.engine.hooks.record import RunRecordHook
+from pws.engine.hooks.run_record import RunRecordHook
 from pws.engine.outputs import current_lr, scalars
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 @HOOKS.register_module(name="WandbHook", force=True)
 class WandbHook(Hook):
-    """Curves into ``tracker`` (a :class:`~pws.runs.tracking.Tracker`; rank 0 only)."""
+    """Curves into ``tracker`` (a :class:`~pws.records.wandb_run.Tracker`; rank 0 only)."""
 
     priority = "VERY_LOW"  # after RunRecordHook has added the epoch's entry
 

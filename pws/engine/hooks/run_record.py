@@ -20,7 +20,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from pws.engine.outputs import current_lr, scalars
-from pws.runs.record import write_metrics
+from pws.records.metrics_file import write_metrics
 
 KEY = "pws_record"
 

@@ -1,4 +1,4 @@
-"""What the probe costs: ``python -m pws.diagnostics.cost [--device cpu|cuda] [--repeats 7]``.
+"""What the probe costs: ``python -m pws.diagnostics.probe_overhead [--device cpu|cuda] [--repeats 7]``.
 
 Times training steps (forward, backward, SGD step) of two models without the probe, with the probe
 recording weights and gradients only (``activations=False``), and with everything (the default),
@@ -22,6 +22,7 @@ import torch
 
 from pws.diagnostics.probe import VarianceProbe
 from pws.diagnostics.ssd_like import SSDLike
+from pws.models.classifiers import build_classifier
 from pws.nn import NormMethod
 
 VARIANTS = ("no probe", "weights only", "full probe")
@@ -35,8 +36,6 @@ def _cpu_seconds() -> float:
 def _setups(
     device: torch.device,
 ) -> dict[str, tuple[torch.nn.Module, torch.nn.Module, Callable[[], torch.Tensor]]]:
-    from pws.models.classifiers import build_classifier
-
     torch.manual_seed(0)
     ssd = SSDLike(NormMethod("pws", gamma=1e-3)).to(device)
     images = torch.randn(4, 3, 160, 160, device=device)

@@ -32,10 +32,18 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from pws.classify import run
+from pws.classify.app import PROBE_FILE
+from pws.classify.config import CONFIG_NAME
+from pws.data.detection import VOC_CLASSES, require_voc
+from pws.data.detection.synthetic_voc import generate
+from pws.diagnostics.figures import read_csv
 from pws.diagnostics.probe import VarianceProbe
 from pws.diagnostics.ssd_like import SSDLike, input_sources
 from pws.engine.compose import compose_config
+from pws.engine.lifecycle import resolved_config
 from pws.nn.factory import NormMethod
+from pws.records.metrics_file import read_metrics
 
 # Image normalization: (RGB pixel - mean) / std with ImageNet statistics (mmdet's default for detectors).
 # The authors' TF SSD likewise divides by a per-channel scale of about 51 (their ``Normalize``); mmdet's
@@ -182,8 +190,6 @@ class VOCImages(torch.utils.data.Dataset):
     """
 
     def __init__(self, devkit: Path, size: int, std: Sequence[float], max_images: int | None) -> None:
-        from pws.data.detection import VOC_CLASSES
-
         self.index = {name: i + 1 for i, name in enumerate(VOC_CLASSES)}
         self.size = size
         self.mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
@@ -234,10 +240,7 @@ def _collate(batch: list[tuple[Tensor, dict[str, Tensor]]]) -> tuple[Tensor, lis
 def voc_devkit(cfg: BackboneConfig) -> Path:
     """The VOCdevkit to read: generated at smoke scale, the real one (or a clear error) at full scale."""
     if cfg.data == "synthetic_voc":
-        from pws.data.detection.synthetic_voc import generate
-
         return generate(Path(cfg.data_root) / "synthetic_voc", cfg.synthetic_images, 2, seed=cfg.seed)
-    from pws.data.detection import require_voc
 
     # Real VOC07+12 trainval: DataMissingError (naming the path and how to get VOC) when it is not there.
     return require_voc(cfg.data_root, years=("VOC2007", "VOC2012"), synthetic_ok=False)
@@ -301,8 +304,6 @@ def gamma_run_dir(runs_dir: str | Path, gamma: float) -> Path:
 
 def compose_run(overrides: Sequence[str]) -> Any:
     """The classification app's config with ``overrides`` (:func:`pws.engine.compose.compose_config`)."""
-    from pws.classify.config import CONFIG_NAME
-
     return compose_config(CONFIG_NAME, overrides)
 
 
@@ -311,8 +312,6 @@ def same_settings(run_dir: Path, cfg: Any) -> bool:
     skip or resume it; a record of other settings is trained again from scratch."""
     import json
 
-    from pws.engine.lifecycle import resolved_config
-    from pws.runs.record import read_metrics
 
     record = read_metrics(run_dir)
     if record is None:
@@ -326,8 +325,6 @@ def same_settings(run_dir: Path, cfg: Any) -> bool:
 
 def probe_rows(path: Path, gamma: float) -> list[dict[str, Any]]:
     """The hook's CSV as Figure 2 rows: ``step`` = the iteration, ``gamma`` = the run's gamma."""
-    from pws.diagnostics.figures import read_csv
-
     rows = read_csv(path) if path.exists() else []
     for row in rows:
         row.update(step=int(row["iter"]), gamma=gamma)
@@ -357,9 +354,6 @@ def train_gammas(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One classification run per gamma (``<runs_dir>/gamma<g>``); one row per (gamma, step) for the probed
     layer, read back from each run's ``variance_probe.csv``, and the runs' info (status from metrics.json)."""
-    from pws.classify import run
-    from pws.classify.app import PROBE_FILE
-
     rows: list[dict[str, Any]] = []
     info: dict[str, Any] = {"seconds": {}, "status": {}, "runs": {}, "top1_error": {}}
     for gamma in cfg.gammas:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import math
 import os
 import subprocess
 import tempfile
@@ -35,16 +34,6 @@ from typing import Any
 METRICS_FILE = "metrics.json"
 DONE_STATUSES = ("finished", "diverged")
 PACKAGES = ("torch", "torchvision", "hydra-core", "mmengine", "mmcv", "mmdet", "wandb", "pws-repro")
-
-
-class Diverged(RuntimeError):
-    """Raised when the training loss stops being finite: the run ends with status ``diverged``."""
-
-
-def check_finite(loss: float, where: str) -> None:
-    """Raise :class:`Diverged` if ``loss`` is NaN or infinite."""
-    if not math.isfinite(loss):
-        raise Diverged(f"non-finite loss {loss} at {where}")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -93,12 +82,6 @@ def read_metrics(run_dir: str | os.PathLike[str], strict: bool = False) -> dict[
         if strict:
             raise UnreadableRecord(path, e) from e
         return None
-
-
-def is_done(run_dir: str | os.PathLike[str]) -> bool:
-    """True if the run already ended as finished or diverged (a rerun skips it unless forced)."""
-    record = read_metrics(run_dir)
-    return record is not None and record.get("status") in DONE_STATUSES
 
 
 def environment_info() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from ``results/published.yaml`` through :func:`pws.paper.published.paper_summary
 that come from the constructor, else from the summary's own ``table``/``cell`` keys (a run record has them).
 
 Layering: this module reads the paper as data (:mod:`pws.paper`) and nothing of :mod:`pws.results`, which
-stands on top of :mod:`pws.runs`.
+stands on top of :mod:`pws.records`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 from pws.paper.experiments import row_of
 from pws.paper.published import paper_summary
-from pws.runs.record import atomic_write_bytes
+from pws.records.metrics_file import atomic_write_bytes
 
 DEFAULT_PROJECT = "pws-repro"
 RUN_ID_FILE = "wandb_run_id"  # in the run directory: one wandb run per run directory, across resumes
