@@ -32,6 +32,7 @@ from pws.detect.config import Settings, build_config, data_root_path, detection_
 from pws.detect.cuda_ops import cuda_ops_problem
 from pws.engine.cli import hydra_app
 from pws.engine.device import resolve_device, trained_on
+from pws.engine.process import batch_problem, split_batch
 from pws.engine.schema import Validator, common_values, plain
 from pws.paper import metrics
 
@@ -50,6 +51,15 @@ class DetectPlan:
     device: str = "cpu"  # train.device resolved (auto: cuda where torch sees a GPU, else cpu)
     fused_pws: bool = False  # train.fused_pws (the engine fuses the built detector)
     compile: str | None = None  # train.compile: torch.compile's mode (None: eager)
+    sync_bn: bool = False  # train.sync_bn: BN over the total batch of several processes
+
+    @property
+    def total_batch(self) -> int:
+        return self.settings.batch_size
+
+    @property
+    def lr(self) -> float:
+        return self.settings.sgd.lr
 
     @property
     def log_interval(self) -> int:
@@ -129,9 +139,8 @@ class DetectApp:
         if device is not None and (problem := cuda_ops_problem(trained_on(device))) is not None:
             v.fail(problem)
         scale = str(OmegaConf.select(cfg, "scale.name"))
-        if settings is not None and settings.batch_size % world_size:
-            v.fail(f"data.batch_size={settings.batch_size} (the global batch) must be divisible by the "
-                   f"number of processes ({world_size})")  # fmt: skip
+        if settings is not None and (problem := batch_problem(settings.batch_size, world_size)) is not None:
+            v.fail(problem)
         if settings is not None and needs_pretrained_backbone(settings, scale):
             v.fail("the paper's Mask R-CNN starts from an ImageNet ResNet-50 of the same method (Table 5): "
                    "give model.backbone_checkpoint=<file>, made from a Table 5 run with "
@@ -149,6 +158,7 @@ class DetectApp:
             device=str(device),
             fused_pws=common["fused_pws"],
             compile=common["compile"],
+            sync_bn=common["sync_bn"],
         )
 
     def base_record(self, plan: DetectPlan, cfg: DictConfig) -> dict[str, Any]:
@@ -167,7 +177,7 @@ class DetectApp:
 
     def mmengine_config(self, plan: DetectPlan, prepared: dict[str, Any], world_size: int) -> dict[str, Any]:
         per_process = Settings(
-            **{**vars(plan.settings), "batch_size": plan.settings.batch_size // world_size}
+            **{**vars(plan.settings), "batch_size": split_batch(plan.settings.batch_size, world_size)}
         )
         return build_config(per_process, data_root=prepared["data_root"])
 

@@ -212,8 +212,7 @@ def build_config(
     hooks["checkpoint"].update(
         interval=settings.checkpoint_interval, max_keep_ckpts=settings.max_keep_ckpts, save_last=True
     )
-    cfg["env_cfg"]["dist_cfg"]["backend"] = "nccl" if _cuda_available() else "gloo"
-    return cfg  # the run's keys (work_dir, launcher, randomness, resume, load_from) are the engine's
+    return cfg  # the run's keys (work_dir, launcher, process group, randomness, resume, ...): the engine's
 
 
 def _set_data(cfg: dict[str, Any], settings: Settings, data_root: str | os.PathLike[str]) -> None:
@@ -266,15 +265,6 @@ def _mmdet_config(path: str) -> dict[str, Any]:
     from mmengine.utils import get_installed_path
 
     return Config.fromfile(str(Path(get_installed_path("mmdet")) / ".mim" / "configs" / path)).to_dict()
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:  # pragma: no cover
-        return False
 
 
 def data_root_path(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> Path:

@@ -9,10 +9,11 @@
    (``last_checkpoint``) is checked readable and resumed. An unreadable checkpoint or metrics.json ends
    the run as ``failed`` with the file's path and the way out.
 4. ``app.prepare`` (the data) and ``app.mmengine_config``; the engine adds the loop, the seed, the
-   launcher, the checkpoint hook, the signal shield of the data workers and of wandb's service
-   (:mod:`pws.engine.shield`), the EMA option (mmengine's ``EMAHook``), the speed options
-   (``train.fused_pws``: :class:`~pws.engine.hooks.FusedStandardizationHook`; ``train.compile``: the
-   Runner's ``compile``) and its own hooks (:mod:`pws.engine.hooks`), and mmengine's Runner trains.
+   process group of several processes and SyncBN (:mod:`pws.engine.process`), the checkpoint hook, the
+   signal shield of the data workers and of wandb's service (:mod:`pws.engine.shield`), the EMA option
+   (mmengine's ``EMAHook``), the speed options (``train.fused_pws``:
+   :class:`~pws.engine.hooks.FusedStandardizationHook`; ``train.compile``: the Runner's ``compile``) and
+   its own hooks (:mod:`pws.engine.hooks`), and mmengine's Runner trains.
 5. The outcome is written to ``metrics.json``: ``finished`` (the last evaluation), ``diverged`` (metrics
    NaN, returned normally so that a sweep goes on), ``failed`` (the reason; raised again), or, on a
    preemption signal, ``running`` with ``interrupted`` (the checkpoint is saved; :class:`Preempted`).
@@ -20,18 +21,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
 import os
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 import pws.engine.ema  # noqa: F401  (registers TFStyleEMA for EMAHook)
@@ -58,6 +56,7 @@ from pws.engine.hooks import (
 )
 from pws.engine.lock import RunDirLock
 from pws.engine.preflight import preflight
+from pws.engine.process import Process, batch_record, current, flush_denormals, join, unwritable
 from pws.engine.shield import shield_loaders, shielded
 from pws.runs.record import (
     DONE_STATUSES,
@@ -76,11 +75,6 @@ CONFIG_FILE = "config.yaml"
 _RUNNERS = itertools.count(1)  # the Runners this process built (their experiment names)
 
 
-def world() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment (before any process group exists)."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     """The config with the values the run uses: every interpolation resolved (``optim.lr:
     ${scale.classify.sgd_lr}`` becomes the number); one that cannot resolve leaves the config as written
@@ -93,7 +87,7 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return config
 
 
-def engine_record(app: App, cfg: DictConfig, overrides: list[str], world_size: int = 1) -> dict[str, Any]:
+def engine_record(app: App, cfg: DictConfig, overrides: list[str], process: Process) -> dict[str, Any]:
     """The fields every record has, whatever the app (what a run is, where and with what it ran: the
     device's type, name and count among them)."""
     return {
@@ -108,7 +102,7 @@ def engine_record(app: App, cfg: DictConfig, overrides: list[str], world_size: i
         "data": OmegaConf.select(cfg, "data.name"),
         "overrides": list(overrides),
         "config": resolved_config(cfg),
-        **device_record(world_size),
+        **device_record(process),
         **environment_info(),
     }
 
@@ -123,78 +117,32 @@ def execute(
     """Run (or resume, or skip) ``cfg`` of ``app`` in ``run_dir``; return its record (see the module)."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    rank, world_size = world()
-    base = engine_record(app, cfg, list(overrides or []), world_size)
+    process = current()
+    base = engine_record(app, cfg, list(overrides or []), process)
     if (problem := unwritable(run_dir)) is not None:
         raise RunFailed(problem)
     try:
-        plan = app.plan(cfg, world_size)
+        plan = app.plan(cfg, process.world_size)
         preflight(cfg, base_dir or os.getcwd())
     except ConfigError as e:
-        if rank == 0:
+        if process.is_main:
             write_metrics(run_dir, {**base, "status": "failed", "error": f"invalid configuration: {e}"})
         raise
     lock = RunDirLock(run_dir)
-    if rank == 0:
+    if process.is_main:
         lock.acquire()
     try:
-        return _Run(app, plan, cfg, run_dir, base, rank, world_size, started).go(
+        return _Run(app, plan, cfg, run_dir, base, process, started).go(
             Path(base_dir or os.getcwd())
         )
     finally:
         lock.release()
 
 
-@contextlib.contextmanager
-def flush_denormals() -> Iterator[None]:
-    """Denormal floats flushed to zero while the run trains on a CPU, and the default put back after.
-
-    Activations and gradients of nets without output norms get tiny; a CPU computes with denormal floats
-    orders of magnitude slower. (No effect on a GPU, which flushes them in its own kernels' settings.)
-    """
-    flushed = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if flushed:
-            torch.set_flush_denormal(False)
-
-
 def speed_options(plan: Plan) -> dict[str, Any]:
     """The Runner's ``compile`` entry for ``train.compile``: mmengine compiles the model's ``train_step``
     with ``torch.compile(mode=...)`` after wrapping it; nothing for eager (None)."""
     return {} if plan.compile is None else {"compile": dict(mode=plan.compile)}
-
-
-def join_cpu_process_group(mm: dict[str, Any]) -> None:
-    """Several processes on CPUs (torchrun, gloo): join the process group here, since mmengine's own
-    ``init_dist`` selects a CUDA device unconditionally, and let its DDP wrapper take no device ids."""
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    mm["model_wrapper_cfg"] = dict(type="MMDistributedDataParallel", broadcast_buffers=False, device_ids=None)
-
-
-def leave_process_group() -> None:
-    """Several processes: leave the process group before the interpreter exits (a gloo group left to the
-    interpreter's shutdown aborts a rank: "terminate called without an active exception", exit -6)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def unwritable(run_dir: Path) -> str | None:
-    """Create ``run_dir`` and try to write a file there: None if that works, else why not (naming it)."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-test-{os.getpid()}.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        return f"cannot write to the run directory {run_dir}: {e.strerror or e}"
-    return None
 
 
 class _Run:
@@ -207,15 +155,15 @@ class _Run:
         cfg: DictConfig,
         run_dir: Path,
         base: dict[str, Any],
-        rank: int,
-        world_size: int,
+        process: Process,
         started: float,
     ) -> None:
         self.app, self.plan, self.cfg, self.run_dir = app, plan, cfg, run_dir
         speed = {"fused_pws": plan.fused_pws, "compile": plan.compile}  # the speed options, every app
-        self.base = {**base, **app.base_record(plan, cfg), **speed}
-        self.rank, self.world_size, self.started = rank, world_size, started
-        self.is_main = rank == 0
+        batch = batch_record(plan.total_batch, process.world_size, plan.lr, plan.sync_bn)
+        self.base = {**base, **app.base_record(plan, cfg), **speed, **batch}
+        self.process, self.started = process, started
+        self.is_main = process.is_main
         self.previous: dict[str, Any] | None = None  # the record an earlier session left
 
     def go(self, base_dir: Path) -> dict[str, Any]:
@@ -276,12 +224,14 @@ class _Run:
         from mmengine.runner import Runner
 
         plan = self.plan
-        mm = self.app.mmengine_config(plan, prepared, self.world_size)
-        if self.world_size > 1 and not torch.cuda.is_available():
-            join_cpu_process_group(mm)
+        mm = self.app.mmengine_config(plan, prepared, self.process.world_size)
+        distributed = join(self.process)
+        mm["env_cfg"] = {**mm.get("env_cfg", {}), **distributed.pop("env_cfg", {})}
+        if plan.sync_bn and self.process.distributed:  # BN over the total batch (train.sync_bn)
+            mm["sync_bn"] = "torch"
         mm.update(
+            distributed,
             work_dir=str(self.run_dir),
-            launcher="pytorch" if self.world_size > 1 else "none",
             randomness=dict(seed=plan.seed, deterministic=False),
             resume=checkpoint is not None,
             load_from=str(checkpoint) if checkpoint is not None else None,
@@ -309,7 +259,7 @@ class _Run:
             "save_last": True,
         }
         mm["default_hooks"] = hooks
-        shield_loaders(mm, self.rank, plan.seed)
+        shield_loaders(mm, self.process.rank, plan.seed)
         tracker = None
         speed = ThroughputHook(warmup_iters=plan.fps_warmup_iters)
         record = RunRecordHook(
