@@ -90,6 +90,8 @@ def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:
         except Preempted as e:
             print(f"pws.{app.name}: {e}", file=sys.stderr)
             sys.exit(e.exit_code)
+        finally:  # each run of a multirun: in a SLURM task or a sweep, the process goes on after it
+            leave()
         values = ", ".join(f"{k}={record[k]:.2f}" for k in shown if isinstance(record.get(k), (int, float)))
         print(f"pws.{app.name}: {record.get('status')}: {values}")
 
@@ -107,9 +109,6 @@ def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:
         elif (problem := unsplit_batch(app.name, sys.argv[1:])) is not None:
             print(f"pws.{app.name}: error: {problem}", file=sys.stderr)
             sys.exit(ConfigError.exit_code)
-        try:
-            _main()
-        finally:
-            leave()
+        _main()
 
     return main
