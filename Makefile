@@ -21,13 +21,16 @@ lint:
 	$(VENV)/bin/ruff check .
 
 # --- The paper's tables: make reproduce-table1..5 [SCALE=smoke|full] [SEEDS=0,1,2]
-#     [LAUNCHER=local|joblib|slurm|submitit_local] [FORCE=1] [REPRO_ARGS="--cells ... --override k=v"]
+#     [LAUNCHER=local|joblib|slurm|submitit_local] [FORCE=1] [DETACH=1] [REPRO_ARGS="--cells ... --override k=v"]
+#     DETACH=1 (LAUNCHER=slurm): submit the jobs and return; the same command later shows their states,
+#     submits what is neither queued, running nor done, and renders what has finished (docs/cluster.md)
 SCALE    ?= smoke
 SEEDS    ?= 0
 LAUNCHER ?= local
 FORCE    ?=
+DETACH   ?=
 REPRO    := $(PY) scripts/reproduce_table.py --scale $(SCALE) --seeds $(SEEDS) --launcher $(LAUNCHER) \
-            $(if $(FORCE),--force) $(REPRO_ARGS)
+            $(if $(FORCE),--force) $(if $(DETACH),--detach) $(REPRO_ARGS)
 SWEEP    := $(PY) scripts/sweep.py --scale $(SCALE) --seeds $(SEEDS) --launcher $(LAUNCHER) \
             $(if $(FORCE),--force) $(if $(Y),--y $(Y)) $(if $(X),--x $(X)) $(SWEEP_ARGS)
 

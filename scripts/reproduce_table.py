@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="an extra Hydra override for every cell (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.add_argument("--detach", action="store_true",
+                   help="--launcher slurm: submit the jobs and return; run again to see their states, submit "
+                        "what is neither queued, running nor done, and render what has finished")
     p.add_argument("--stream", action="store_true", help="show the apps' output (else in launch.log)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--reference", default="paper", choices=REFERENCES,
@@ -93,13 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         return rehearse_table(args, extra)
     if args.plan:
         return plan_cost(args, extra)
+    if args.detach and args.launcher != "slurm":
+        print("reproduce_table: error: --detach submits SLURM jobs and returns: it needs --launcher slurm",
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
         report = reproduce(
             args.table, scale=args.scale, seeds=args.seeds, launcher=args.launcher, force=args.force,
             grid=args.grid, runs_root=args.runs, out_root=args.out, extra_overrides=extra,
             cells=args.cells.split(",") if args.cells else None, cell_jobs=args.cell_jobs,
             dry_run=args.dry_run, stream=args.stream, plots=not args.no_plots,
-            backbone_seed=args.backbone_seed, reference=args.reference,
+            backbone_seed=args.backbone_seed, reference=args.reference, detach=args.detach,
         )
     except (BadFile, FileNotFoundError) as e:  # the table's definition, published.yaml
         print(f"reproduce_table: error: {e}", file=sys.stderr)

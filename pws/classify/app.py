@@ -117,7 +117,6 @@ class ClassifyApp:
                 logger=dict(type="LoggerHook", interval=plan.log_every),
                 checkpoint=dict(interval=plan.checkpoint_every, max_keep_ckpts=1),
             ),
-            env_cfg=dict(dist_cfg=dict(backend="nccl" if plan.device.startswith("cuda") else "gloo")),
             log_processor=dict(by_epoch=True, window_size=plan.log_every),
         )
         if plan.on_device:  # the training set on the device: the loader yields indices, the model augments

@@ -15,7 +15,6 @@ Invalid values raise :class:`pws.engine.errors.ConfigError` (exit 2), in the for
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from omegaconf import DictConfig
 
 from pws.data.classification import dataset_options
 from pws.engine.device import resolve_device
+from pws.engine.process import batch_problem, split_batch
 from pws.engine.schedule import StepSchedule, step_schedule
 from pws.engine.schema import MISSING, SGD, Validator, common_values, plain, sgd_values
 from pws.models.classifiers import classifier_options
@@ -84,6 +84,7 @@ class ClassifyPlan:
     probe: dict[str, Any] | None = None
     fused_pws: bool = False  # train.fused_pws (the engine fuses the built network)
     compile: str | None = None  # train.compile: torch.compile's mode (None: eager)
+    sync_bn: bool = False  # train.sync_bn: BN over the total batch of several processes
     on_device: bool = False  # data.on_device: CIFAR's training set and its augmentation on the run's device
 
     @property
@@ -94,7 +95,15 @@ class ClassifyPlan:
 
     @property
     def per_rank_batch(self) -> int:
-        return self.batch_size // self.world_size
+        return split_batch(self.batch_size, self.world_size)
+
+    @property
+    def total_batch(self) -> int:
+        return self.batch_size
+
+    @property
+    def lr(self) -> float:
+        return self.sgd.lr
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly view for metrics.json and the log."""
@@ -122,20 +131,12 @@ class ClassifyPlan:
         }
 
 
-def world_size_from_env() -> int:
-    """WORLD_SIZE as set by torchrun (1 without it)."""
-    try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError:
-        return 1
-
-
-def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None) -> ClassifyPlan:
+def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int) -> ClassifyPlan:
     """Validate ``cfg`` (the composed ``classify`` config) and return the run's :class:`ClassifyPlan`.
 
-    Raises :class:`ConfigError` listing every invalid value. ``world_size`` defaults to torchrun's.
+    Raises :class:`ConfigError` listing every invalid value. ``world_size``: the run's processes
+    (:func:`pws.engine.process.current`), over which ``data.batch_size`` is split.
     """
-    world_size = world_size_from_env() if world_size is None else world_size
     v = Validator(plain(cfg))
     common = common_values(v)
 
@@ -169,11 +170,8 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
     for key in ("train_size", "test_size"):
         if data_kwargs.get(key) is not None:
             v.integer(f"data.{key}", minimum=1)
-    if batch_size is not None and batch_size % world_size:
-        v.fail(
-            f"data.batch_size={batch_size} (the global batch) must be divisible by the number of "
-            f"processes ({world_size}); each rank trains on batch_size / {world_size} images"
-        )
+    if batch_size is not None and (problem := batch_problem(batch_size, world_size)) is not None:
+        v.fail(problem)
 
     sgd = sgd_values(v)
     sched = v.string("schedule.name")
@@ -212,7 +210,7 @@ def make_plan(cfg: DictConfig | Mapping[str, Any], world_size: int | None = None
         ema_warmup=common["ema_warmup"], wandb_mode=common["wandb_mode"], force=common["force"],
         table=common["table"], row=common["row"], cell=common["cell"],
         probe=probe, fused_pws=common["fused_pws"], compile=common["compile"],
-        on_device=bool(on_device), fps_warmup_iters=fps_warmup,
+        sync_bn=common["sync_bn"], on_device=bool(on_device), fps_warmup_iters=fps_warmup,
     )  # fmt: skip
 
 

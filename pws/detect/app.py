@@ -32,6 +32,7 @@ from pws.detect.cuda_ops import cuda_ops_problem
 from pws.engine.cli import hydra_app
 from pws.engine.device import resolve_device, trained_on
 from pws.engine.errors import ConfigError
+from pws.engine.process import batch_problem
 from pws.engine.schema import Validator, common_values, plain
 from pws.paper import metrics
 
@@ -51,6 +52,15 @@ class DetectPlan:
     device: str = "cpu"  # train.device resolved (auto: cuda where torch sees a GPU, else cpu)
     fused_pws: bool = False  # train.fused_pws (the engine fuses the built detector)
     compile: str | None = None  # train.compile: torch.compile's mode (None: eager)
+    sync_bn: bool = False  # train.sync_bn: BN over the total batch of several processes
+
+    @property
+    def total_batch(self) -> int:
+        return self.settings.batch_size
+
+    @property
+    def lr(self) -> float:
+        return self.settings.sgd.lr
 
     @property
     def log_interval(self) -> int:
@@ -122,9 +132,8 @@ def checked_plan(cfg: DictConfig, world_size: int) -> DetectPlan:
     device = resolve_device(v)
     if device is not None and (problem := cuda_ops_problem(trained_on(device))) is not None:
         v.fail(problem)
-    if settings is not None and settings.batch_size % world_size:
-        v.fail(f"data.batch_size={settings.batch_size} (the global batch) must be divisible by the "
-               f"number of processes ({world_size})")  # fmt: skip
+    if settings is not None and (problem := batch_problem(settings.batch_size, world_size)) is not None:
+        v.fail(problem)
     v.raise_if_failed()
     assert settings is not None
     return DetectPlan(
@@ -139,6 +148,7 @@ def checked_plan(cfg: DictConfig, world_size: int) -> DetectPlan:
         device=str(device),
         fused_pws=common["fused_pws"],
         compile=common["compile"],
+        sync_bn=common["sync_bn"],
     )
 
 

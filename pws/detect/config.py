@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pws.detect.models import check_options, model_config
+from pws.engine.process import split_batch
 from pws.engine.schedule import StepSchedule, step_schedule
 from pws.engine.schema import SGD, Validator, sgd_values
 from pws.nn.factory import NormMethod, as_method
@@ -157,8 +158,8 @@ def build_config(
     """The mmengine config (a dict; ``mmengine.Config(dict)`` wraps it) of one detection experiment, in
     one pass: the model's file in ``configs/mmdet/`` (mmdet's config plus the paper's changes, with the
     run's model choices: :func:`pws.detect.models.model_config`) with the data (``settings.batch_size``
-    split over ``world_size`` processes), schedule, optimizer and hook intervals. The run's keys are
-    :func:`pws.engine.run_keys.add_run_keys`'s."""
+    split over ``world_size`` processes: :func:`pws.engine.process.split_batch`), schedule, optimizer and
+    hook intervals. The run's keys are :func:`pws.engine.run_keys.add_run_keys`'s."""
     cfg = model_config(
         settings.model,
         settings.method,
@@ -168,7 +169,7 @@ def build_config(
         score_thr=settings.test_score_thr,
         **settings.model_options,
     )
-    _set_data(cfg, settings, data_root, settings.batch_size // world_size)
+    _set_data(cfg, settings, data_root, split_batch(settings.batch_size, world_size))
     cfg["train_cfg"].update(max_epochs=settings.schedule.epochs, val_interval=settings.val_interval)
     # mmdet's schedules: its linear warm-up over iterations, then the run's LR steps at epochs
     warmup = next(s for s in cfg["param_scheduler"] if s["type"] == "LinearLR")
@@ -183,8 +184,7 @@ def build_config(
     hooks = cfg["default_hooks"]
     hooks["logger"]["interval"] = settings.log_interval
     hooks["checkpoint"].update(interval=settings.checkpoint_interval, max_keep_ckpts=settings.max_keep_ckpts)
-    cfg["env_cfg"]["dist_cfg"]["backend"] = "nccl" if _cuda_available() else "gloo"
-    return cfg
+    return cfg  # the run's keys (work_dir, launcher, process group, randomness, resume, ...): the engine's
 
 
 def _set_data(cfg: dict[str, Any], settings: Settings, data_root: str | os.PathLike[str],
@@ -239,15 +239,6 @@ def _mmdet_config(path: str) -> dict[str, Any]:
     from mmengine.utils import get_installed_path
 
     return Config.fromfile(str(Path(get_installed_path("mmdet")) / ".mim" / "configs" / path)).to_dict()
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:  # pragma: no cover
-        return False
 
 
 def data_root_path(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> Path:

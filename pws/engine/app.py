@@ -21,6 +21,9 @@ class Plan(Protocol):
     fps_warmup_iters: int
     fused_pws: bool  # train.fused_pws: pws.nn.fuse_standardization on the built model
     compile: str | None  # train.compile: torch.compile's mode for mmengine's Runner (None: eager)
+    sync_bn: bool  # train.sync_bn: several processes normalize BN over the total batch
+    total_batch: int  # data.batch_size: the total batch, split over the processes
+    lr: float  # the LR (the paper's, whatever the number of processes)
 
 
 class App(Protocol):

@@ -10,7 +10,6 @@ weeks: :func:`cpu_fallback` is that refusal's message (the engine raises it befo
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import torch
 
+from pws.engine.process import Process
 from pws.engine.schema import Validator
 
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -71,12 +71,12 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def device_record(world_size: int) -> dict[str, Any]:
+def device_record(process: Process) -> dict[str, Any]:
     """What the run trains on, for metrics.json: ``device_type`` (``cuda``, or ``cpu``: mmengine's choice),
     ``device_name`` (the GPU's, of this process's local rank, or the CPU's model) and ``device_count`` (the
     devices the run trains on: one GPU per process; on CPUs, the processes)."""
     if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
+        local = process.local_rank % torch.cuda.device_count()
         return {"device_type": "cuda", "device_name": torch.cuda.get_device_name(local),
-                "device_count": world_size}  # fmt: skip
-    return {"device_type": "cpu", "device_name": cpu_name(), "device_count": world_size}
+                "device_count": process.world_size}  # fmt: skip
+    return {"device_type": "cpu", "device_name": cpu_name(), "device_count": process.world_size}

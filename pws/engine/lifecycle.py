@@ -8,11 +8,12 @@
    ``force=true`` (which moves the checkpoints aside and starts again); otherwise the newest checkpoint
    (``last_checkpoint``) is checked readable and resumed. An unreadable checkpoint or metrics.json ends
    the run as ``failed`` with the file's path and the way out.
-4. ``app.prepare`` (the data) and ``app.mmengine_config`` (the experiment); the run's keys are added by
-   :func:`~pws.engine.run_keys.add_run_keys` (work_dir, launcher, seed, resume, the loop, the checkpoint
-   hook, EMA, compile, the data workers' shield); wandb's service starts shielded
-   (:mod:`pws.engine.shield`), the engine's hooks (:mod:`pws.engine.hooks`; ``train.fused_pws``:
-   :class:`~pws.engine.hooks.FusedStandardizationHook`) are registered, and mmengine's Runner trains.
+4. ``app.prepare`` (the data) and ``app.mmengine_config`` (the experiment); the process joins its group
+   (:mod:`pws.engine.process`) and the run's keys are added by :func:`~pws.engine.run_keys.add_run_keys`
+   (work_dir, launcher and backend, SyncBN, seed, resume, the loop, the checkpoint hook, EMA, compile, the
+   data workers' shield); wandb's service starts shielded (:mod:`pws.engine.shield`), the engine's hooks
+   (:mod:`pws.engine.hooks`; ``train.fused_pws``: :class:`~pws.engine.hooks.FusedStandardizationHook`) are
+   registered, and mmengine's Runner trains.
 5. The outcome is written to ``metrics.json``: ``finished`` (the last evaluation), ``diverged`` (metrics
    NaN, returned normally so that a sweep goes on), ``failed`` (the reason; raised again), or, on a
    preemption signal, ``running`` with ``interrupted`` (the checkpoint is saved; :class:`Preempted`).
@@ -20,17 +21,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pws.data.errors import DataMissingError
@@ -56,6 +54,7 @@ from pws.engine.hooks import (
 )
 from pws.engine.lock import RunDirLock
 from pws.engine.preflight import preflight
+from pws.engine.process import Process, batch_record, current, flush_denormals, join, unwritable
 from pws.engine.run_keys import add_run_keys
 from pws.engine.shield import shielded
 from pws.records.metrics_file import (
@@ -73,11 +72,6 @@ log = logging.getLogger("pws.engine")
 CONFIG_FILE = "config.yaml"
 
 
-def world() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment (before any process group exists)."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     """The config with the values the run uses: every interpolation resolved (``optim.lr:
     ${scale.classify.sgd_lr}`` becomes the number); one that cannot resolve leaves the config as written
@@ -90,7 +84,7 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return config
 
 
-def engine_record(app: App, cfg: DictConfig, overrides: list[str], world_size: int = 1) -> dict[str, Any]:
+def engine_record(app: App, cfg: DictConfig, overrides: list[str], process: Process) -> dict[str, Any]:
     """The fields every record has, whatever the app (what a run is, where and with what it ran: the
     device's type, name and count among them)."""
     return {
@@ -105,7 +99,7 @@ def engine_record(app: App, cfg: DictConfig, overrides: list[str], world_size: i
         "data": OmegaConf.select(cfg, "data.name"),
         "overrides": list(overrides),
         "config": resolved_config(cfg),
-        **device_record(world_size),
+        **device_record(process),
         **environment_info(),
     }
 
@@ -120,72 +114,26 @@ def execute(
     """Run (or resume, or skip) ``cfg`` of ``app`` in ``run_dir``; return its record (see the module)."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    rank, world_size = world()
-    base = engine_record(app, cfg, list(overrides or []), world_size)
+    process = current()
+    base = engine_record(app, cfg, list(overrides or []), process)
     if (problem := unwritable(run_dir)) is not None:
         raise RunFailed(problem)
     try:
-        plan = app.plan(cfg, world_size)
+        plan = app.plan(cfg, process.world_size)
         preflight(cfg, base_dir or os.getcwd())
     except ConfigError as e:
-        if rank == 0:
+        if process.is_main:
             write_metrics(run_dir, {**base, "status": "failed", "error": f"invalid configuration: {e}"})
         raise
     lock = RunDirLock(run_dir)
-    if rank == 0:
+    if process.is_main:
         lock.acquire()
     try:
-        return _Run(app, plan, cfg, run_dir, base, rank, world_size, started).go(
+        return _Run(app, plan, cfg, run_dir, base, process, started).go(
             Path(base_dir or os.getcwd())
         )
     finally:
         lock.release()
-
-
-@contextlib.contextmanager
-def flush_denormals() -> Iterator[None]:
-    """Denormal floats flushed to zero while the run trains on a CPU, and the default put back after.
-
-    Activations and gradients of nets without output norms get tiny; a CPU computes with denormal floats
-    orders of magnitude slower. (No effect on a GPU, which flushes them in its own kernels' settings.)
-    """
-    flushed = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if flushed:
-            torch.set_flush_denormal(False)
-
-
-def join_cpu_process_group(mm: dict[str, Any]) -> None:
-    """Several processes on CPUs (torchrun, gloo): join the process group here, since mmengine's own
-    ``init_dist`` selects a CUDA device unconditionally, and let its DDP wrapper take no device ids."""
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    mm["model_wrapper_cfg"] = dict(type="MMDistributedDataParallel", broadcast_buffers=False, device_ids=None)
-
-
-def leave_process_group() -> None:
-    """Several processes: leave the process group before the interpreter exits (a gloo group left to the
-    interpreter's shutdown aborts a rank: "terminate called without an active exception", exit -6)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def unwritable(run_dir: Path) -> str | None:
-    """Create ``run_dir`` and try to write a file there: None if that works, else why not (naming it)."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-test-{os.getpid()}.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        return f"cannot write to the run directory {run_dir}: {e.strerror or e}"
-    return None
 
 
 class _Run:
@@ -198,15 +146,15 @@ class _Run:
         cfg: DictConfig,
         run_dir: Path,
         base: dict[str, Any],
-        rank: int,
-        world_size: int,
+        process: Process,
         started: float,
     ) -> None:
         self.app, self.plan, self.cfg, self.run_dir = app, plan, cfg, run_dir
         speed = {"fused_pws": plan.fused_pws, "compile": plan.compile}  # the speed options, every app
-        self.base = {**base, **app.base_record(plan, cfg), **speed}
-        self.rank, self.world_size, self.started = rank, world_size, started
-        self.is_main = rank == 0
+        batch = batch_record(plan.total_batch, process.world_size, plan.lr, plan.sync_bn)
+        self.base = {**base, **app.base_record(plan, cfg), **speed, **batch}
+        self.process, self.started = process, started
+        self.is_main = process.is_main
         self.previous: dict[str, Any] | None = None  # the record an earlier session left
 
     def go(self, base_dir: Path) -> dict[str, Any]:
@@ -268,11 +216,9 @@ class _Run:
         from mmengine.utils import import_modules_from_strings
 
         plan = self.plan
-        mm = self.app.mmengine_config(plan, prepared, self.world_size)
-        if self.world_size > 1 and not torch.cuda.is_available():
-            join_cpu_process_group(mm)
+        mm = self.app.mmengine_config(plan, prepared, self.process.world_size)
         add_run_keys(mm, plan, app_name=self.app.name, run_dir=self.run_dir, checkpoint=checkpoint,
-                     rank=self.rank, world_size=self.world_size)  # fmt: skip
+                     process=self.process, group=join(self.process))  # fmt: skip
         tracker = None
         speed = ThroughputHook(warmup_iters=plan.fps_warmup_iters)
         record = RunRecordHook(

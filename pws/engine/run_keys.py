@@ -1,7 +1,8 @@
 """The run's keys of an mmengine config, for every app: :func:`add_run_keys`.
 
 An app states the experiment (model, data, evaluator, optimizer, schedule: ``App.mmengine_config``); this
-module, and nothing else, adds what belongs to the run: the work directory, the launcher, the seed and
+module, and nothing else, adds what belongs to the run: the work directory, the launcher and the process
+group's keys (:func:`pws.engine.process.join`'s), SyncBN (``train.sync_bn``), the seed and
 randomness, resume / load_from, the engine's loop (:class:`~pws.engine.loops.ExactResumeEpochLoop`), the
 checkpoint hook's kind, the EMA (mmengine's ``EMAHook`` with :class:`~pws.engine.ema.TFStyleEMA`), the
 Runner's ``compile``, the Runner's own names and the data workers' signal shield (:mod:`pws.engine.shield`).
@@ -16,6 +17,7 @@ from typing import Any
 import pws.engine.ema
 import pws.engine.loops  # noqa: F401  (registers the loop LOOP names)
 from pws.engine.app import Plan
+from pws.engine.process import Process
 from pws.engine.shield import shield_loaders
 
 RUNNERS = itertools.count(1)  # the Runners this process built (their experiment names)
@@ -43,14 +45,18 @@ def add_run_keys(
     app_name: str,
     run_dir: Path,
     checkpoint: Path | None,
-    rank: int,
-    world_size: int,
+    process: Process,
+    group: dict[str, Any],
 ) -> dict[str, Any]:
     """``mm``, an app's experiment, with the run's keys (see the module); ``checkpoint``: the one to resume
-    (None: a fresh start)."""
+    (None: a fresh start); ``group``: the Runner's keys of the process group ``process`` joined."""
+    group = dict(group)
+    mm["env_cfg"] = {**mm.get("env_cfg", {}), **group.pop("env_cfg", {})}
+    if plan.sync_bn and process.distributed:  # BN over the total batch
+        mm["sync_bn"] = "torch"
     mm.update(
+        group,
         work_dir=str(run_dir),
-        launcher="pytorch" if world_size > 1 else "none",
         randomness=dict(seed=plan.seed, deterministic=False),
         resume=checkpoint is not None,
         load_from=str(checkpoint) if checkpoint is not None else None,
@@ -70,5 +76,5 @@ def add_run_keys(
     hooks["checkpoint"] = {**hooks.get("checkpoint", {}), "type": "CheckpointHook", "by_epoch": True,
                            "save_last": True}  # fmt: skip
     mm["default_hooks"] = hooks
-    shield_loaders(mm, rank, plan.seed)
+    shield_loaders(mm, process.rank, plan.seed)
     return mm

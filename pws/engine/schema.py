@@ -34,7 +34,8 @@ def common_values(v: Validator) -> dict[str, Any]:
     """The values every app takes: ``seed`` (0 .. 2**32 - 1), ``force``, ``ema.*`` (the authors' weight
     average, :mod:`pws.engine.ema`), ``wandb.mode``, table/row/cell, and the speed options
     ``train.fused_pws`` (:func:`pws.nn.fuse_standardization` on the built network) and ``train.compile``
-    (null or one of :data:`COMPILE_MODES`; eager-only fusion and compile exclude each other)."""
+    (null or one of :data:`COMPILE_MODES`; eager-only fusion and compile exclude each other), and
+    ``train.sync_bn`` (several processes: BN over the total batch, not each process's part)."""
     seed = v.integer("seed", minimum=0)
     if seed is not None and seed > SEED_MAX:
         v.fail(f"seed must be <= {SEED_MAX}, got {seed}")
@@ -64,6 +65,7 @@ def common_values(v: Validator) -> dict[str, Any]:
         "cell": v.string("cell", optional=True),
         "fused_pws": bool(fused_pws),
         "compile": compile_mode,
+        "sync_bn": bool(v.boolean("train.sync_bn")),
     }
 
 

@@ -21,6 +21,11 @@ Cells run one after the other (their seeds in parallel under the joblib and SLUR
 ``--cell-jobs N`` launches N cells at once (the default for SLURM is all of them: each multirun then only
 waits for its array job).
 
+``--detach`` (SLURM): each cell's multirun submits its jobs and returns at once (their ids in
+``<sweep dir>/slurm_jobs.json``, :mod:`pws.records.slurm_jobs`); the driver renders what has finished and
+ends. The same command later shows each seed pending or running (``squeue``), finished or failed (its
+record), submits only the seeds that are neither queued, running nor done, and renders again.
+
 A row that starts from another table's run (``backbone_from``: Table 3's Mask R-CNN from Table 5's
 ResNet-50) gets ``model.backbone_checkpoint=<file>`` at full scale, exported from that run before the
 launch; a cell whose run is missing waits (not launched; its line names the run and the command that
@@ -44,6 +49,7 @@ from pathlib import Path
 
 from pws.paper.experiments import REPO_ROOT, Cell, Table, load_table
 from pws.records.metrics_file import DONE_STATUSES, atomic_write_bytes
+from pws.records.slurm_jobs import queued
 from pws.results.backbones import BackboneSource, ensure_exported, resolve
 from pws.results.collect import LOCK_FILE, Run, load_run, override_dict, parse_override
 from pws.results.render import runs_dir
@@ -56,6 +62,7 @@ LAUNCHERS = {
     "slurm": "slurm",                        # submitit on a SLURM cluster
     "submitit_local": "pws_submitit_local",  # submitit's local executor (the SLURM path minus the cluster)
 }
+DETACHED_LAUNCHER = "pws_slurm_detached"  # --detach: the SLURM launcher that submits and returns
 
 
 @dataclass
@@ -69,6 +76,8 @@ class Launch:
     stale: list[int] = field(default_factory=list)  # done, but with other overrides: rerun (force=true)
     unreadable: dict[int, str] = field(default_factory=dict)  # seed -> its metrics.json: not run (no force)
     busy: dict[int, str] = field(default_factory=dict)  # seed -> why: a live process holds its run dir
+    queued: dict[int, str] = field(default_factory=dict)  # seed -> its SLURM job's state (not launched)
+    detach: bool = False  # submitted without waiting for its jobs (the SLURM launcher, --detach)
     backbone: BackboneSource | None = None  # where its pretrained backbone comes from (None: no such row)
     command: list[str] = field(default_factory=list)
     returncode: int | None = None
@@ -120,11 +129,16 @@ def plan(
     extra_overrides: list[str] | None = None,
     cells: list[str] | None = None,
     backbone_seed: int = 0,
+    detach: bool = False,
 ) -> list[Launch]:
     """The multiruns that reproduce ``table`` at ``scale`` (nothing is run, nothing exported);
-    ``backbone_seed``: the seed of the run a ``backbone_from`` row starts from."""
+    ``backbone_seed``: the seed of the run a ``backbone_from`` row starts from; ``detach``: the SLURM
+    launcher submits and returns (see the module)."""
     if launcher not in LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
+    if detach and launcher != "slurm":
+        raise ValueError(f"detach (jobs submitted, not awaited) needs the slurm launcher, not {launcher!r}")
+    hydra_launcher = DETACHED_LAUNCHER if detach else LAUNCHERS[launcher]
     base = runs_dir(runs_root, scale, table.name, grid).resolve()
     launches = []
     for cell in table.cells(scale, grid):
@@ -140,23 +154,27 @@ def plan(
                    f"{(r.holder or {}).get('host')}, lock {r.path / LOCK_FILE})"
                 for s, r in runs.items() if r.live and r.status not in DONE_STATUSES}
         unreadable = {} if force else {s: r.note for s, r in runs.items() if r.status == "unreadable"}
+        in_queue = queued(sweep_dir) if launcher == "slurm" else {}
+        waiting_jobs = {s: in_queue[str(s)] for s in seeds if str(s) in in_queue and s not in busy}
         done = [] if force else [s for s, r in runs.items() if r.status in DONE_STATUSES]
         stale = [s for s in done if not _same_overrides(runs[s], overrides)]
         done = [s for s in done if s not in stale]
         waiting = backbone is not None and backbone.kind == "missing"
-        todo = [s for s in seeds if s not in done and s not in unreadable and s not in busy and not waiting]
+        todo = [s for s in seeds if s not in done and s not in unreadable and s not in busy
+                and s not in waiting_jobs and not waiting]
         cmd = [
             sys.executable, "-m", cell.app, "-m",
             *overrides,
             f"table={table.name}", f"cell={cell.id}",
             "seed=" + ",".join(str(s) for s in todo),
             *(["force=true"] if force or stale else []),
-            f"hydra/launcher={LAUNCHERS[launcher]}",
+            f"hydra/launcher={hydra_launcher}",
             f"hydra.sweep.dir={sweep_dir}",
             "hydra.sweep.subdir=seed${seed}",
         ]
         launches.append(Launch(cell=cell, sweep_dir=sweep_dir, seeds=todo, done=done, stale=stale,
-                               unreadable=unreadable, busy=busy, backbone=backbone, command=cmd))
+                               unreadable=unreadable, busy=busy, queued=waiting_jobs, detach=detach,
+                               backbone=backbone, command=cmd))
     return launches
 
 
@@ -215,8 +233,12 @@ def execute(launch: Launch, *, scale: str, stream: bool = False, cwd: str | os.P
 
 def _cell_summary(launch: Launch, table: Table) -> str:
     parts = []
-    for s in launch.seeds + launch.done + list(launch.unreadable) + list(launch.busy):
+    listed = [*launch.seeds, *launch.done, *launch.unreadable, *launch.busy, *launch.queued]
+    for s in dict.fromkeys(listed):  # a seed just submitted is also queued
         run = load_run(launch.sweep_dir / f"seed{s}")
+        if s in launch.queued and run.status not in DONE_STATUSES:  # SLURM's word: pending, running
+            parts.append(f"seed {s}: {launch.queued[s]}")
+            continue
         if run.status not in DONE_STATUSES:  # no result: its status, never its last evaluation
             parts.append(f"seed {s}: {run.note}")
             continue
@@ -228,6 +250,13 @@ def _cell_summary(launch: Launch, table: Table) -> str:
         tag = " (skipped: done)" if s in launch.done else ""
         parts.append(f"seed {s}: {run.status}{tag} " + " ".join(vals))
     return "; ".join(parts)
+
+
+def _earlier_states(launch: Launch) -> str:
+    """What the seeds a launch runs were before it (`` (seed 1 was failed)``; empty for new seeds)."""
+    runs = {s: load_run(launch.sweep_dir / f"seed{s}") for s in launch.seeds}
+    was = [f"seed {s} was {run.status}" for s, run in runs.items() if run.record is not None]
+    return f" ({'; '.join(was)})" if was else ""
 
 
 def usable_cpus() -> int:
@@ -267,12 +296,17 @@ def run_all(launches: list[Launch], table: Table, *, scale: str, cell_jobs: int 
     env = parallel_cells_env(cell_jobs) if cell_jobs > 1 else None
 
     def one(launch: Launch) -> Launch:
+        earlier = _earlier_states(launch) if launch.detach else ""
         if not launch.skipped:
             execute(launch, scale=scale, stream=stream and cell_jobs == 1, env=env)
         with lock:
             counter["n"] += 1
             if launch.skipped:
                 state = "; ".join(launch.skip_notes()) or "done already"
+            elif launch.returncode == 0 and launch.detach:  # its jobs are queued: SLURM's states
+                state = f"submitted seeds {launch.seeds} in {launch.wall_s:.0f} s{earlier}"
+                in_queue = queued(launch.sweep_dir)
+                launch.queued.update({s: in_queue[str(s)] for s in launch.seeds if str(s) in in_queue})
             elif launch.returncode == 0:
                 state = f"ran in {launch.wall_s:.0f} s"
                 if launch.stale:
@@ -311,13 +345,15 @@ def reproduce(
     wandb_mode: str | None = None,
     backbone_seed: int = 0,
     reference: str = "paper",
+    detach: bool = False,
     printer=print,
 ):
-    """Run (or resume) the grid of ``table_name`` and render it; returns the report (None on dry run)."""
+    """Run (or resume) the grid of ``table_name`` and render it; returns the report (None on dry run).
+    ``detach``: submit the SLURM jobs and render what has finished without waiting (see the module)."""
     table = load_table(table_name)
     seeds = list(seeds if seeds is not None else [0])
     launches = plan(table, scale, seeds, grid=grid, runs_root=runs_root, launcher=launcher, force=force,
-                    extra_overrides=extra_overrides, cells=cells, backbone_seed=backbone_seed)
+                    extra_overrides=extra_overrides, cells=cells, backbone_seed=backbone_seed, detach=detach)
     if cell_jobs is None:
         cell_jobs = default_cell_jobs(launcher, scale, len(launches))
     base = runs_dir(runs_root, scale, table.name, grid)

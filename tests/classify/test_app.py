@@ -268,7 +268,7 @@ def test_all_problems_are_listed_in_one_message() -> None:
 
 
 def test_batch_must_split_across_ranks() -> None:
-    with pytest.raises(ConfigError, match="divisible by the number of processes"):
+    with pytest.raises(ConfigError, match=r"data\.batch_size=63 is the total batch.* 2 processes"):
         make_plan(compose_cfg(["data.batch_size=63"]), world_size=2)
 
 

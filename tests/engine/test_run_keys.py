@@ -12,6 +12,7 @@ import pytest
 from pws.classify.app import CLASSIFY
 from pws.classify.config import make_plan
 from pws.engine.compose import compose_config
+from pws.engine.process import Process
 from pws.engine.run_keys import LOOP, add_run_keys
 
 RUN_KEYS = ("work_dir", "launcher", "randomness", "resume", "load_from", "compile", "experiment_name")
@@ -25,6 +26,12 @@ class FakePlan:
     compile: str | None = None
     ema_decay: float | None = None
     ema_warmup: bool = True
+    sync_bn: bool = False
+
+
+ONE = Process()
+TWO_ON_CPUS = Process(rank=1, local_rank=1, world_size=2, launcher="torchrun")
+GLOO = {"launcher": "pytorch", "env_cfg": {"dist_cfg": {"backend": "gloo"}}}  # join, 2 CPU processes
 
 
 def experiment() -> dict:
@@ -40,8 +47,8 @@ def experiment() -> dict:
 
 
 def test_a_fresh_single_process_run_gets_its_keys(tmp_path: Path) -> None:
-    mm = add_run_keys(experiment(), FakePlan(), app_name="detect", run_dir=tmp_path, checkpoint=None, rank=0,
-                      world_size=1)  # fmt: skip
+    mm = add_run_keys(experiment(), FakePlan(), app_name="detect", run_dir=tmp_path, checkpoint=None,
+                      process=ONE, group={"launcher": "none"})  # fmt: skip
     assert (mm["work_dir"], mm["launcher"]) == (str(tmp_path), "none")
     assert (mm["resume"], mm["load_from"]) == (False, None)
     assert mm["randomness"] == {"seed": 3, "deterministic": False}
@@ -49,7 +56,7 @@ def test_a_fresh_single_process_run_gets_its_keys(tmp_path: Path) -> None:
     assert mm["default_hooks"]["checkpoint"] == {"interval": 5, "max_keep_ckpts": 1, "type": "CheckpointHook",
                                                  "by_epoch": True, "save_last": True}  # fmt: skip
     assert mm["custom_hooks"] == [{"type": "NumClassCheckHook"}]  # no EMA unless asked for
-    assert "compile" not in mm
+    assert "compile" not in mm and "sync_bn" not in mm
     assert mm["train_dataloader"]["worker_init_fn"]["seed"] == 3  # the workers' shield, where workers are
     assert "worker_init_fn" not in mm["val_dataloader"]
     assert mm["experiment_name"].startswith("pws-detect-")
@@ -57,16 +64,17 @@ def test_a_fresh_single_process_run_gets_its_keys(tmp_path: Path) -> None:
 
 def test_a_resumed_run_of_several_processes_with_ema_and_compile(tmp_path: Path) -> None:
     checkpoint = tmp_path / "epoch_1.pth"
-    plan = FakePlan(compile="default", ema_decay=0.9, ema_warmup=False)
+    plan = FakePlan(compile="default", ema_decay=0.9, ema_warmup=False, sync_bn=True)
     first = add_run_keys(experiment(), plan, app_name="classify", run_dir=tmp_path, checkpoint=checkpoint,
-                         rank=1, world_size=2)  # fmt: skip
+                         process=TWO_ON_CPUS, group=GLOO)  # fmt: skip
     assert (first["launcher"], first["resume"], first["load_from"]) == ("pytorch", True, str(checkpoint))
     assert first["compile"] == {"mode": "default"}
+    assert (first["env_cfg"], first["sync_bn"]) == ({"dist_cfg": {"backend": "gloo"}}, "torch")
     assert first["custom_hooks"][-1] == {"type": "EMAHook", "ema_type": "TFStyleEMA", "decay": 0.9,
                                          "warmup": False}  # fmt: skip
     assert first["train_dataloader"]["worker_init_fn"]["rank"] == 1
     second = add_run_keys(experiment(), plan, app_name="classify", run_dir=tmp_path, checkpoint=checkpoint,
-                          rank=1, world_size=2)  # fmt: skip
+                          process=TWO_ON_CPUS, group=GLOO)  # fmt: skip
     assert second["experiment_name"] != first["experiment_name"]  # two Runners of one process, two names
 
 

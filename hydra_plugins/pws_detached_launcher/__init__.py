@@ -1,0 +1,1 @@
+"""The project's Hydra launcher plugins (Hydra takes launchers from its ``hydra_plugins`` namespace only)."""
