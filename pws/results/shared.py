@@ -25,10 +25,11 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pws.engine.compose import compose_config
@@ -47,10 +48,17 @@ def cell_fingerprint(app: str, overrides: Sequence[str], seed: int) -> str | Non
     if name == app or not (CONFIG_DIR / f"{name}.yaml").is_file():
         return None
     try:
-        cfg = compose_config(name, [*overrides, f"seed={seed}"])
+        cfg = _composed(name, tuple(overrides)).copy()
+        cfg.seed = seed  # what the seed=<k> of the cell's multirun sets
         return fingerprint(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
     except (HydraException, OmegaConfBaseException, ValueError):
         return None
+
+
+@cache
+def _composed(name: str, overrides: tuple[str, ...]) -> DictConfig:
+    """The cell's config, composed once per process for all its seeds (copied before use)."""
+    return compose_config(name, overrides)
 
 
 def describe(run: Run) -> str:
