@@ -58,7 +58,7 @@ def build(
         column, row = t.split_cell(cell_id)
         by_cell[cell_id] = _prefer_canonical(cell_runs, [*t.overrides(column, row, scale), *extra])
     shared = {k: [r for r in v if r.scale in (None, scale)]
-              for k, v in shared_runs(roots, t.name).items() if k in in_grid}
+              for k, v in shared_runs(roots, t.name, grid).items() if k in in_grid}
     for cell_id, cell_runs in shared.items():
         by_cell[cell_id] = [*by_cell.get(cell_id, []), *cell_runs]
     res = aggregate(t, by_cell, scale, grid=grid, launches=collect_launches(roots),

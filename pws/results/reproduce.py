@@ -368,7 +368,7 @@ def reproduce(
                 printer(f"    backbone: {ln.backbone.note}")
         return None
     for ln in launches:
-        share(ln)
+        share(ln, grid)
     for ln in launches:
         if not ln.skipped and ln.backbone is not None and ln.backbone.kind == "run":
             path, written = ensure_exported(ln.backbone)
@@ -380,12 +380,12 @@ def reproduce(
                         wandb_mode=wandb_mode, reference=reference)
 
 
-def share(launch: Launch) -> None:
+def share(launch: Launch, grid: str | None) -> None:
     """Write the references of the launch's shared and waiting seeds; drop those of the seeds it trains
     (their own runs replace them)."""
     for s, run in {**launch.shared, **launch.waits}.items():
-        write_reference(launch.sweep_dir / f"seed{s}", run, table=launch.cell.table, cell=launch.cell.id,
-                        fp=launch.fingerprints[s])
+        write_reference(launch.sweep_dir / f"seed{s}", run, table=launch.cell.table, grid=grid,
+                        cell=launch.cell.id, fp=launch.fingerprints[s])
     for s in launch.seeds:
         (launch.sweep_dir / f"seed{s}" / REFERENCE_FILE).unlink(missing_ok=True)
 

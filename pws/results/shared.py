@@ -100,16 +100,18 @@ def read_reference(seed_dir: Path) -> Run | None:
     """The run that ``seed_dir``'s reference names (None without one, or when it cannot be read)."""
     try:
         ref = json.loads((seed_dir / REFERENCE_FILE).read_text())
-        return load_run(seed_dir / ref["run_dir"])
+        return load_run((seed_dir / ref["run_dir"]).resolve())
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def write_reference(seed_dir: Path, run: Run, *, table: str, cell: str, fp: str) -> Path:
-    """Write ``seed_dir``'s reference to ``run`` (its path relative to ``seed_dir``)."""
+def write_reference(seed_dir: Path, run: Run, *, table: str, grid: str | None, cell: str, fp: str) -> Path:
+    """Write ``seed_dir``'s reference to ``run`` (its path relative to ``seed_dir``) for ``cell`` of
+    ``table`` (its reduced ``grid``, if one)."""
     seed_dir.mkdir(parents=True, exist_ok=True)
     record = {"run_dir": os.path.relpath(run.path.resolve(), seed_dir.resolve()), "run_table": run.table,
-              "run_cell": run.cell, "seed": run.seed, "fingerprint": fp, "table": table, "cell": cell}
+              "run_cell": run.cell, "seed": run.seed, "fingerprint": fp, "table": table, "grid": grid,
+              "cell": cell}
     path = seed_dir / REFERENCE_FILE
     atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
     return path
@@ -132,9 +134,10 @@ def find_shared(index: RunIndex, app: str, overrides: Sequence[str], seed: int, 
     return index.find(fp), fp
 
 
-def shared_runs(roots: Iterable[str | os.PathLike[str]], table: str) -> dict[str, list[Run]]:
-    """The runs that cells of ``table`` use through references below ``roots``, by cell id (a seed
-    directory with a run of its own is left out: its run wins)."""
+def shared_runs(roots: Iterable[str | os.PathLike[str]], table: str, grid: str | None
+                ) -> dict[str, list[Run]]:  # fmt: skip
+    """The runs that cells of ``table`` (its reduced ``grid``, if one) use through references below
+    ``roots``, by cell id (a seed directory with a run of its own is left out: its run wins)."""
     out: dict[str, list[Run]] = {}
     for root in roots:
         if not Path(root).exists():
@@ -148,7 +151,8 @@ def shared_runs(roots: Iterable[str | os.PathLike[str]], table: str) -> dict[str
             except (OSError, ValueError):
                 continue
             run = read_reference(seed_dir)
-            if run is None or run.record is None or ref.get("table") != table or not ref.get("cell"):
+            if (run is None or run.record is None or (ref.get("table"), ref.get("grid")) != (table, grid)
+                    or not ref.get("cell")):
                 continue
             out.setdefault(str(ref["cell"]), []).append(run)
     return out
