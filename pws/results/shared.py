@@ -92,7 +92,7 @@ class RunIndex:
         (its lock held); None if there is neither."""
         runs = [load_run(p) for p in self.paths.get(fp, [])]
         done = [r for r in runs if r.status in DONE_STATUSES]
-        live = [r for r in runs if r.live and r.status not in DONE_STATUSES]
+        live = [r for r in runs if r.status == "running"]
         return (done or live or [None])[0]
 
 
@@ -129,7 +129,7 @@ def find_shared(index: RunIndex, app: str, overrides: Sequence[str], seed: int, 
     if fp is None:
         return None, None
     if referenced is not None and record_fingerprint(referenced.record) == fp and (
-            referenced.status in DONE_STATUSES or referenced.live):
+            referenced.status in (*DONE_STATUSES, "running")):
         return referenced, fp
     return index.find(fp), fp
 
