@@ -12,6 +12,8 @@ unless --force; a bad table definition is named with its line (exit status 2).
     python scripts/reproduce_table.py table4 --scale full --seeds 0,1,2 --plan   # the cost, launches nothing
     python scripts/reproduce_table.py table4 --scale full --plan --measure        # throughput measured here
 
+    python scripts/reproduce_table.py table2,figure3_grid --scale full --plan    # a shared run counted once
+
 --plan prints each cell's kind, throughput (the whole app's, from the rehearsal tables in
 bench/results/rehearsal/, naming the file, device and date; --throughput FILE for another rehearsal table;
 --measure rehearses one cell of each kind on this machine first), its training images and device-hours,
@@ -46,7 +48,8 @@ def _seeds(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("table", help="table1 .. table5 (experiments/<table>.yaml)")
+    p.add_argument("table", help="table1 .. table5 (experiments/<table>.yaml); with --plan, several "
+                                 "separated by commas (a run they share counted once)")
     p.add_argument("--scale", default="smoke", choices=["smoke", "full"])
     p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated, e.g. 0,1,2 (default 0)")
     p.add_argument("--launcher", default="local", choices=sorted(LAUNCHERS))
@@ -154,28 +157,38 @@ def rehearse_table(args: argparse.Namespace, extra: list[str]) -> int:
 
 def plan_cost(args: argparse.Namespace, extra: list[str]) -> int:
     """--plan: the cost of the table's cells (pws.results.cost), printed; nothing is launched (--measure:
-    one rehearsal per cell kind first)."""
+    one rehearsal per cell kind first). Several tables (``table2,figure3_grid``) are planned in turn, a run
+    two of them share counted once, and their total printed."""
     from pws.engine.errors import ConfigError
     from pws.paper.experiments import load_table
     from pws.results.cost import default_throughput_files, format_cost, read_throughput, table_cost
 
     cells = args.cells.split(",") if args.cells else None
+    counted: dict[str, str] = {}
+    costs = []
     try:
-        table = load_table(args.table)
-        if args.measure:
-            from pws.results.rehearsal import measure
+        for name in args.table.split(","):
+            table = load_table(name)
+            if args.measure:
+                from pws.results.rehearsal import measure
 
-            measured = measure(table, rehearsal_options(args), args.scale, grid=args.grid, cells=cells,
-                               extra_overrides=extra, out_root=args.out)  # fmt: skip
-        else:
-            files = args.throughput or default_throughput_files()
-            measured = [t for f in files for t in read_throughput(f)]
-        cost = table_cost(table, args.scale, len(args.seeds), measured, grid=args.grid, cells=cells,
-                          extra_overrides=extra)  # fmt: skip
+                measured = measure(table, rehearsal_options(args), args.scale, grid=args.grid, cells=cells,
+                                   extra_overrides=extra, out_root=args.out)  # fmt: skip
+            else:
+                files = args.throughput or default_throughput_files()
+                measured = [t for f in files for t in read_throughput(f)]
+            costs.append(table_cost(table, args.scale, len(args.seeds), measured, grid=args.grid,
+                                    cells=cells, extra_overrides=extra, counted=counted))  # fmt: skip
     except (BadFile, FileNotFoundError, ConfigError, KeyError, ValueError) as e:
         print(f"reproduce_table: error: {e}", file=sys.stderr)
         return 2
-    format_cost(cost)
+    for cost in costs:
+        format_cost(cost)
+    if len(costs) > 1:
+        shared = sum(1 for cost in costs for c in cost.cells if c.shared_with)
+        hours = sum(c.hours for c in costs)
+        print(f"all {len(costs)} tables: {hours:,.2f} device-hours, {len(counted)} distinct runs per seed "
+              f"({shared} cells share a run counted once)")
     return 0
 
 

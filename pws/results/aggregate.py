@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class CellMetric(RunTally):
     commits: list[str] = field(default_factory=list)    # of its runs, ``-dirty`` where they were
     wandb_ids: list[str] = field(default_factory=list)
     command: str = ""                # the command line that reproduces the cell (all its seeds)
+    shared: list[str] = field(default_factory=list)  # runs of another table (or by hand) it uses, described
 
     @property
     def interval(self) -> Interval | None:
@@ -88,10 +90,10 @@ class CellMetric(RunTally):
     def reason(self) -> str:
         """Why the cell has no number, or what its note says (empty for a plain finished cell)."""
         if self.values or self.diverged_seeds:
-            return "; ".join(self.notes())
+            return "; ".join([*self.notes(), *self.shared])
         why = self.why()
         if why is not None:
-            return why
+            return "; ".join([why, *self.shared])
         if self.launch_error:
             return "launch failed: " + self.launch_error
         return "not run"
@@ -180,11 +182,14 @@ def aggregate(
     runs_root: list[str] | None = None,
     seeds: list[int] | None = None,
     reference: str = "paper",
+    shared: Collection[Path] = (),
 ) -> TableResult:
     """Build the reproduced table from runs grouped by cell (see ``collect.runs_for_table``).
 
     ``seeds``: when given, only those seeds count (the driver passes the seeds it ran). ``reference``:
     ``paper`` or ``authors``, the numbers Δ is taken against (:func:`pws.paper.published.reference_value`).
+    ``shared``: the run directories of runs made for another table (or by hand) with a cell's config,
+    each named in its cell's note.
     """
     rows, columns, extra, _ = table.grid(grid)
     launch_errors = {}
@@ -211,6 +216,7 @@ def aggregate(
                 cm.add(run)
             cm.commits = sorted({run.commit for run in counted if run.commit})
             cm.wandb_ids = [run.wandb_id for run in counted if run.wandb_id]
+            cm.shared = [shared_note(run) for run in counted if run.path in shared]
             wanted = [*table.overrides(disp.column, row, scale), *extra] if scale in table.scales else []
             cm.command = command_line(table, cell_id, counted, wanted)
             if not cm.run_dirs and cell_id in launch_errors:
@@ -230,6 +236,12 @@ def aggregate(
         runs_root=[str(Path(r)) for r in (runs_root or [])], n_runs=n_runs, commits=sorted(commits),
         seeds=sorted(seeds if seeds is not None else seen_seeds), reference=reference,
     )
+
+
+def shared_note(run: Run) -> str:
+    """How a cell's note names a run it uses that was made for another table (or by hand)."""
+    made_for = f"{run.table} {run.cell}" if run.table and run.cell else "another run"
+    return f"seed {run.seed}: the run of {made_for} (same config, not trained again)"
 
 
 def command_line(table: Table, cell: str, runs: list[Run], overrides: list[str]) -> str:

@@ -8,11 +8,14 @@ batch, the data set and the cell's *kind* (app, network, method, input size, bat
                                                       capped by train.max_steps_per_epoch)
     device-hours    = training images / throughput (images/s) x seeds / 3600
 
-Evaluation, data preparation and start-up are not counted. The throughput of a kind is the whole app's:
-read from a rehearsal table (:mod:`pws.results.rehearsal`'s CSV: the app trained at the cell's full-scale
-config for a few iterations; ``bench/results/rehearsal/`` keeps the measured ones), naming the file, the
-device and the date, or measured now (``--measure``: a rehearsal of one cell per kind). A kind measured
-at another batch (or only for another method) takes the nearest and says so. Nothing is launched.
+Evaluation, data preparation and start-up are not counted. A run is counted once: a cell whose config
+(its fingerprint, :mod:`pws.results.shared`) is that of a cell counted before it, in its table or in a table
+planned before it in the same call, costs nothing and names that cell (the driver uses one run for both).
+The throughput of a kind is the whole app's: read from a rehearsal table (:mod:`pws.results.rehearsal`'s
+CSV: the app trained at the cell's full-scale config for a few iterations; ``bench/results/rehearsal/``
+keeps the measured ones), naming the file, the device and the date, or measured now (``--measure``: a
+rehearsal of one cell per kind). A kind measured at another batch (or only for another method) takes the
+nearest and says so. Nothing is launched.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pws.detect.app import checked_plan
 from pws.engine.compose import compose_config
 from pws.paper.experiments import REPO_ROOT, Table
 from pws.results.reproduce import merge_overrides
+from pws.results.shared import cell_fingerprint
 
 # The measured rehearsal tables read by default (every CSV there; a GPU's measurement before a CPU's).
 REHEARSALS_DIR = REPO_ROOT / "bench" / "results" / "rehearsal"
@@ -77,6 +81,7 @@ class CellCost:
     seeds: int
     throughput: Throughput | None = None
     note: str = ""
+    shared_with: str | None = None  # the cell counted before with the same config ("table2 lr1e-2/vgg16/bn")
 
     @property
     def images(self) -> int:
@@ -84,7 +89,9 @@ class CellCost:
 
     @property
     def hours(self) -> float | None:
-        """Device-hours of all the cell's seeds (None without a throughput)."""
+        """Device-hours of all the cell's seeds (None without a throughput; 0 for a shared run)."""
+        if self.shared_with is not None:
+            return 0.0
         if self.throughput is None:
             return None
         return self.images / self.throughput.images_per_s * self.seeds / 3600.0
@@ -195,8 +202,12 @@ def table_cost(
     grid: str | None = None,
     cells: list[str] | None = None,
     extra_overrides: list[str] | None = None,
+    counted: dict[str, str] | None = None,
 ) -> TableCost:
-    """The cost of every cell of ``table`` at ``scale``, each kind's throughput from ``measured``."""
+    """The cost of every cell of ``table`` at ``scale``, each kind's throughput from ``measured``.
+    ``counted``: the fingerprints of the cells counted already (by earlier calls: several tables planned
+    together), with the cell each names; a cell of one of them costs nothing; updated with this table's."""
+    counted = {} if counted is None else counted
     out = TableCost(table.name, scale)
     for cell in table.cells(scale, grid):
         if cells and cell.id not in cells:
@@ -207,6 +218,12 @@ def table_cost(
         cost.throughput, cost.note = lookup(measured, kind)
         if cost.throughput is None:
             cost.note = "no rehearsal of this kind (--rehearse or --measure on a machine that runs it)"
+        fp = cell_fingerprint(cell.app, overrides, 0)
+        if fp is not None and fp in counted:
+            cost.shared_with = counted[fp]
+            cost.note = f"the run of {counted[fp]} (same config): counted there"
+        elif fp is not None:
+            counted[fp] = f"{table.name} {cell.id}"
         out.cells.append(cost)
     return out
 
@@ -225,11 +242,14 @@ def format_cost(cost: TableCost, printer: Callable[[str], None] = print) -> None
     for c in cost.cells:
         ips = f"{c.throughput.images_per_s:,.1f}" if c.throughput else "-"
         hours = _hours(c.hours) if c.hours is not None else "?"
+        hours += " (shared)" if c.shared_with else ""
         src = c.throughput.source if c.throughput else "-"
         printer(f"| {c.cell} | {c.kind.label()} | {c.epochs} | {c.images_per_epoch:,} | {ips} | {hours} | "
                 f"{src}{'; ' + c.note if c.note else ''} |")  # fmt: skip
     by_source = sorted({c.throughput.source for c in cost.cells if c.throughput})
+    shared = sum(1 for c in cost.cells if c.shared_with)
     printer(f"total: {_hours(cost.hours)} {unit} for {len(cost.cells) - len(cost.unknown)} cells"
+            + (f" ({shared} of them shared with cells counted before: 0)" if shared else "")
             + (f"; {len(cost.unknown)} cells without a throughput not counted" if cost.unknown else "")
             + (f" (throughputs from {', '.join(by_source)})" if by_source else ""))
 

@@ -15,6 +15,7 @@ from pws.results.aggregate import TableResult, aggregate
 from pws.results.claims import write_claims
 from pws.results.collect import Run, collect_launches, collect_runs, override_dict, runs_for_table
 from pws.results.render import CSV_FIELDS, csv_rows, output_stem, write_all
+from pws.results.shared import shared_runs
 
 
 @dataclass
@@ -42,7 +43,9 @@ def build(
     runs: list[Run] | None = None,
     reference: str = "paper",
 ) -> Report:
-    """Collect and aggregate (no files written); Δ against the ``reference`` numbers (paper or authors)."""
+    """Collect and aggregate (no files written); Δ against the ``reference`` numbers (paper or authors). A
+    cell also counts the runs its seeds' references name (runs of the same config made elsewhere,
+    :mod:`pws.results.shared`)."""
     t = load_table(table) if isinstance(table, str) else table
     roots = [runs_roots] if isinstance(runs_roots, (str, os.PathLike)) else list(runs_roots)
     if runs is None:
@@ -54,8 +57,13 @@ def build(
     for cell_id, cell_runs in by_cell.items():
         column, row = t.split_cell(cell_id)
         by_cell[cell_id] = _prefer_canonical(cell_runs, [*t.overrides(column, row, scale), *extra])
+    shared = {k: [r for r in v if r.scale in (None, scale)]
+              for k, v in shared_runs(roots, t.name, grid).items() if k in in_grid}
+    for cell_id, cell_runs in shared.items():
+        by_cell[cell_id] = [*by_cell.get(cell_id, []), *cell_runs]
     res = aggregate(t, by_cell, scale, grid=grid, launches=collect_launches(roots),
-                    runs_root=[str(r) for r in roots], seeds=seeds, reference=reference)
+                    runs_root=[str(r) for r in roots], seeds=seeds, reference=reference,
+                    shared={r.path for rs in shared.values() for r in rs})
     unreadable = [str(r.unreadable) for r in runs if r.unreadable is not None]
     return Report(result=res, runs_by_cell=by_cell, unreadable=unreadable)
 

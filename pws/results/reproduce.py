@@ -26,6 +26,12 @@ waits for its array job).
 ends. The same command later shows each seed pending or running (``squeue``), finished or failed (its
 record), submits only the seeds that are neither queued, running nor done, and renders again.
 
+A cell whose config is that of a finished run of another table, a sweep or a run by hand (the same
+resolved config, :mod:`pws.results.shared`) uses that run instead of training it again: the seed is not
+launched, a reference in its seed directory names the run, and the table counts the run for the cell,
+saying so; a run of that config still running is referenced and waited for (the seed is not launched;
+the table says running until it ends). ``--force`` trains every seed anyway.
+
 A row that starts from another table's run (``backbone_from``: Table 3's Mask R-CNN from Table 5's
 ResNet-50) gets ``model.backbone_checkpoint=<file>`` at full scale, exported from that run before the
 launch; a cell whose run is missing waits (not launched; its line names the run and the command that
@@ -54,6 +60,7 @@ from pws.results.backbones import BackboneSource, ensure_exported, resolve
 from pws.results.collect import LOCK_FILE, Run, load_run, override_dict, parse_override
 from pws.results.render import runs_dir
 from pws.results.report import render_table
+from pws.results.shared import REFERENCE_FILE, RunIndex, describe, find_shared, write_reference
 
 # LAUNCHER=<name> -> hydra/launcher=<config in configs/hydra/launcher/>
 LAUNCHERS = {
@@ -79,6 +86,9 @@ class Launch:
     queued: dict[int, str] = field(default_factory=dict)  # seed -> its SLURM job's state (not launched)
     detach: bool = False  # submitted without waiting for its jobs (the SLURM launcher, --detach)
     backbone: BackboneSource | None = None  # where its pretrained backbone comes from (None: no such row)
+    shared: dict[int, Run] = field(default_factory=dict)  # seed -> the finished run of the same config used
+    waits: dict[int, Run] = field(default_factory=dict)   # seed -> the running run of the same config
+    fingerprints: dict[int, str] = field(default_factory=dict)  # of the shared and waiting seeds
     command: list[str] = field(default_factory=list)
     returncode: int | None = None
     error: str | None = None
@@ -93,6 +103,10 @@ class Launch:
         notes = [f"seed {s} not run: {why} (--force moves it aside and runs the seed again)"
                  for s, why in self.unreadable.items()]
         notes += [f"seed {s} not run: {why}" for s, why in self.busy.items()]
+        notes += [f"seed {s} not trained: the same config's run is used, {describe(r)}"
+                  for s, r in self.shared.items()]
+        notes += [f"seed {s} not run: the same config is running, {describe(r)}; it is used when it ends"
+                  for s, r in self.waits.items()]
         if self.waiting:
             notes.append(f"not run: {self.backbone.note}")  # type: ignore[union-attr]
         return notes
@@ -133,13 +147,15 @@ def plan(
 ) -> list[Launch]:
     """The multiruns that reproduce ``table`` at ``scale`` (nothing is run, nothing exported);
     ``backbone_seed``: the seed of the run a ``backbone_from`` row starts from; ``detach``: the SLURM
-    launcher submits and returns (see the module)."""
+    launcher submits and returns (see the module). A seed whose config is that of a run below
+    ``runs_root`` outside the table's own folder is shared (not with ``force``)."""
     if launcher not in LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
     if detach and launcher != "slurm":
         raise ValueError(f"detach (jobs submitted, not awaited) needs the slurm launcher, not {launcher!r}")
     hydra_launcher = DETACHED_LAUNCHER if detach else LAUNCHERS[launcher]
     base = runs_dir(runs_root, scale, table.name, grid).resolve()
+    index = RunIndex(Path(runs_root), exclude=base)
     launches = []
     for cell in table.cells(scale, grid):
         if cells and cell.id not in cells:
@@ -162,6 +178,13 @@ def plan(
         waiting = backbone is not None and backbone.kind == "missing"
         todo = [s for s in seeds if s not in done and s not in unreadable and s not in busy
                 and s not in waiting_jobs and not waiting]
+        shared, waits, fps = {}, {}, {}
+        for s in [] if force else [s for s in todo if runs[s].status == "incomplete"]:
+            run, fp = find_shared(index, cell.app, overrides, s, sweep_dir / f"seed{s}")
+            if run is not None and fp is not None:
+                (shared if run.status in DONE_STATUSES else waits)[s] = run
+                fps[s] = fp
+        todo = [s for s in todo if s not in fps]
         cmd = [
             sys.executable, "-m", cell.app, "-m",
             *overrides,
@@ -174,7 +197,8 @@ def plan(
         ]
         launches.append(Launch(cell=cell, sweep_dir=sweep_dir, seeds=todo, done=done, stale=stale,
                                unreadable=unreadable, busy=busy, queued=waiting_jobs, detach=detach,
-                               backbone=backbone, command=cmd))
+                               backbone=backbone, command=cmd, shared=shared, waits=waits,
+                               fingerprints=fps))
     return launches
 
 
@@ -233,9 +257,10 @@ def execute(launch: Launch, *, scale: str, stream: bool = False, cwd: str | os.P
 
 def _cell_summary(launch: Launch, table: Table) -> str:
     parts = []
-    listed = [*launch.seeds, *launch.done, *launch.unreadable, *launch.busy, *launch.queued]
+    elsewhere = {**launch.shared, **launch.waits}
+    listed = [*launch.seeds, *launch.done, *launch.unreadable, *launch.busy, *launch.queued, *elsewhere]
     for s in dict.fromkeys(listed):  # a seed just submitted is also queued
-        run = load_run(launch.sweep_dir / f"seed{s}")
+        run = load_run(elsewhere[s].path if s in elsewhere else launch.sweep_dir / f"seed{s}")
         if s in launch.queued and run.status not in DONE_STATUSES:  # SLURM's word: pending, running
             parts.append(f"seed {s}: {launch.queued[s]}")
             continue
@@ -248,6 +273,7 @@ def _cell_summary(launch: Launch, table: Table) -> str:
             if value is not None:
                 vals.append(f"{m} {value:.{table.decimals}f}")
         tag = " (skipped: done)" if s in launch.done else ""
+        tag += f" (the run of {run.table} {run.cell})" if s in elsewhere else ""
         parts.append(f"seed {s}: {run.status}{tag} " + " ".join(vals))
     return "; ".join(parts)
 
@@ -360,7 +386,9 @@ def reproduce(
     what = f"{table.title} at {scale} scale" + (f", reduced grid {grid!r}" if grid else "")
     todo = sum(len(ln.seeds) for ln in launches)
     n_seeds = f"{len(seeds)} seed" + ("s" if len(seeds) != 1 else "")
-    printer(f"{what}: {len(launches)} cells x {n_seeds}, {todo} runs to do "
+    n_shared = sum(len(ln.shared) + len(ln.waits) for ln in launches)
+    shared = f", {n_shared} from runs of the same config elsewhere" if n_shared else ""
+    printer(f"{what}: {len(launches)} cells x {n_seeds}, {todo} runs to do{shared} "
             f"(launcher {launcher}, runs in {base})")
     for ln in launches:
         for note in ln.skip_notes():
@@ -369,11 +397,14 @@ def reproduce(
         for ln in launches:
             state = " ".join(_shell_quote(a) for a in ln.command)
             if ln.skipped:
-                state = "skip (waits for its backbone)" if ln.waiting else "skip (done)"
+                state = ("skip (waits for its backbone)" if ln.waiting else
+                         "skip (shared: see above)" if ln.shared or ln.waits else "skip (done)")
             printer(f"  {ln.cell.id}: {state}")
             if ln.backbone is not None:
                 printer(f"    backbone: {ln.backbone.note}")
         return None
+    for ln in launches:
+        share(ln, grid)
     for ln in launches:
         if not ln.skipped and ln.backbone is not None and ln.backbone.kind == "run":
             path, written = ensure_exported(ln.backbone)
@@ -383,6 +414,16 @@ def reproduce(
     out_dir = Path(out_root) / scale
     return render_table(table, base, scale, out_dir, grid=grid, seeds=seeds, plots=plots,
                         wandb_mode=wandb_mode, reference=reference)
+
+
+def share(launch: Launch, grid: str | None) -> None:
+    """Write the references of the launch's shared and waiting seeds; drop those of the seeds it trains
+    (their own runs replace them)."""
+    for s, run in {**launch.shared, **launch.waits}.items():
+        write_reference(launch.sweep_dir / f"seed{s}", run, table=launch.cell.table, grid=grid,
+                        cell=launch.cell.id, fp=launch.fingerprints[s])
+    for s in launch.seeds:
+        (launch.sweep_dir / f"seed{s}" / REFERENCE_FILE).unlink(missing_ok=True)
 
 
 def _shell_quote(arg: str) -> str:
