@@ -4,8 +4,8 @@ Two runs are the same experiment when the configs their app resolved (the values
 record's ``config``, :mod:`pws.records.metrics_file`) are equal once the keys that only say where or how a
 run is executed are left out (:data:`RUN_KEYS`: the table and cell it was launched for, ``force``, where the
 runs and the data live, the data loader's workers, the device, logging, wandb). The seed stays in: seed 0 of
-one cell is seed 0 of another only when everything else matches too. Whatever the keys' spelling on the command
-line (``optim.lr=1e-2`` or the scale's default of 0.01), equal values give equal fingerprints.
+one cell is seed 0 of another only when everything else matches too. Whatever the keys' spelling on the
+command line (``optim.lr=1e-2`` or the scale's default of 0.01), equal values give equal fingerprints.
 """
 
 from __future__ import annotations
