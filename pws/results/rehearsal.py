@@ -12,9 +12,11 @@ Hydra multirun, the chosen launcher, :mod:`pws.engine`'s lifecycle) with its ful
 * wandb off, and the runs in ``<runs>/rehearsal/full/<table>/<cell>/seed0``: no results table reads them.
 
 Data: the user's where the cell's data root (``--data-root``, else the config's) exists; else a generated
-stand-in in the real format and at full size (:data:`STANDINS`: the real number of classes) under
-``<runs>/rehearsal/data``. A Mask R-CNN cell whose Table 5 run is not there starts from a random ResNet-50
-of its method, and its note says so. Stand-ins are generated once (the same options reuse the files).
+stand-in in the real format and at full size (:data:`STANDINS`: the real number of classes, the real image
+sizes of :mod:`pws.data.real_sizes` in both orientations and the real files' quirks of
+:mod:`pws.data.quirks`; CIFAR-10's 32x32 images in its five pickle batches) under ``<runs>/rehearsal/data``.
+A Mask R-CNN cell whose Table 5 run is not there starts from a random ResNet-50 of its method, and its note
+says so. Stand-ins are generated once (the same options reuse the files).
 ``batch`` (``--batch``) rehearses at another per-process batch than
 the cell's (a CPU's CI); the note states it.
 
@@ -62,13 +64,16 @@ class StandIn:
     min_images: int = 1  # each split's least size (VOC: a test image without objects; ImageNet: one a class)
 
 
+FULL_SIZE = (("quirks", True), ("real_sizes", True))  # the real files' odd formats and image sizes
 STANDINS = {
-    "voc0712": StandIn("synthetic_voc", "num_train", "num_test", (("num_classes", 20),), min_images=2),
-    "coco": StandIn("synthetic_coco", "num_train", "num_val", (("num_classes", 80),), min_images=2),
+    "voc0712": StandIn("synthetic_voc", "num_train", "num_test", (("num_classes", 20), *FULL_SIZE),
+                       min_images=2),
+    "coco": StandIn("synthetic_coco", "num_train", "num_val", (("num_classes", 80), *FULL_SIZE),
+                    min_images=2),
     "cifar10": StandIn("synthetic_cifar", "num_train", "num_test", min_images=5),  # 5 data_batch files
-    "imagenet": StandIn("synthetic_imagenet", "num_train", "num_val",
-                        (("num_classes", 1000), ("image_size", 400)), min_images=1000),
-}
+    "imagenet": StandIn("synthetic_imagenet", "num_train", "num_val", (("num_classes", 1000), *FULL_SIZE),
+                        min_images=1000),
+}  # fmt: skip
 
 
 @dataclass
