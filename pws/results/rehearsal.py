@@ -39,7 +39,7 @@ from typing import Any
 
 from pws.paper.experiments import REPO_ROOT, Cell, Table, load_table
 from pws.results.backbones import CHECKPOINT_KEY, ensure_exported, resolve
-from pws.results.cost import Kind, Throughput, cell_kind, read_throughput
+from pws.results.cost import Kind, Throughput, cell_kind, rate, read_throughput
 from pws.results.reproduce import execute, merge_overrides, plan
 from pws.runs.record import read_metrics
 
@@ -362,9 +362,9 @@ def mmcv_cuda_problem() -> str | None:
 def summary(row: Rehearsed) -> str:
     if not row.ok:
         return f"FAILED {row.status}" + (f" (run {row.run_dir})" if row.run_dir else "")
-    text = (f"ok, {row.seconds_per_iter:.2f} s/iter ({row.images_per_s:.1f} images/s over {row.timed_iters} "
-            f"iterations), peak {row.peak_memory_mb:,.0f} MB, loss {row.train_loss:.3g}, {row.device}, "
-            f"{row.device_hours:,.1f} device-hours a seed")  # fmt: skip
+    text = (f"ok, {row.seconds_per_iter:.2f} s/iter ({rate(row.images_per_s)} images/s over "
+            f"{row.timed_iters} iterations), peak {row.peak_memory_mb:,.0f} MB, loss {row.train_loss:.3g}, "
+            f"{row.device}, {row.device_hours:,.1f} device-hours a seed")  # fmt: skip
     return text + (f"; {row.note}" if row.note else "")
 
 
