@@ -98,17 +98,20 @@ def prepare_data(cfg_data: Any, settings: Settings, base_dir: Path) -> Path:
     if str(cfg_data["name"]).startswith("synthetic"):
         num_train, seed = int(cfg_data["num_train"]), int(cfg_data.get("seed", 0))
         classes = settings.num_classes  # objects of the first num_classes classes
+        # a rehearsal's stand-in (++data.quirks / ++data.real_sizes): the real files' quirks and image sizes
+        full = {key: True for key in ("quirks", "real_sizes") if cfg_data.get(key)}
+        suffix = "".join(f"-{key}" for key in full)
         if settings.data_format == "voc":
             num_test = int(cfg_data["num_test"])
-            folder = root / f"{cfg_data['name']}-n{num_train}-t{num_test}-c{classes}-s{seed}"
+            folder = root / f"{cfg_data['name']}-n{num_train}-t{num_test}-c{classes}-s{seed}{suffix}"
             root = synthetic_voc.generate(
-                folder, num_train=num_train, num_test=num_test, seed=seed, object_classes=classes
+                folder, num_train=num_train, num_test=num_test, seed=seed, object_classes=classes, **full
             )
         else:
             num_val = int(cfg_data["num_val"])
-            folder = root / f"{cfg_data['name']}-n{num_train}-v{num_val}-c{classes}-s{seed}"
+            folder = root / f"{cfg_data['name']}-n{num_train}-v{num_val}-c{classes}-s{seed}{suffix}"
             root = synthetic_coco.generate(
-                folder, num_train=num_train, num_val=num_val, seed=seed, object_classes=classes
+                folder, num_train=num_train, num_val=num_val, seed=seed, object_classes=classes, **full
             )
     if settings.data_format == "voc":
         root = check.require_voc(root)

@@ -14,8 +14,11 @@ planned before it in the same call, costs nothing and names that cell (the drive
 The throughput of a kind is the whole app's: read from a rehearsal table (:mod:`pws.results.rehearsal`'s
 CSV: the app trained at the cell's full-scale config for a few iterations; ``bench/results/rehearsal/``
 keeps the measured ones), naming the file, the device and the date, or measured now (``--measure``: a
-rehearsal of one cell per kind). A kind measured at another batch (or only for another method) takes the
-nearest and says so. Nothing is launched.
+rehearsal of one cell per kind). A kind measured only for another method, on another data set (SSD on VOC
+for SSD on COCO: another head) or at another batch takes the nearest measurement and says so: measured at
+another batch, its images/s are taken as they are (the cost of an image does not depend on the batch; on a
+CPU, where a full batch costs too much to rehearse, the rehearsal runs a smaller one, ``--batch``). Nothing
+is launched.
 """
 
 from __future__ import annotations
@@ -40,11 +43,21 @@ REHEARSALS_DIR = REPO_ROOT / "bench" / "results" / "rehearsal"
 # trains on (filter_empty_gt); VOC: VOC2007 + VOC2012 trainval.
 TRAIN_IMAGES = {"cifar10": 50_000, "imagenet": 1_281_167, "voc0712": 16_551, "coco": 117_266}
 DIGITS = 1797  # scikit-learn's digits, before the stratified train/test split
+# The generated stand-in of each real data set (a rehearsal without the data trains on it; its speed counts
+# for the real set's cells).
+STANDIN_OF = {"voc0712": "synthetic_voc", "coco": "synthetic_coco", "cifar10": "synthetic_cifar",
+              "imagenet": "synthetic_imagenet"}  # fmt: skip
+
+
+def real_data(name: str) -> str:
+    """The real data set that data config ``name`` is or stands in for (``synthetic_coco`` -> ``coco``)."""
+    return {standin: real for real, standin in STANDIN_OF.items()}.get(name, name)
 
 
 @dataclass(frozen=True)
 class Kind:
-    """What sets a cell's speed: the network, the method, the input size and the batch."""
+    """What sets a cell's speed: the network, the method, the input size, the batch and the data set (the
+    real one a stand-in stands for: its number of classes)."""
 
     app: str
     model: str
@@ -52,6 +65,7 @@ class Kind:
     size: int
     batch: int
     model_kwargs: tuple[tuple[str, Any], ...] = ()  # the network's options (the smoke scale's widths)
+    data: str = ""
 
     def label(self) -> str:
         return f"{self.model} {self.method} {self.size}x{self.size} bs{self.batch}"
@@ -68,6 +82,7 @@ class Throughput:
     images_per_s: float
     source: str  # the file, the device and the date (or "measured now ...")
     device: str  # "NVIDIA H200", "cpu, 2 threads", ...
+    data: str = ""  # the real data set (that of the stand-in it was measured on)
 
 
 @dataclass
@@ -130,7 +145,8 @@ def read_throughput(path: str | Path) -> list[Throughput]:
                 continue
             source = f"{_shown(path)} ({row['device']}, {row['date']})"
             out.append(Throughput(row["model"], row["method"], int(row["input_size"]), int(row["batch"]),
-                                  float(row["images_per_s"]), source, row["device"]))  # fmt: skip
+                                  float(row["images_per_s"]), source, row["device"],
+                                  real_data(row.get("data") or "")))  # fmt: skip
     return out
 
 
@@ -142,15 +158,17 @@ def _shown(path: Path) -> Path:
 
 
 def lookup(measured: Iterable[Throughput], kind: Kind) -> tuple[Throughput | None, str]:
-    """The measurement of ``kind`` and a note: the same method, size and batch preferred, else the nearest
-    batch, else another method of the same network and size (a GPU's before a CPU's at equal distance)."""
+    """The measurement of ``kind`` and a note: of the same network and size, the same method preferred, then
+    the same data set, then the nearest batch (a GPU's before a CPU's at equal distance)."""
     same = [t for t in measured if (t.model, t.size) == (kind.model, kind.size)]
     if not same:
         return None, ""
-    best = min(same, key=lambda t: (t.method != kind.method, abs(math.log(t.batch / kind.batch)),
-                                    t.device.startswith("cpu"), t.batch))  # fmt: skip
+    best = min(same, key=lambda t: (t.method != kind.method, t.data != kind.data,
+                                    abs(math.log(t.batch / kind.batch)), t.device.startswith("cpu"), t.batch))
     notes = [f"measured for {best.method}"] if best.method != kind.method else []
-    notes += [f"measured at batch {best.batch}"] if best.batch != kind.batch else []
+    notes += [f"measured on {best.data}"] if best.data != kind.data else []
+    if best.batch != kind.batch:
+        notes.append(f"measured at batch {best.batch}, its images/s taken for batch {kind.batch}")
     return best, "; ".join(notes)
 
 
@@ -174,7 +192,8 @@ def classify_cost(overrides: list[str]) -> tuple[Kind, int, int]:
         steps = min(steps, plan.max_steps_per_epoch)
     size = int(kw.get("crop_size") or kw.get("image_size") or 32)
     options = tuple(sorted((k, v) for k, v in plan.model_kwargs.items() if not isinstance(v, (list, dict))))
-    kind = Kind("classify", plan.model, plan.method.method, size, plan.batch_size, options)
+    data = real_data(plan.data)
+    kind = Kind("classify", plan.model, plan.method.method, size, plan.batch_size, options, data)
     return kind, plan.schedule.epochs, steps * plan.batch_size
 
 
@@ -184,7 +203,8 @@ def detect_cost(overrides: list[str]) -> tuple[Kind, int, int]:
     settings, data = plan.settings, plan.data
     images = TRAIN_IMAGES.get(settings.data) or int(data["num_train"])
     size = settings.input_size if isinstance(settings.input_size, int) else max(settings.input_size)
-    kind = Kind("detect", settings.model, settings.method.method, int(size), settings.batch_size)
+    kind = Kind("detect", settings.model, settings.method.method, int(size), settings.batch_size,
+                data=real_data(settings.data))
     return kind, settings.schedule.epochs, images  # mmdet's loaders keep the last partial batch
 
 
@@ -240,7 +260,7 @@ def format_cost(cost: TableCost, printer: Callable[[str], None] = print) -> None
     printer(f"| cell | kind | epochs | images/epoch | images/s | {unit} | throughput from |")
     printer("|---|---|--:|--:|--:|--:|---|")
     for c in cost.cells:
-        ips = f"{c.throughput.images_per_s:,.1f}" if c.throughput else "-"
+        ips = rate(c.throughput.images_per_s) if c.throughput else "-"
         hours = _hours(c.hours) if c.hours is not None else "?"
         hours += " (shared)" if c.shared_with else ""
         src = c.throughput.source if c.throughput else "-"
@@ -252,6 +272,11 @@ def format_cost(cost: TableCost, printer: Callable[[str], None] = print) -> None
             + (f" ({shared} of them shared with cells counted before: 0)" if shared else "")
             + (f"; {len(cost.unknown)} cells without a throughput not counted" if cost.unknown else "")
             + (f" (throughputs from {', '.join(by_source)})" if by_source else ""))
+
+
+def rate(images_per_s: float) -> str:
+    """Images/s as printed: one decimal, or three significant digits below 1 (a CPU's 0.0144, not 0.0)."""
+    return f"{images_per_s:,.1f}" if images_per_s >= 1 else f"{images_per_s:.3g}"
 
 
 def _hours(h: float) -> str:

@@ -12,9 +12,11 @@ Hydra multirun, the chosen launcher, :mod:`pws.engine`'s lifecycle) with its ful
 * wandb off, and the runs in ``<runs>/rehearsal/full/<table>/<cell>/seed0``: no results table reads them.
 
 Data: the user's where the cell's data root (``--data-root``, else the config's) exists; else a generated
-stand-in in the real format and at full size (:data:`STANDINS`: the real number of classes) under
-``<runs>/rehearsal/data``. A Mask R-CNN cell whose Table 5 run is not there starts from a random ResNet-50
-of its method, and its note says so. Stand-ins are generated once (the same options reuse the files).
+stand-in in the real format and at full size (:data:`STANDINS`: the real number of classes, the real image
+sizes of :mod:`pws.data.real_sizes` in both orientations and the real files' quirks of
+:mod:`pws.data.quirks`; CIFAR-10's 32x32 images in its five pickle batches) under ``<runs>/rehearsal/data``.
+A Mask R-CNN cell whose Table 5 run is not there starts from a random ResNet-50 of its method, and its note
+says so. Stand-ins are generated once (the same options reuse the files).
 ``batch`` (``--batch``) rehearses at another per-process batch than
 the cell's (a CPU's CI); the note states it.
 
@@ -39,7 +41,7 @@ from pws.engine.compose import compose_config
 from pws.paper.experiments import REPO_ROOT, Cell, Table, load_table
 from pws.records.metrics_file import read_metrics
 from pws.results.backbones import CHECKPOINT_KEY, ensure_exported, resolve
-from pws.results.cost import Kind, Throughput, cell_kind, read_throughput
+from pws.results.cost import Kind, Throughput, cell_kind, rate, read_throughput
 from pws.results.reproduce import execute, merge_overrides, plan
 from pws.transfer.backbone import mmdet_resnet50
 
@@ -64,13 +66,16 @@ class StandIn:
     min_images: int = 1  # each split's least size (VOC: a test image without objects; ImageNet: one a class)
 
 
+FULL_SIZE = (("quirks", True), ("real_sizes", True))  # the real files' odd formats and image sizes
 STANDINS = {
-    "voc0712": StandIn("synthetic_voc", "num_train", "num_test", (("num_classes", 20),), min_images=2),
-    "coco": StandIn("synthetic_coco", "num_train", "num_val", (("num_classes", 80),), min_images=2),
+    "voc0712": StandIn("synthetic_voc", "num_train", "num_test", (("num_classes", 20), *FULL_SIZE),
+                       min_images=2),
+    "coco": StandIn("synthetic_coco", "num_train", "num_val", (("num_classes", 80), *FULL_SIZE),
+                    min_images=2),
     "cifar10": StandIn("synthetic_cifar", "num_train", "num_test", min_images=5),  # 5 data_batch files
-    "imagenet": StandIn("synthetic_imagenet", "num_train", "num_val",
-                        (("num_classes", 1000), ("image_size", 400)), min_images=1000),
-}
+    "imagenet": StandIn("synthetic_imagenet", "num_train", "num_val", (("num_classes", 1000), *FULL_SIZE),
+                        min_images=1000),
+}  # fmt: skip
 
 
 @dataclass
@@ -357,9 +362,9 @@ def mmcv_cuda_problem() -> str | None:
 def summary(row: Rehearsed) -> str:
     if not row.ok:
         return f"FAILED {row.status}" + (f" (run {row.run_dir})" if row.run_dir else "")
-    text = (f"ok, {row.seconds_per_iter:.2f} s/iter ({row.images_per_s:.1f} images/s over {row.timed_iters} "
-            f"iterations), peak {row.peak_memory_mb:,.0f} MB, loss {row.train_loss:.3g}, {row.device}, "
-            f"{row.device_hours:,.1f} device-hours a seed")  # fmt: skip
+    text = (f"ok, {row.seconds_per_iter:.2f} s/iter ({rate(row.images_per_s)} images/s over "
+            f"{row.timed_iters} iterations), peak {row.peak_memory_mb:,.0f} MB, loss {row.train_loss:.3g}, "
+            f"{row.device}, {row.device_hours:,.1f} device-hours a seed")  # fmt: skip
     return text + (f"; {row.note}" if row.note else "")
 
 

@@ -18,9 +18,11 @@ H200 = "NVIDIA H200"
 
 
 def row(cell: str, model: str, method: str, size: int, batch: int, ips: float, device: str = H200,
-        status: str = "ok") -> Rehearsed:  # fmt: skip
+        status: str = "ok", data: str | None = None) -> Rehearsed:  # fmt: skip
+    """A rehearsal's row, on the stand-in of its network's data set unless ``data`` says otherwise."""
+    data = data or ("synthetic_voc" if model.startswith("ssd") else "synthetic_cifar")
     return Rehearsed(cell, status, batch / ips, ips, 1000.0, device, 1.0, 2.3, 3, batch, "x", model, method,
-                     size, "data", "2026-12-05")  # fmt: skip
+                     size, data, "2026-12-05")  # fmt: skip
 
 
 @pytest.fixture
@@ -67,10 +69,34 @@ def test_cell_hours_are_epochs_times_images_over_throughput_times_seeds(rehearsa
     assert "measured at batch 8" in bs2.note and not bs8.note
 
 
+def test_the_data_set_and_then_the_batch_choose_among_a_networks_measurements(tmp_path: Path) -> None:
+    rows = [row("bs8/pws", "ssd_vgg16", "pws", 320, 8, 40.0, data="synthetic_voc"),
+            row("ssd/1x/pws", "ssd_vgg16", "pws", 320, 2, 30.0, data="synthetic_coco")]  # fmt: skip
+    measured = read_throughput(write_table("mixed", rows, tmp_path, Options())["csv"])
+    assert {t.data for t in measured} == {"voc0712", "coco"}  # a stand-in counts as the set it stands for
+    (coco,) = table_cost(load_table("table3"), "full", 1, measured, cells=["ssd/1x/bn"]).cells
+    assert coco.throughput.images_per_s == 30.0  # SSD on COCO (its 80-class head), not the nearer batch
+    assert coco.note == "measured for pws; measured at batch 2, its images/s taken for batch 16"
+    (voc,) = table_cost(load_table("table2"), "full", 1, measured, cells=["lr1e-3/vgg16/pws/gamma1e-3"]).cells
+    assert voc.throughput.images_per_s == 40.0
+    assert voc.note == "measured at batch 8, its images/s taken for batch 16"
+    assert math.isclose(voc.hours, 240 * 16_551 / 40.0 / 3600)
+
+
 def test_the_committed_rehearsal_tables_are_read() -> None:
     files = default_throughput_files()
     assert files, "bench/results/rehearsal/ keeps the measured rehearsal tables"
     assert all(read_throughput(f) for f in files)
+
+
+@pytest.mark.parametrize("table", ["table1", "table2", "table3", "table4", "table5"])
+def test_every_full_scale_cell_has_a_number_from_the_committed_rehearsals(table: str) -> None:
+    measured = [t for f in default_throughput_files() for t in read_throughput(f)]
+    cost = table_cost(load_table(table), "full", 3, measured)
+    assert cost.cells and not cost.unknown, [c.cell for c in cost.unknown]
+    for c in cost.cells:
+        assert c.throughput.source.startswith("bench/results/rehearsal/") and c.throughput.device
+        assert math.isfinite(c.hours) and c.hours > 0
 
 
 def test_plan_prints_the_cost_and_launches_nothing(rehearsal: Path, tmp_path: Path, monkeypatch, capsys

@@ -4,12 +4,16 @@ its row from a run's record (status, speed, memory, device-hours) and the table 
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from pws.data.real_sizes import REAL_SIZES
 from pws.engine.compose import compose_config
+from pws.engine.schema import check_known_keys
 from pws.paper.experiments import load_table
 from pws.results.cost import Kind
 from pws.results.rehearsal import (
@@ -76,6 +80,31 @@ def test_missing_data_gets_a_full_size_stand_in_in_the_real_format(tmp_path: Pat
     overrides, _ = data_overrides(composed("classify", imagenet), options, 64, tmp_path / "standins")
     want = {"data=synthetic_imagenet", "++data.num_classes=1000", "++data.num_train=1000"}
     assert want <= set(overrides)
+
+
+def test_the_stand_ins_pass_the_apps_checks_and_are_generated_at_the_real_sizes(tmp_path: Path) -> None:
+    """The stand-in's overrides are keys the apps know, and they reach the generators: the detection app
+    writes COCO at its real sizes with its quirks; the classification plan asks ImageNet's for both."""
+    from pws.classify.config import make_plan
+    from pws.detect.app import prepare_data
+    from pws.detect.config import resolve_settings
+
+    options = Options(iters=1, eval_images=2)
+    nothing = f"data_root={tmp_path / 'nothing'}"
+    base = cell_overrides("table3", "mask_rcnn/1x/pws", nothing)
+    overrides, _ = data_overrides(composed("detect", base), options, 1, tmp_path / "standins")
+    assert {"++data.quirks=True", "++data.real_sizes=True"} <= set(overrides)
+    check_known_keys("detect", overrides)
+    cfg = compose_config("detect", [*base, *overrides])
+    coco = prepare_data(cfg.data, resolve_settings(cfg), tmp_path)
+    sizes = [Image.open(p).size for p in sorted(coco.glob("*2017/*.jpg"))]
+    assert set(sizes) <= set(REAL_SIZES["coco"]) and len(set(sizes)) == 2  # 640x480 and 480x640
+    assert json.loads((coco / ".pws_synthetic.json").read_text())["quirks"] is True
+    base = cell_overrides("table5", "pws", nothing)
+    overrides, _ = data_overrides(composed("classify", base), options, 64, tmp_path / "standins")
+    check_known_keys("classify", overrides)
+    plan = make_plan(compose_config("classify", [*base, *overrides]), 1)
+    assert plan.data_kwargs["real_sizes"] is True and plan.data_kwargs["quirks"] is True
 
 
 def test_the_users_data_is_used_where_it_is(tmp_path: Path) -> None:

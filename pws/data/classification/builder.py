@@ -13,7 +13,8 @@ Names and their kwargs (defaults):
   absent), read by torchvision's CIFAR10 code. ``num_train`` (1000), ``num_test`` (200), ``seed`` (0).
 * ``synthetic_imagenet``: generated ``root/train/<wnid>/*.JPEG`` and ``root/val/<wnid>/*.JPEG`` (created if
   absent), read as ``imagenet``. ``num_classes`` (10), ``num_train`` (200), ``num_val`` (50),
-  ``image_size`` (80, of the generated JPEGs), ``crop_size`` (224), ``resize_size`` (256), ``seed`` (0).
+  ``image_size`` (80, of the generated JPEGs), ``crop_size`` (224), ``resize_size`` (256), ``seed`` (0),
+  ``quirks`` (False: the real files' odd formats) and ``real_sizes`` (False: ImageNet's image sizes).
 
 Every name also takes ``train_size`` and ``test_size`` (None = all): a fixed random subset (drawn with seed
 0, the same on every call) of that many images, e.g. for a quick run on the real data.

@@ -31,6 +31,7 @@ from pws.data.classification.synthetic import (
 )
 from pws.data.errors import DataMissingError, MalformedFile
 from pws.data.quirks import QUIRKS, save_image
+from pws.data.real_sizes import marker_entry, real_size
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -169,19 +170,23 @@ def synthetic_imagenet(
     crop_size: int = 224,
     resize_size: int = 256,
     seed: int = 0,
+    quirks: bool = False,
+    real_sizes: bool = False,
 ) -> tuple[Dataset, Dataset, int]:
     """A small generated ImageNet in the real layout (JPEG files), written under ``root`` if absent.
 
     kwargs: ``num_classes`` (10), ``num_train`` (200) and ``num_val`` (50) images spread evenly over the
     classes (each needs >= ``num_classes``), ``image_size`` (80: the generated JPEGs are about this size,
     with random aspect ratios between 3:4 and 4:3 of it), ``crop_size`` (224) and ``resize_size`` (256) as for
-    :func:`imagenet` (lower them, e.g. 64/73, for fast CPU runs), ``seed`` (0). Same options reuse the files,
-    others regenerate them; ``download`` is ignored. Then it loads exactly as :func:`imagenet` does.
+    :func:`imagenet` (lower them, e.g. 64/73, for fast CPU runs), ``seed`` (0), ``quirks`` and ``real_sizes``
+    (False) as for :func:`generate_synthetic_imagenet`. Same options reuse the files, others regenerate them;
+    ``download`` is ignored. Then it loads exactly as :func:`imagenet` does.
     """
     del download
     generate_synthetic_imagenet(
-        root, num_classes=num_classes, num_train=num_train, num_val=num_val, image_size=image_size, seed=seed
-    )
+        root, num_classes=num_classes, num_train=num_train, num_val=num_val, image_size=image_size, seed=seed,
+        quirks=quirks, real_sizes=real_sizes,
+    )  # fmt: skip
     return image_folders(root, "synthetic ImageNet", train_augment, crop_size, resize_size)
 
 
@@ -194,12 +199,15 @@ def generate_synthetic_imagenet(
     image_size: int = 80,
     seed: int = 0,
     quirks: bool = False,
+    real_sizes: bool = False,
 ) -> Path:
     """Write ``root/train/<wnid>/<wnid>_<k>.JPEG``, ``root/val/<wnid>/ILSVRC2012_val_<k>.JPEG``; return root.
 
     Class folders are named like WordNet ids (``n00000000``, ``n00000001``, ...); the images of a split are
     spread evenly over them. ``quirks``: the first training images are a greyscale JPEG, a CMYK JPEG and a
     PNG named ``.JPEG``, as the real training set has (:mod:`pws.data.quirks`; needs ``num_train >= 3``).
+    ``real_sizes``: ImageNet's varied sizes (:mod:`pws.data.real_sizes`: 500x375, 375x500, ... in turn)
+    instead of about ``image_size``.
     Each split folder is published atomically with its ``synthetic.json``; a ``train``/``val`` folder
     without one is never replaced (``FileExistsError``).
     """
@@ -214,7 +222,7 @@ def generate_synthetic_imagenet(
     for split in SPLITS:
         options = {"dataset": "synthetic_imagenet", "split": split, "num_images": counts[split],
                    "num_classes": int(num_classes), "image_size": int(image_size), "seed": int(seed),
-                   "quirks": bool(quirks)}
+                   "quirks": bool(quirks), **marker_entry(real_sizes)}
         folder = root / split
         marker = read_marker(folder)
         if marker == options:
@@ -231,6 +239,8 @@ def generate_synthetic_imagenet(
             (tmp / wnid).mkdir()
         for index, c in enumerate(np.sort(np.arange(counts[split]) % num_classes)):
             height, width = (int(v) for v in rng.integers(image_size * 3 // 4, image_size * 5 // 4 + 1, 2))
+            if real_sizes:
+                width, height = real_size("imagenet", index)
             pixels = pattern_images(np.array([c]), num_classes, height, width, rng)[0]
             name = f"{wnids[c]}_{index}.JPEG" if split == "train" else f"ILSVRC2012_val_{index + 1:08d}.JPEG"
             quirk = QUIRKS[index] if quirks and split == "train" and index < len(QUIRKS) else None

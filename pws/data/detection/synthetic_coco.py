@@ -17,6 +17,9 @@ each split also has a crowd: a cluster of small "person" shapes annotated once w
 uncompressed RLE segmentation (``{"counts": [...], "size": [h, w]}``, column-major, as COCO's crowd
 annotations), its area the mask's pixel count. The last val image has no annotation.
 
+``real_sizes=True`` writes COCO's image sizes instead (:mod:`pws.data.real_sizes`: 640x480, 480x640, 640x427,
+427x640 in turn, both orientations in every split of two images or more), for a rehearsal at full size.
+
 ``quirks=True`` makes sure of what the real set has beyond that at any size: the first object of each
 split's first image is in two parts (two polygons, whatever its category's shape) and the last train image
 has no annotation either.
@@ -42,6 +45,7 @@ from pws.data.detection._render import (
     shape_polygons,
 )
 from pws.data.quirks import save_image
+from pws.data.real_sizes import marker_entry, real_size
 
 # (id, name, supercategory): COCO 2017's 80 categories under their real ids.
 COCO_CATEGORIES = (
@@ -166,7 +170,8 @@ def _image(rng: np.random.Generator, width: int, height: int, crowd: bool, empty
     return img, anns
 
 
-def _write(coco_root: Path, counts: dict[str, int], seed: int, object_classes: int, quirks: bool) -> None:
+def _write(coco_root: Path, counts: dict[str, int], seed: int, object_classes: int, quirks: bool,
+           real_sizes: bool) -> None:  # fmt: skip
     (coco_root / "annotations").mkdir(parents=True)
     categories = [{"supercategory": sup, "id": cid, "name": name} for cid, name, sup in COCO_CATEGORIES]
     for split, n in counts.items():
@@ -178,6 +183,8 @@ def _write(coco_root: Path, counts: dict[str, int], seed: int, object_classes: i
             rng = np.random.default_rng([seed, code, k])
             image_id = first_id + 7 * k + int(rng.integers(0, 7))  # increasing, not contiguous
             width, height = IMAGE_SIZES[int(rng.integers(len(IMAGE_SIZES)))]
+            if real_sizes:
+                width, height = real_size("coco", k)
             empty = (split == "val2017" or quirks) and k == n - 1
             img, anns = _image(rng, width, height, crowd=k == 0, empty=empty, object_classes=object_classes,
                                two_parts=quirks and k == 0)  # fmt: skip
@@ -209,12 +216,13 @@ def generate(
     *,
     object_classes: int = len(COCO_CATEGORIES),
     quirks: bool = False,
+    real_sizes: bool = False,
 ) -> Path:
     """Writes the synthetic COCO set under ``root`` and returns its root (``root/coco``).
 
     ``num_train`` >= 1 images in train2017 (>= 2 with ``quirks``: the module), ``num_val`` >= 2 in val2017
-    (the last without annotations). Same arguments, same files; a second call with the same arguments does
-    nothing.
+    (the last without annotations); ``real_sizes``: COCO's image sizes (the module). Same arguments, same
+    files; a second call with the same arguments does nothing.
     """
     if num_train < 1 + int(quirks) or num_val < 2:
         raise ValueError(
@@ -224,8 +232,11 @@ def generate(
     if not 1 <= object_classes <= len(COCO_CATEGORIES):
         raise ValueError(f"object_classes must be 1 to {len(COCO_CATEGORIES)}, got {object_classes}")
     params = {"generator": "synthetic_coco", "num_train": int(num_train), "num_val": int(num_val),
-              "seed": int(seed), "object_classes": int(object_classes), "quirks": bool(quirks)}  # fmt: skip
+              "seed": int(seed), "object_classes": int(object_classes), "quirks": bool(quirks),
+              **marker_entry(real_sizes)}  # fmt: skip
     counts = {"train2017": int(num_train), "val2017": int(num_val)}
     return build_once(
-        Path(root) / "coco", params, lambda d: _write(d, counts, int(seed), int(object_classes), bool(quirks))
+        Path(root) / "coco",
+        params,
+        lambda d: _write(d, counts, int(seed), int(object_classes), bool(quirks), bool(real_sizes)),
     )

@@ -17,6 +17,9 @@ column + 1, as VOC). Objects cut by the border are clipped and marked truncated;
 difficult (every split's first image has one, so the metric's ignore path is exercised); the last test
 image has no object at all.
 
+``real_sizes=True`` writes VOC's image sizes instead (:mod:`pws.data.real_sizes`: 500x375, 375x500, 500x333,
+333x500 in turn, both orientations in every split of two images or more), for a rehearsal at full size.
+
 ``quirks=True`` adds what the real files have beyond that (:mod:`pws.data.quirks`): VOC2007 trainval's first
 image is a greyscale JPEG and VOC2007 test's first a CMYK JPEG, VOC2012 trainval's first image has one object
 only, a difficult one, every object has an ``<occluded>`` flag (1 when its box overlaps another object's)
@@ -38,6 +41,7 @@ from PIL import Image, ImageDraw
 from pws.data.detection._layout import build_once
 from pws.data.detection._render import background, class_style, draw_object, shape_polygons
 from pws.data.quirks import save_image
+from pws.data.real_sizes import marker_entry, real_size
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -53,9 +57,11 @@ MAX_IOU = 0.1
 
 
 def _place_objects(
-    rng: np.random.Generator, size: int, want_difficult: bool, object_classes: int
+    rng: np.random.Generator, width: int, height: int, want_difficult: bool, object_classes: int
 ) -> list[dict]:
-    """Random objects hardly overlapping each other (IoU <= MAX_IOU) for one image, in drawing order."""
+    """Random objects hardly overlapping each other (IoU <= MAX_IOU) for one image, in drawing order; their
+    sides a fraction of the image's shorter side."""
+    size = min(width, height)
     objects: list[dict] = []
     n = int(rng.integers(1, MAX_OBJECTS + 1))
     kinds = ["small"] * int(want_difficult) + ["normal"] * n
@@ -72,19 +78,19 @@ def _place_objects(
                 h = float(np.clip(w * math.exp(rng.uniform(-0.4, 0.4)), SIDE_RANGE[0] * size, 0.7 * size))
             truncated_try = kind == "normal" and rng.random() < 0.15
             margin = -0.35 if truncated_try else 0.5  # fraction of the size allowed outside the image
-            cx = float(rng.uniform(w * margin, size - w * margin))
-            cy = float(rng.uniform(h * margin, size - h * margin))
+            cx = float(rng.uniform(w * margin, width - w * margin))
+            cy = float(rng.uniform(h * margin, height - h * margin))
             polys = [[(round(x), round(y)) for x, y in p] for p in shape_polygons(style.shape, cx, cy, w, h)]
             xs = [x for p in polys for x, _ in p]
             ys = [y for p in polys for _, y in p]
             x0, y0 = max(min(xs), 0), max(min(ys), 0)
-            x1, y1 = min(max(xs), size - 1), min(max(ys), size - 1)
+            x1, y1 = min(max(xs), width - 1), min(max(ys), height - 1)
             if x1 - x0 < 6 or y1 - y0 < 6:
                 continue
             box = (x0, y0, x1, y1)
             if any(_iou(box, o["box"]) > MAX_IOU for o in objects):
                 continue
-            truncated = min(xs) < 0 or min(ys) < 0 or max(xs) > size - 1 or max(ys) > size - 1
+            truncated = min(xs) < 0 or min(ys) < 0 or max(xs) > width - 1 or max(ys) > height - 1
             small = min(x1 - x0 + 1, y1 - y0 + 1) < DIFFICULT_MAX_SIDE
             objects.append(
                 {"cls": cls, "polys": polys, "box": box, "truncated": truncated, "difficult": small,
@@ -123,7 +129,8 @@ def _parts(obj: ET.Element, box: tuple) -> None:
         _bndbox(element, part)
 
 
-def _annotation_xml(year: str, image_id: str, size: int, objects: list[dict], quirks: bool) -> ET.Element:
+def _annotation_xml(year: str, image_id: str, width: int, height: int, objects: list[dict], quirks: bool
+                    ) -> ET.Element:  # fmt: skip
     ann = ET.Element("annotation")
     ET.SubElement(ann, "folder").text = year
     ET.SubElement(ann, "filename").text = f"{image_id}.jpg"
@@ -132,8 +139,8 @@ def _annotation_xml(year: str, image_id: str, size: int, objects: list[dict], qu
     ET.SubElement(src, "annotation").text = f"PASCAL {year}"
     ET.SubElement(src, "image").text = "generated"
     sz = ET.SubElement(ann, "size")
-    ET.SubElement(sz, "width").text = str(size)
-    ET.SubElement(sz, "height").text = str(size)
+    ET.SubElement(sz, "width").text = str(width)
+    ET.SubElement(sz, "height").text = str(height)
     ET.SubElement(sz, "depth").text = "3"
     ET.SubElement(ann, "segmented").text = "0"
     for k, o in enumerate(objects):
@@ -152,14 +159,14 @@ def _annotation_xml(year: str, image_id: str, size: int, objects: list[dict], qu
     return ann
 
 
-def _write_image(year_dir: Path, year: str, image_id: str, rng: np.random.Generator, *, size: int,
+def _write_image(year_dir: Path, year: str, image_id: str, rng: np.random.Generator, *, size: tuple[int, int],
                  objects: list[dict], quirks: bool, file_quirk: str | None) -> None:  # fmt: skip
-    img = Image.fromarray(background(rng, size, size))
+    img = Image.fromarray(background(rng, *size))
     draw = ImageDraw.Draw(img)
     for o in objects:
         draw_object(draw, rng, o["polys"], o["colour"])
     save_image(img, year_dir / "JPEGImages" / f"{image_id}.jpg", file_quirk)
-    ET.ElementTree(_annotation_xml(year, image_id, size, objects, quirks)).write(
+    ET.ElementTree(_annotation_xml(year, image_id, *size, objects, quirks)).write(
         year_dir / "Annotations" / f"{image_id}.xml", encoding="utf-8"
     )
 
@@ -171,7 +178,7 @@ ONLY_DIFFICULT = ("VOC2012", "trainval")
 
 
 def _write(devkit: Path, num_train: int, num_test: int, seed: int, size: int, object_classes: int,
-           quirks: bool) -> None:  # fmt: skip
+           quirks: bool, real_sizes: bool) -> None:  # fmt: skip
     n07 = math.ceil(num_train / 2)
     splits = [  # (year, split, image ids)
         ("VOC2007", "trainval", [f"{i:06d}" for i in range(1, n07 + 1)]),
@@ -185,13 +192,14 @@ def _write(devkit: Path, num_train: int, num_test: int, seed: int, size: int, ob
         for k, image_id in enumerate(ids):
             rng = np.random.default_rng([seed, split_code, k])
             empty = split == "test" and k == len(ids) - 1
-            objects = [] if empty else _place_objects(rng, size, k == 0, object_classes)
+            width, height = real_size("voc", k) if real_sizes else (size, size)
+            objects = [] if empty else _place_objects(rng, width, height, k == 0, object_classes)
             first = quirks and k == 0
             if first and (year, split) == ONLY_DIFFICULT:
                 objects = objects[:1]  # the small one, placed first
             file_quirk = FILE_QUIRKS.get((year, split)) if first else None
-            _write_image(year_dir, year, image_id, rng, size=size, objects=objects, quirks=quirks,
-                         file_quirk=file_quirk)  # fmt: skip
+            _write_image(year_dir, year, image_id, rng, size=(width, height), objects=objects,
+                         quirks=quirks, file_quirk=file_quirk)  # fmt: skip
         main = year_dir / "ImageSets" / "Main"
         lists = {split: ids}
         if split == "trainval":  # VOC's train/val halves of trainval
@@ -209,12 +217,14 @@ def generate(
     size: int = 320,
     object_classes: int = len(VOC_CLASSES),
     quirks: bool = False,
+    real_sizes: bool = False,
 ) -> Path:
     """Writes the synthetic VOC set under ``root`` and returns the VOCdevkit root (``root/VOCdevkit``).
 
     ``num_train`` >= 2 images (VOC2007 + VOC2012 trainval), ``num_test`` >= 2 (VOC2007 test, its last image
-    without objects); ``quirks``: the real files' quirks (the module). Same arguments, same files; a second
-    call with the same arguments does nothing.
+    without objects); ``quirks``: the real files' quirks (the module); ``real_sizes``: VOC's image sizes
+    (:mod:`pws.data.real_sizes`: 500x375, 375x500, ... in turn) instead of ``size`` x ``size``. Same
+    arguments, same files; a second call with the same arguments does nothing.
     """
     if num_train < 2 or num_test < 2:
         raise ValueError(
@@ -227,11 +237,11 @@ def generate(
         raise ValueError(f"object_classes must be 1 to {len(VOC_CLASSES)}, got {object_classes}")
     params = {"generator": "synthetic_voc", "num_train": int(num_train), "num_test": int(num_test),
               "seed": int(seed), "size": int(size), "object_classes": int(object_classes),
-              "quirks": bool(quirks)}  # fmt: skip
+              "quirks": bool(quirks), **marker_entry(real_sizes)}  # fmt: skip
     target = Path(root) / "VOCdevkit"
     return build_once(
         target,
         params,
         lambda d: _write(d, int(num_train), int(num_test), int(seed), int(size), int(object_classes),
-                         bool(quirks)),
+                         bool(quirks), bool(real_sizes)),
     )  # fmt: skip
