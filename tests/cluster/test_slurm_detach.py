@@ -1,5 +1,5 @@
 """``reproduce_table.py --detach`` on a real SLURM: the driver submits a cell's job and returns while the job
-waits in the queue (held: ``SBATCH_HOLD``, so that it cannot end first); the same command again shows it
+waits in the queue (held: sbatch's ``--hold``, so that it cannot end first); the same command again shows it
 pending and submits nothing; once SLURM has run it, the command shows it finished, submits nothing, and
 renders the cell's number."""
 
@@ -20,16 +20,19 @@ GRID = ["table4", "--scale", "smoke", "--grid", "ci", "--cells", CELL, "--overri
         "--launcher", "slurm", "--detach"]  # fmt: skip
 
 
-def reproduce(slurm: Slurm, root: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(REPO / "scripts" / "reproduce_table.py"), *GRID,
+HOLD = ["--override", "+hydra.launcher.additional_parameters.hold=true"]  # sbatch --hold
+
+
+def reproduce(slurm: Slurm, root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(REPO / "scripts" / "reproduce_table.py"), *GRID, *extra,
                "--runs", str(root / "runs"), "--out", str(root / "results")]  # fmt: skip
-    return subprocess.run(command, cwd=REPO, env=slurm.env(OMP_NUM_THREADS="1", **env), capture_output=True,
+    return subprocess.run(command, cwd=REPO, env=slurm.env(OMP_NUM_THREADS="1"), capture_output=True,
                           text=True, timeout=300, check=False)  # fmt: skip
 
 
 def test_a_detached_driver_submits_returns_and_later_collects(slurm: Slurm, tmp_path: Path) -> None:
     sweep = tmp_path / "runs" / "smoke" / "table4_ci" / CELL
-    first = reproduce(slurm, tmp_path, SBATCH_HOLD="1")
+    first = reproduce(slurm, tmp_path, *HOLD)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     job_id = json.loads((sweep / JOBS_FILE).read_text())["0"]["job_id"]
     assert f"seed 0: pending: SLURM job {job_id}" in first.stdout, first.stdout
