@@ -24,11 +24,11 @@ from omegaconf import DictConfig
 from pws.data.classification import dataset_options
 from pws.engine.device import resolve_device
 from pws.engine.process import batch_problem, split_batch
+from pws.engine.resolvers import register_resolvers
 from pws.engine.schedule import StepSchedule, step_schedule
 from pws.engine.schema import MISSING, SGD, Validator, common_values, plain, sgd_values
 from pws.models.classifiers import classifier_options
 from pws.nn.factory import NormMethod
-from pws.records.run_dir import register_resolvers
 
 CONFIG_NAME = "classify"
 

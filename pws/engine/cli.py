@@ -25,8 +25,8 @@ from pws.engine.compose import compose_config
 from pws.engine.errors import ConfigError, Preempted, RunFailed
 from pws.engine.lifecycle import execute
 from pws.engine.process import batch_problem, current, job_processes, leave, unwritable
+from pws.engine.resolvers import register_resolvers
 from pws.engine.schema import CONFIG_DIR, check_known_keys
-from pws.records.run_dir import register_resolvers
 
 log = logging.getLogger("pws.engine")
 
