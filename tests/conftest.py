@@ -22,14 +22,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one threa
 SPLIT_BY_FILE = {"results"}  # folders whose files share no session fixture: their files spread over workers
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_itemcollected(item: pytest.Item) -> None:
     """``make test`` runs the suite on two processes (pytest-xdist, ``--dist loadgroup``): each folder of
     tests is one group, so that its session fixtures (a generated data set, a reference run, the local
-    SLURM) are made once, in one process; the top-level files and those of ``SPLIT_BY_FILE`` go one by one."""
-    for item in items:
-        parts = Path(item.path).relative_to(TESTS).parts
-        folder = parts[0] if len(parts) > 1 and parts[0] not in SPLIT_BY_FILE else "/".join(parts)
-        item.add_marker(pytest.mark.xdist_group(folder))
+    SLURM) are made once, in one process; the top-level files and those of ``SPLIT_BY_FILE`` go one by one.
+    (Marked as each test is collected: xdist reads the groups in its own ``pytest_collection_modifyitems``.)"""
+    parts = Path(item.path).relative_to(TESTS).parts
+    folder = parts[0] if len(parts) > 1 and parts[0] not in SPLIT_BY_FILE else "/".join(parts)
+    item.add_marker(pytest.mark.xdist_group(folder))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
