@@ -26,7 +26,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     """``make test`` runs the suite on two processes (pytest-xdist, ``--dist loadgroup``): each folder of
     tests is one group, so that its session fixtures (a generated data set, a reference run, the local
     SLURM) are made once, in one process; the top-level files and those of ``SPLIT_BY_FILE`` go one by one.
-    (Marked as each test is collected: xdist reads the groups in its own ``pytest_collection_modifyitems``.)"""
+    (Marked as each test is collected: xdist reads the groups in its ``pytest_collection_modifyitems``.)"""
     parts = Path(item.path).relative_to(TESTS).parts
     folder = parts[0] if len(parts) > 1 and parts[0] not in SPLIT_BY_FILE else "/".join(parts)
     item.add_marker(pytest.mark.xdist_group(folder))
