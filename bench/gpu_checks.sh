@@ -7,7 +7,7 @@
 #
 #   bench/gpu_checks.sh OUTDIR                 # the default steps (below); PYTHON=... picks the interpreter
 #   STEPS="fused_tests bench_fused" bench/gpu_checks.sh OUTDIR     # only the named steps
-#   STEPS=all bench/gpu_checks.sh OUTDIR       # also the earlier checks (bench_layers, bench_classify, the
+#   STEPS=all bench/gpu_checks.sh OUTDIR       # also the earlier checks (bench_ops, bench_layers, bench_classify, the
 #                                              # app with AMP and under torchrun: several more minutes)
 #   QUICK=1 bench/gpu_checks.sh OUTDIR         # a dry run on a CPU: every python entry point with
 #                                              # --device cpu --quick (checks the script, measures nothing)
@@ -42,7 +42,7 @@ failed=0
 default_steps="fused_tests bench_fused bench_app rehearse"
 steps=${STEPS:-$default_steps}
 if [[ "$steps" == all ]]; then
-  steps="$default_steps gpu_tests bench_layers bench_classify classify_amp classify_ddp"
+  steps="$default_steps gpu_tests bench_ops bench_layers bench_classify classify_amp classify_ddp"
 fi
 dev=(); q=()
 if [[ -n "$quick" ]]; then dev=(--device cpu); q=(--quick); fi
@@ -121,6 +121,8 @@ else
   step rehearse 420 rehearse 20 --device cuda
 fi
 step gpu_tests 120 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_pws_conv.py tests/test_fold.py
+ops_device=cuda; [[ -n "$quick" ]] && ops_device=cpu
+step bench_ops 90 "$py" bench/bench_ops.py --device "$ops_device"   # mmcv's ops against torchvision's
 step bench_layers 200 "$py" bench/bench_layers.py --sizes 32x64,320x8 --warmup 5 --repeats 30 --inference-repeats 30
 step bench_classify 200 "$py" bench/bench_classify.py --warmup 5 --repeats 15
 step classify_amp 150 classify amp "$py" -m pws.classify model=resnet_cifar norm=pws train.amp=true
