@@ -19,7 +19,9 @@ TESTS = Path(__file__).parent
 if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one thread each, their children too
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-SPLIT_BY_FILE = {"results"}  # folders whose files share no session fixture: their files spread over workers
+# folders whose files share no costly session fixture: their files spread over the workers (detect's generated
+# data set is small; its learning test alone takes a worker for most of the suite)
+SPLIT_BY_FILE = {"results", "detect"}
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

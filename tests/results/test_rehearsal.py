@@ -86,8 +86,7 @@ def test_the_stand_ins_pass_the_apps_checks_and_are_generated_at_the_real_sizes(
     """The stand-in's overrides are keys the apps know, and they reach the generators: the detection app
     writes COCO at its real sizes with its quirks; the classification plan asks ImageNet's for both."""
     from pws.classify.config import make_plan
-    from pws.detect.app import prepare_data
-    from pws.detect.config import resolve_settings
+    from pws.detect.app import checked_plan, prepare_data
 
     options = Options(iters=1, eval_images=2)
     nothing = f"data_root={tmp_path / 'nothing'}"
@@ -96,7 +95,7 @@ def test_the_stand_ins_pass_the_apps_checks_and_are_generated_at_the_real_sizes(
     assert {"++data.quirks=True", "++data.real_sizes=True"} <= set(overrides)
     check_known_keys("detect", overrides)
     cfg = compose_config("detect", [*base, *overrides])
-    coco = prepare_data(cfg.data, resolve_settings(cfg), tmp_path)
+    coco = prepare_data(cfg.data, checked_plan(cfg, 1).settings, tmp_path)
     sizes = [Image.open(p).size for p in sorted(coco.glob("*2017/*.jpg"))]
     assert set(sizes) <= set(REAL_SIZES["coco"]) and len(set(sizes)) == 2  # 640x480 and 480x640
     assert json.loads((coco / ".pws_synthetic.json").read_text())["quirks"] is True
