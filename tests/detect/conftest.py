@@ -7,6 +7,7 @@ skips them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,16 @@ def compose_cfg():
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the runs of this session generate their synthetic sets (shared: generated once)."""
     return tmp_path_factory.mktemp("detect-data")
+
+
+@pytest.fixture
+def mmdet_scope() -> Iterator[None]:
+    """mmdet as mmengine's default scope during a test that builds from mmdet's registries: the scope is
+    process-wide and the last Runner of this worker (any app's, any earlier test's) has set its own."""
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,8 @@ from pws.nn.group_norm import GroupNorm2d  # noqa: E402
 from pws.nn.instance_norm import InstanceNorm2d  # noqa: E402
 from pws.nn.methods import METHOD_TABLE, MMCV_OWN_LAYERS, conv_kind, mmcv_cfgs  # noqa: E402
 
-register_all_modules(init_default_scope=True)
+register_all_modules(init_default_scope=False)
+pytestmark = pytest.mark.usefixtures("mmdet_scope")
 
 
 @pytest.mark.parametrize("options", [{}, {"gamma": 1e-4, "gamma_mode": "equiv"}, {"fan_in_scale": False}])

@@ -30,7 +30,8 @@ from pws.models.vgg import VGG16_LAYERS  # noqa: E402
 from pws.nn.factory import METHODS  # noqa: E402
 from pws.nn.instance_norm import InstanceNorm2d  # noqa: E402
 
-register_all_modules(init_default_scope=True)
+register_all_modules(init_default_scope=False)
+pytestmark = pytest.mark.usefixtures("mmdet_scope")
 
 CONV = {"pws": PWS, "wn": WN, "none": HeConv}
 NORM = {

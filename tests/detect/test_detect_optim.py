@@ -19,7 +19,8 @@ from pws.detect.app import checked_plan  # noqa: E402
 from pws.detect.config import build_config  # noqa: E402
 from pws.nn import PWSConv2d  # noqa: E402
 
-register_all_modules(init_default_scope=True)
+register_all_modules(init_default_scope=False)
+pytestmark = pytest.mark.usefixtures("mmdet_scope")
 
 
 @pytest.mark.parametrize(
