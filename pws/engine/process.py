@@ -7,8 +7,9 @@ it trains.
   without either.
 * :func:`join`: several processes form their process group, NCCL on GPUs (one per process, the local
   rank's) and gloo on CPUs: :func:`backend` is the one place that chooses. Under SLURM the rendezvous is
-  the first node of the job (``scontrol show hostnames``, as mmengine's ``slurm`` launcher finds it) at a
-  port derived from the job id (two jobs on one node never share it). On GPUs mmengine's
+  the first node of the job (``scontrol show hostnames``, as mmengine's ``slurm`` launcher finds it; the
+  loopback address when the job has one node) at a port derived from the job id (two jobs on one node never
+  share it). On GPUs mmengine's
   ``init_dist("pytorch")`` joins (it selects the local rank's GPU); its ``slurm`` launcher is not used since
   it selects a GPU unconditionally and rendezvouses at one fixed port. :func:`leave` leaves the group.
 * :func:`split_batch`: the one rule for the batch of several processes: ``data.batch_size`` is the total
@@ -74,9 +75,12 @@ def backend() -> str:
 
 def rendezvous(env: Mapping[str, str]) -> dict[str, str]:
     """``MASTER_ADDR`` and ``MASTER_PORT`` of a SLURM job's processes (those already set are kept): the
-    job's first node and a port derived from its id."""
+    job's first node (the loopback address in a job of one node: no name to resolve) and a port derived
+    from its id."""
     found = {k: env[k] for k in ("MASTER_ADDR", "MASTER_PORT") if k in env}
-    if "MASTER_ADDR" not in found:
+    if "MASTER_ADDR" not in found and env.get("SLURM_JOB_NUM_NODES") == "1":
+        found["MASTER_ADDR"] = "127.0.0.1"
+    elif "MASTER_ADDR" not in found:
         command = ["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]]
         nodes = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
         found["MASTER_ADDR"] = nodes[0]

@@ -61,6 +61,29 @@ class Slurm:
 
         return until(final, timeout, f"job {job_id} to end")  # type: ignore[return-value]
 
+    def drive(self, command: list[str], folder: Path, timeout: float, **env: str
+              ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        """Run a driver (a multirun or a table through the SLURM launcher) to its end, its jobs' files under
+        ``folder``. One that has not ended after ``timeout`` seconds is killed, the queue is emptied and the
+        test fails with what would tell why: the queue (state, reason), the jobs' fields and their logs."""
+        try:
+            return subprocess.run(command, cwd=REPO, env=self.env(**env), capture_output=True, text=True,
+                                  timeout=timeout, check=False)  # fmt: skip
+        except subprocess.TimeoutExpired as err:
+            queue = self.command("squeue", "-h", "-o", "%i %T %r %M %C %N")
+            jobs = [self.command("scontrol", "show", "job", line.split()[0]) for line in queue.splitlines()]
+            self.command("scancel", "--full", "--user=root")
+            logs = [f"--- {p}:\n{p.read_text(errors='replace')[-2000:]}"
+                    for p in sorted(folder.rglob(".submitit/*/*_log.*"))]  # fmt: skip
+            output = _text(err.stdout)[-2000:] + _text(err.stderr)[-2000:]
+            pytest.fail("\n".join([f"the driver had not ended after {timeout:.0f} s: {' '.join(command)}",
+                                   f"its output: {output}", "the queue (id state reason time cpus node):",
+                                   queue, *jobs, *logs]), pytrace=False)  # fmt: skip
+
+
+def _text(output: str | bytes | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
 
 def job_ids(sweep_dir: Path) -> list[str]:
     """The SLURM ids of the jobs of the multirun in ``sweep_dir`` that have started (``<id>`` or

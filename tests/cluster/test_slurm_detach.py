@@ -26,8 +26,7 @@ HOLD = ["--override", "+hydra.launcher.additional_parameters.hold=true"]  # sbat
 def reproduce(slurm: Slurm, root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, str(REPO / "scripts" / "reproduce_table.py"), *GRID, *extra,
                "--runs", str(root / "runs"), "--out", str(root / "results")]  # fmt: skip
-    return subprocess.run(command, cwd=REPO, env=slurm.env(OMP_NUM_THREADS="1"), capture_output=True,
-                          text=True, timeout=300, check=False)  # fmt: skip
+    return slurm.drive(command, root, timeout=300, OMP_NUM_THREADS="1")
 
 
 def test_a_detached_driver_submits_returns_and_later_collects(slurm: Slurm, tmp_path: Path) -> None:

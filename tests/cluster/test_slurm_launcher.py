@@ -5,10 +5,9 @@ classification multirun is submitted with ``hydra/launcher=slurm``, runs as a SL
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
-from .conftest import REPO, Slurm, job_ids
+from .conftest import Slurm, job_ids
 
 TINY = ["scale=smoke", "data=digits", "model=plain_c", "norm=pws", "model.width=0.125",
         "scale.classify.epochs=1", "train.max_steps_per_epoch=2", "data.batch_size=8", "data.test_size=32"]
@@ -18,8 +17,7 @@ def test_a_multirun_through_the_slurm_launcher_runs_as_a_slurm_job(slurm: Slurm,
     sweep = tmp_path / "sweep"
     command = [sys.executable, "-m", "pws.classify", "-m", *TINY, "seed=0", "hydra/launcher=slurm",
                f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=seed${seed}"]  # fmt: skip
-    proc = subprocess.run(command, cwd=REPO, env=slurm.env(), capture_output=True, text=True, timeout=600,
-                          check=False)  # fmt: skip
+    proc = slurm.drive(command, sweep, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((sweep / "seed0" / "metrics.json").read_text())
     assert record["status"] == "finished" and 0 <= record["top1_error"] <= 100

@@ -25,7 +25,7 @@ from pws.engine.app import App
 from pws.engine.compose import compose_config
 from pws.engine.lifecycle import execute
 
-from .conftest import REPO, Slurm, job_ids
+from .conftest import Slurm, job_ids
 
 CLASSIFY = ["scale=smoke", "data=digits", "model=plain_c", "norm=pws", "model.width=0.125",
             "data.augment=false", "scale.classify.epochs=1", "train.max_steps_per_epoch=2",
@@ -39,8 +39,7 @@ def multirun(slurm: Slurm, app: str, overrides: list[str], sweep: Path) -> subpr
     """``python -m pws.<app> -m overrides`` through the SLURM launcher, two tasks per job."""
     command = [sys.executable, "-m", f"pws.{app}", "-m", *overrides, "hydra/launcher=slurm",
                f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=run"]  # fmt: skip
-    return subprocess.run(command, cwd=REPO, env=slurm.env(PWS_SLURM_TASKS="2", OMP_NUM_THREADS="1"),
-                          capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    return slurm.drive(command, sweep, timeout=300, PWS_SLURM_TASKS="2", OMP_NUM_THREADS="1")
 
 
 def local(app: App, overrides: list[str], run_dir: Path) -> dict:

@@ -50,6 +50,8 @@ def test_a_slurm_jobs_processes_meet_on_its_first_node_at_a_port_of_its_own() ->
     assert first == {"MASTER_ADDR": "gpu01", "MASTER_PORT": str(PORT_BASE + 3457)}
     assert second["MASTER_PORT"] == str(PORT_BASE + 3458)
     assert rendezvous({**given, "MASTER_PORT": "29400"})["MASTER_PORT"] == "29400"
+    one_node = {**SLURM_TASK, "SLURM_JOB_NUM_NODES": "1"}  # no scontrol: its processes meet on loopback
+    assert rendezvous(one_node) == {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(PORT_BASE + 3457)}
 
 
 def test_the_backend_is_nccl_on_gpus_and_gloo_on_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
