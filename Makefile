@@ -15,7 +15,7 @@ install:
 	bash scripts/slurm_local.sh install || test $$? = 3  # slurm-wlm, munge: tests on a real SLURM (root)
 
 test:
-	$(PY) -m pytest -q --durations=15 -n 2 --dist loadgroup
+	$(PY) -m pytest -q --durations=15 -n 2 --dist loadgroup --no-loadscope-reorder
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -19,19 +19,30 @@ TESTS = Path(__file__).parent
 if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one thread each, their children too
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-# folders whose files share no costly session fixture: their files spread over the workers (detect's generated
-# data set is small; its learning test alone takes a worker for most of the suite)
-SPLIT_BY_FILE = {"results", "detect"}
+# the folders whose files share a session fixture that one process must own: the local SLURM (started once,
+# stopped at the end); every other file is a group of its own (their session fixtures are small generated data
+# sets and tiny reference runs, made again in each process that needs them)
+KEEP_TOGETHER = {"cluster"}
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """``make test`` runs the suite on two processes (pytest-xdist, ``--dist loadgroup``): each folder of
-    tests is one group, so that its session fixtures (a generated data set, a reference run, the local
-    SLURM) are made once, in one process; the top-level files and those of ``SPLIT_BY_FILE`` go one by one.
+    """``make test`` runs the suite on two processes (pytest-xdist, ``--dist loadgroup``): each file is one
+    group, and each folder of ``KEEP_TOGETHER`` (its session fixtures are made once, in one process).
     (Marked as each test is collected: xdist reads the groups in its ``pytest_collection_modifyitems``.)"""
+    item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+
+def _group(item: pytest.Item) -> str:
     parts = Path(item.path).relative_to(TESTS).parts
-    folder = parts[0] if len(parts) > 1 and parts[0] not in SPLIT_BY_FILE else "/".join(parts)
-    item.add_marker(pytest.mark.xdist_group(folder))
+    return parts[0] if parts[0] in KEEP_TOGETHER else "/".join(parts)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The groups that take long (one of their tests is marked ``slow``, or they share the SLURM) first, each
+    group's tests kept together and in order: with ``--no-loadscope-reorder`` xdist hands out the groups in
+    this order, so that the two processes do not end on one long group each after the short ones."""
+    long = {_group(i) for i in items if i.get_closest_marker("slow") or _group(i) in KEEP_TOGETHER}
+    items.sort(key=lambda i: _group(i) not in long)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
