@@ -27,6 +27,7 @@ from pws.engine.lifecycle import execute
 from pws.engine.process import batch_problem, current, job_processes, leave, unwritable
 from pws.engine.resolvers import register_resolvers
 from pws.engine.schema import CONFIG_DIR, check_known_keys
+from pws.engine.shield import ignore_notices_after_the_run
 
 log = logging.getLogger("pws.engine")
 
@@ -92,6 +93,7 @@ def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:
             sys.exit(e.exit_code)
         finally:  # each run of a multirun: in a SLURM task or a sweep, the process goes on after it
             leave()
+            ignore_notices_after_the_run()
         values = ", ".join(f"{k}={record[k]:.2f}" for k in shown if isinstance(record.get(k), (int, float)))
         print(f"pws.{app.name}: {record.get('status')}: {values}")
 

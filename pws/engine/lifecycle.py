@@ -16,7 +16,9 @@
    registered, and mmengine's Runner trains.
 5. The outcome is written to ``metrics.json``: ``finished`` (the last evaluation), ``diverged`` (metrics
    NaN, returned normally so that a sweep goes on), ``failed`` (the reason; raised again), or, on a
-   preemption signal, ``running`` with ``interrupted`` (the checkpoint is saved; :class:`Preempted`).
+   preemption signal, ``running`` with ``interrupted`` (the checkpoint is saved; :class:`Preempted`). The
+   run holds the preemption signals from its start to its end: one that arrives while it starts stops it
+   as its training starts (:class:`~pws.engine.hooks.PreemptionHook`).
 """
 
 from __future__ import annotations
@@ -113,9 +115,18 @@ def execute(
 ) -> dict[str, Any]:
     """Run (or resume, or skip) ``cfg`` of ``app`` in ``run_dir``; return its record (see the module)."""
     started = time.perf_counter()
-    run_dir = Path(run_dir)
+    preemption = PreemptionHook()
+    preemption.hold()  # a preemption signal from here on stops the run as its training starts
+    try:
+        return _execute(app, cfg, Path(run_dir), list(overrides or []), base_dir, preemption, started)
+    finally:
+        preemption.restore_handlers()
+
+
+def _execute(app: App, cfg: DictConfig, run_dir: Path, overrides: list[str], base_dir: str | Path | None,
+             preemption: PreemptionHook, started: float) -> dict[str, Any]:  # fmt: skip
     process = current()
-    base = engine_record(app, cfg, list(overrides or []), process)
+    base = engine_record(app, cfg, overrides, process)
     if (problem := unwritable(run_dir)) is not None:
         raise RunFailed(problem)
     try:
@@ -129,7 +140,7 @@ def execute(
     if process.is_main:
         lock.acquire()
     try:
-        return _Run(app, plan, cfg, run_dir, base, process, started).go(
+        return _Run(app, plan, cfg, run_dir, base, process, started, preemption).go(
             Path(base_dir or os.getcwd())
         )
     finally:
@@ -148,8 +159,10 @@ class _Run:
         base: dict[str, Any],
         process: Process,
         started: float,
+        preemption: PreemptionHook,
     ) -> None:
         self.app, self.plan, self.cfg, self.run_dir = app, plan, cfg, run_dir
+        self.preemption = preemption
         speed = {"fused_pws": plan.fused_pws, "compile": plan.compile}  # the speed options, every app
         batch = batch_record(plan.total_batch, process.world_size, plan.lr, plan.sync_bn)
         self.base = {**base, **app.base_record(plan, cfg), **speed, **batch}
@@ -229,7 +242,7 @@ class _Run:
             previous=self.previous,
             metric_names=tuple(self.app.metric_names(plan)),
         )
-        preemption = PreemptionHook()
+        preemption = self.preemption
         self.record = record
         try:
             with shielded():  # wandb's service starts with the preemption signals blocked
@@ -254,7 +267,6 @@ class _Run:
                 runner.train()  # resumed after a killed evaluation: the record hook evaluates first
             result = record.write("finished")
         except Diverged as e:
-            preemption.restore_handlers()  # the hook's after_train does not run when training raises
             log.warning("diverged: %s; metrics recorded as NaN", e)
             nan = {k: math.nan for k in self.app.metric_names(plan)}
             result = record.write("diverged", error=str(e), diverged_at=str(e), **nan)
@@ -264,7 +276,6 @@ class _Run:
             self._close(tracker, None)
             raise
         except Exception as e:
-            preemption.restore_handlers()
             record.write("failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
             self._close(tracker, None)
             raise

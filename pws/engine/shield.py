@@ -16,6 +16,9 @@ stopping. Here, while :class:`~pws.engine.hooks.PreemptionHook` holds the signal
   blocked. Measured with wandb-core (a Go program): it keeps SIGUSR1 and SIGUSR2 blocked, but the Go
   runtime unblocks SIGTERM and exits on it whatever it inherited, blocked or ignored; after SLURM's SIGTERM
   the run goes on without wandb (:class:`~pws.engine.hooks.WandbHook`).
+
+Once the run has ended, a process in a SLURM job ignores SIGUSR1 and SIGUSR2
+(:func:`ignore_notices_after_the_run`).
 """
 
 from __future__ import annotations
@@ -88,6 +91,15 @@ def shield_loaders(mm: dict[str, Any], rank: int, seed: int) -> None:
         if isinstance(loader, dict) and loader.get("num_workers", 0) > 0:
             init = dict(type=WORKER_INIT, num_workers=loader["num_workers"], rank=rank, seed=seed)
             mm[name] = {**loader, "worker_init_fn": init}
+
+
+def ignore_notices_after_the_run() -> None:
+    """In a SLURM job, once its run has ended: SIGUSR1 and SIGUSR2 (the launcher's notice before the time
+    limit, ``scancel --signal``) ignored for the rest of the process. Nothing is left to save, and a notice
+    that came as the process exits ended it by the signal's default action: SLURM recorded the job of a
+    finished run as FAILED (measured: a time-limit notice 4 s after submitit wrote the result)."""
+    if "SLURM_JOB_ID" in os.environ:
+        ignore(IGNORED_BY_CHILDREN)
 
 
 @contextlib.contextmanager

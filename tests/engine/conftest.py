@@ -167,7 +167,8 @@ PROBES: dict[str, list[dict[str, Any]]] = {}  # what each ProbeHook saw, by its 
 @HOOKS.register_module(name="EngineTestProbe", force=True)
 class ProbeHook(Hook):
     """After each training iteration: records (iteration, loss, optimizer LR) under ``PROBES[key]``; after
-    iteration ``signal_at`` (1-based, counted over the whole run) sends ``signum`` to this process.
+    iteration ``signal_at`` (1-based, counted over the whole run; 0: as the Runner starts, before it loads
+    a checkpoint) sends ``signum`` to this process.
 
     Its priority is above the engine's PreemptionHook (LOWEST), so the signal is seen at the same
     iteration: the checkpoint is that of iteration ``signal_at``, deterministically.
@@ -180,6 +181,10 @@ class ProbeHook(Hook):
         self.signal_at = signal_at
         self.signum = signum
         PROBES.setdefault(key, [])
+
+    def before_run(self, runner: Any) -> None:
+        if self.signal_at == 0:
+            os.kill(os.getpid(), self.signum)
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: Any = None) -> None:  # fmt: skip

@@ -49,7 +49,7 @@ def test_two_runs_in_one_process_each_log_into_their_own_directory(
     for name in ("a", "b"):
         record = app.execute(tmp_path / name, *app.divergent, f"{app.epochs_key}=1", hooks=[probe(name)])
         assert record["status"] == "diverged"
-        # the preemption handlers are put back (training raised: mmengine's after_train did not run)
+        # the preemption handlers are put back (training raised)
         assert {n: signal.getsignal(getattr(signal, n)) for n in SIGNALS} == handlers
     for name in ("a", "b"):
         logs = list((tmp_path / name).rglob("*.log"))

@@ -23,7 +23,7 @@ from pws.engine.checkpoints import LAST_CHECKPOINT
 from pws.engine.errors import Preempted
 from pws.records.metrics_file import write_metrics
 
-from .conftest import PROBES, Case, load_checkpoint, probe, read_json, same, tensors
+from .conftest import CASES, PROBES, Case, load_checkpoint, probe, read_json, same, tensors
 
 
 def final_checkpoint(run_dir: Path) -> dict[str, Any]:
@@ -93,6 +93,27 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(app: Case, ref
     assert_same_record(read_json(run_dir / "metrics.json"), read_json(ref.run_dir / "metrics.json"), app)
     assert_same_weights(run_dir, ref.run_dir)
     assert not list(run_dir.glob("preempted_iter_*.pth"))  # superseded by the epoch checkpoint
+
+
+def test_a_signal_while_the_run_starts_stops_it_as_training_starts(reference, data_root: Path, tmp_path: Path
+                                                                   ) -> None:  # fmt: skip
+    """A signal before training (the Runner being built: SLURM's time-limit signal comes at a fixed time
+    after a job starts, a requeued one's too) is the run's, not submitit's handler's: the run stops as
+    training starts, with nothing to save, and the same command then trains it to the uninterrupted end."""
+    app = Case(**{**CASES["classify"].__dict__, "data_root": data_root})
+    ref = reference(app)
+    run_dir = tmp_path / "run"
+    handler = signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(Preempted) as info:
+        app.execute(run_dir, hooks=[probe("starting", signal_at=0)])
+    assert (info.value.signum, info.value.iteration) == (signal.SIGUSR1, 0) and PROBES["starting"] == []
+    assert signal.getsignal(signal.SIGUSR1) == handler
+    stopped = read_json(run_dir / "metrics.json")
+    assert stopped["status"] == "running" and "SIGUSR1" in stopped["interrupted"]
+    assert not list(run_dir.glob("*.pth"))
+    resumed = app.execute(run_dir, hooks=[probe("started")])
+    assert [p["loss"] for p in PROBES["started"]] == [p["loss"] for p in ref.iterations]
+    assert_same_record(resumed, ref.record, app)
 
 
 def test_the_history_holds_the_lr_the_optimizer_applied(app: Case, reference) -> None:

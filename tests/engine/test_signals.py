@@ -11,10 +11,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
+import pytest
+
 from pws.engine.hooks.preemption import PreemptionHook
-from pws.engine.shield import SIGNALS, shielded, worker_init
+from pws.engine.shield import SIGNALS, ignore_notices_after_the_run, shielded, worker_init
 
 
 def _report_handlers(queue) -> None:  # in the forked child
@@ -45,7 +48,7 @@ def test_a_forked_worker_ignores_the_usr_signals_and_keeps_sigterm() -> None:
         assert _handlers_of_a_forked_child() == {
             "SIGTERM": signal.SIG_DFL, "SIGUSR1": signal.SIG_IGN, "SIGUSR2": signal.SIG_IGN}  # fmt: skip
     finally:
-        hook.after_train(None)
+        hook.restore_handlers()
     assert {name: signal.getsignal(getattr(signal, name)) for name in SIGNALS} == before
 
 
@@ -56,6 +59,8 @@ def _init_and_report(queue) -> None:  # in the forked child
     handlers = {name: signal.getsignal(getattr(signal, name)) for name in ("SIGUSR1", "SIGUSR2")}
     queue.put((handlers, int(np.random.randint(1 << 30))))
     os.kill(os.getpid(), signal.SIGTERM)  # not from its parent: ignored
+    while signal.SIGTERM in signal.sigpending():  # until the waiting thread took it: a second SIGTERM that
+        time.sleep(0.001)  # came while it was pending would merge with it, and the parent's would be lost
     queue.put("alive")
     threading.Event().wait()  # until its parent's SIGTERM ends it
 
@@ -112,3 +117,22 @@ def test_a_helper_started_while_shielded_starts_with_the_signals_blocked_and_non
         assert wanted.isdisjoint(_blocked(os.getpid()))
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_slurm_jobs_process_ignores_the_notices_once_its_run_has_ended(monkeypatch: pytest.MonkeyPatch
+                                                                         ) -> None:  # fmt: skip
+    """After its run, a process of a SLURM job outlives a late notice (USR1/USR2): by their default action
+    it died as it exited, and SLURM recorded the job of a finished run as FAILED. Outside SLURM: unchanged."""
+    names = ("SIGUSR1", "SIGUSR2")
+    before = {name: signal.getsignal(getattr(signal, name)) for name in names}
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    ignore_notices_after_the_run()
+    assert {name: signal.getsignal(getattr(signal, name)) for name in names} == before
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    try:
+        ignore_notices_after_the_run()
+        os.kill(os.getpid(), signal.SIGUSR2)  # by its default action: the end of this process
+        assert all(signal.getsignal(getattr(signal, name)) == signal.SIG_IGN for name in names)
+    finally:
+        for name, handler in before.items():
+            signal.signal(getattr(signal, name), handler)

@@ -1,16 +1,18 @@
 """Cluster preemption: SIGTERM, SIGUSR1 and SIGUSR2 (submitit's) make the run save and stop.
 
-The signal handler only records the signal. After the current training iteration (all its hooks done),
-every rank learns of it (one all-reduce per iteration under DDP), the checkpoint of exactly that iteration
-is written (``preempted_iter_<N>.pth``, and mmengine's ``last_checkpoint`` points to it) and
-:class:`~pws.engine.errors.Preempted` is raised; the app exits 0 and the same command resumes. A signal
-that arrives during an evaluation abandons it at once (an evaluation can outlast the launcher's notice,
-a COCO one by minutes): the checkpoint of the epoch it evaluates is already written (mmengine saves before
-evaluating) and the resumed run evaluates that epoch first. A second signal (during the save, say) changes
-nothing. A handler that was installed before ours (submitit's requeue handler) is called after the
-checkpoint is written, so the job is still requeued. The handlers are put back when training ends. The
-run's other processes (data workers, mmdet's evaluation pool, wandb's service) ignore the signals
-(:mod:`pws.engine.shield`): SLURM signals every process of a job, and the main process alone decides.
+The signal handler only records the signal. The run holds the signals from its start
+(:meth:`PreemptionHook.hold`): one that arrived before training stops the run as training starts. After the
+current training iteration (all its hooks done), every rank learns of it (one all-reduce per iteration under
+DDP), the checkpoint of exactly that iteration is written (``preempted_iter_<N>.pth``, and mmengine's
+``last_checkpoint`` points to it) and :class:`~pws.engine.errors.Preempted` is raised; the app exits 0 and
+the same command resumes. A signal that arrives during an evaluation abandons it at once (an evaluation can
+outlast the launcher's notice, a COCO one by minutes): the checkpoint of the epoch it evaluates is already
+written (mmengine saves before evaluating) and the resumed run evaluates that epoch first. A second signal
+(during the save, say) changes nothing. A handler that was installed before ours (submitit's requeue
+handler) is called after the checkpoint is written, so the job is still requeued. The handlers are put back
+when the run ends. The run's other processes (data workers, mmdet's evaluation pool, wandb's service) ignore
+the signals (:mod:`pws.engine.shield`): SLURM signals every process of a job, and the main process alone
+decides.
 """
 
 from __future__ import annotations
@@ -79,17 +81,27 @@ class PreemptionHook(Hook):
             self._stop(signum, self.runner.epoch - 1, self.runner.iter)
         log.warning("received %s: saving a checkpoint after this iteration", name)
 
-    def before_train(self, runner: Any) -> None:
+    def hold(self) -> None:
+        """Take the signals from now on (the run calls it as it starts, before it writes anything): one that
+        arrives before training is acted on as training starts, not left to submitit's handler, which would
+        requeue and exit from inside whatever the run was doing (measured: mmengine's config dump, the run
+        recorded as failed)."""
+        if self._previous:
+            return
         if threading.current_thread() is not threading.main_thread():
             log.warning("not in the main thread: preemption signals are not handled")
             return
         self._pid = os.getpid()
-        self.runner = runner
         for s in self.signals:
             self._previous[s] = signal.signal(s, self._handle)
 
-    def after_train(self, runner: Any) -> None:
-        self.restore_handlers()
+    def before_train(self, runner: Any) -> None:
+        self.runner = runner
+        self.hold()
+        signum = self._requested()
+        if signum is not None:  # arrived while the run was starting: nothing trained since the checkpoint
+            log.warning("received %s before training: stopping before it starts", signal.Signals(signum).name)
+            self._stop(signum, runner.epoch, runner.iter)
 
     def before_val_epoch(self, runner: Any) -> None:
         self.evaluating = True
