@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pws.detect.models import check_options, model_config
+from pws.detect.models import MODEL_KEYS, check_options, model_config
 from pws.engine.process import split_batch
 from pws.engine.schedule import StepSchedule, step_schedule
 from pws.engine.schema import SGD, Validator, sgd_values
@@ -32,7 +32,6 @@ from pws.optim import mmengine_paramwise_cfg
 COCO_DATASETS = "_base_/datasets/coco_detection.py"
 # Figure 3's f-measure (pws.detect.fmeasure) beside mmdet's metric, after every epoch of every run.
 FMEASURE = dict(type="DetectionFMeasure")
-MODEL_KEYS = ("name", "input_size", "test_score_thr", "description")  # the rest: model_config's options
 
 
 @dataclass

@@ -24,36 +24,28 @@ local backbone checkpoint (never a download).
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from pws.detect.widths import CHANNEL_MULTIPLE, HEAD_NORMS, scaled_channels
 from pws.models.resnet50 import io_norm_default
 from pws.nn.factory import NormMethod, as_method
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "mmdet"
+HYDRA_MODELS = CONFIG_DIR.parent / "model"  # configs/model/<name>.yaml: a run's model group
 CONFIG_FILES = {
     "ssd_vgg16": "ssd320_vgg16.py",
     "ssd_r50": "ssd320_r50.py",
     "mask_rcnn_r50_fpn": "mask_rcnn_r50_fpn.py",
 }
-# The model options of configs/model/<name>.yaml that model_config takes (besides input_size, test_score_thr).
-OPTIONS = {
-    "ssd_vgg16": ("backbone_checkpoint", "l2_norm_scale", "width", "head_norm", "drop_transforms"),
-    "ssd_r50": ("backbone_checkpoint", "frozen_stages", "norm_eval", "width", "head_norm", "drop_transforms"),
-    "mask_rcnn_r50_fpn": (
-        "backbone_checkpoint",
-        "width",
-        "frozen_stages",
-        "norm_eval",
-        "neck_heads",
-        "neck_heads_pws",
-        "head_norm",
-    ),
-}
+# The keys of configs/model/<name>.yaml that are not model_config's options; every other key is one.
+MODEL_KEYS = ("name", "input_size", "test_score_thr", "description")
 NECK_HEADS = ("plain", "method")
 LAYER_NORM_CFG = NormMethod("ln").mmcv_cfgs()[1]  # LN over (C, H, W): after FPN convs, ResNet's stem
 
@@ -72,12 +64,21 @@ def config_path(name: str) -> Path:
     return CONFIG_DIR / CONFIG_FILES[name]
 
 
+@functools.cache
+def model_options(name: str) -> tuple[str, ...]:
+    """The options ``name`` takes: the keys of its Hydra file ``configs/model/<name>.yaml`` (the one place
+    that states them, with their defaults) but :data:`MODEL_KEYS`."""
+    config_path(name)  # an unknown model: ValueError naming the models
+    keys = OmegaConf.load(HYDRA_MODELS / f"{name}.yaml").keys()
+    return tuple(str(k) for k in keys if k not in MODEL_KEYS)
+
+
 def check_options(name: str, options: Mapping[str, Any]) -> None:
-    """ValueError for a model option the model does not take, or a bad ``neck_heads``."""
-    config_path(name)
-    unknown = sorted(set(options) - set(OPTIONS[name]))
+    """ValueError for a model option the model does not take (:func:`model_options`), or a bad value."""
+    allowed = model_options(name)
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} of model {name}; allowed: {', '.join(OPTIONS[name])}")
+        raise ValueError(f"unknown option(s) {unknown} of model {name}; allowed: {', '.join(allowed)}")
     if options.get("head_norm", "none") not in HEAD_NORMS:
         raise ValueError(f"model.head_norm must be one of {HEAD_NORMS}, got {options['head_norm']!r}")
     dropped = options.get("drop_transforms") or []
@@ -141,8 +142,8 @@ def model_config(
     **options: Any,
 ) -> dict[str, Any]:
     """The whole mmengine config of the model's file with the run's model choices set (see the module
-    docstring); ``options`` are the model's :data:`OPTIONS`. ``input_size``: SSD's square side, Mask R-CNN's
-    keep-ratio scale, set in ``train_pipeline``/``test_pipeline`` (which build_config puts into the
+    docstring); ``options`` are the model's (:func:`model_options`). ``input_size``: SSD's square side, Mask
+    R-CNN's keep-ratio scale, set in ``train_pipeline``/``test_pipeline`` (which build_config puts into the
     datasets); None keeps the file's."""
     check_options(name, options)
     method = as_method(method)

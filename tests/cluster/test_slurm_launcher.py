@@ -1,10 +1,12 @@
 """The SLURM launcher (configs/hydra/launcher/slurm.yaml, through submitit) on a real scheduler: a tiny
 classification multirun is submitted with ``hydra/launcher=slurm``, runs as a SLURM job and ends
-``finished`` in its run directory; SLURM knows the job as completed."""
+``finished`` in its run directory; SLURM knows the job as completed. The scheduler's node has every CPU of
+this machine (a job of two tasks needs two)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from .conftest import Slurm, job_ids
@@ -24,3 +26,10 @@ def test_a_multirun_through_the_slurm_launcher_runs_as_a_slurm_job(slurm: Slurm,
     (job_id,) = job_ids(sweep)
     job = slurm.ended(job_id)
     assert job["JobState"] == "COMPLETED" and job["Partition"] == slurm.partition, job
+
+
+def test_the_node_has_every_cpu_of_this_machine(slurm: Slurm) -> None:
+    """The suite runs with OMP_NUM_THREADS=1, which ``nproc`` obeys: a node started from the suite with
+    nproc's CPUs has one, and a job of two tasks waits forever (PartitionConfig)."""
+    (line,) = slurm.command("sinfo", "-h", "-o", "%c").split()
+    assert int(line) == len(os.sched_getaffinity(0)), f"the node has {line} CPUs: restart the scheduler"
