@@ -5,13 +5,14 @@ Each model is one short mmengine config file that inherits mmdetection's shipped
 with a header saying what differs from mmdet's and why (:func:`describe_differences`;
 ``python -m pws.detect.models ssd_vgg16 [--full]`` prints it, or the whole resolved config):
 
-==================  ===============================  ===============================================
-model               file in ``configs/mmdet/``       inherits
-==================  ===============================  ===============================================
-ssd_vgg16           ``ssd320_vgg16.py``              ``mmdet::pascal_voc/ssd300_voc0712.py``
-ssd_r50             ``ssd320_r50.py``                ``ssd320_vgg16.py``
-mask_rcnn_r50_fpn   ``mask_rcnn_r50_fpn.py``         ``mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py``
-==================  ===============================  ===============================================
+===================  =====================================  =================================================
+model                file in ``configs/mmdet/``             inherits
+===================  =====================================  =================================================
+ssd_vgg16            ``ssd320_vgg16.py``                    ``mmdet::pascal_voc/ssd300_voc0712.py``
+ssd_r50              ``ssd320_r50.py``                      ``ssd320_vgg16.py``
+mask_rcnn_r50_fpn    ``mask_rcnn_r50_fpn.py``               ``mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py``
+(neck_heads=method)  ``mask_rcnn_r50_fpn_method_heads.py``  ``mask_rcnn_r50_fpn.py`` (a 4-conv box head)
+===================  =====================================  =================================================
 
 :func:`model_config` loads a file and sets what a run chooses about the model: the normalization method
 (:meth:`pws.nn.NormMethod.mmcv_cfgs`: pws, wn, none put that conv, with its bias, into every conv of the
@@ -38,6 +39,8 @@ from pws.models.resnet50 import io_norm_default
 from pws.nn.factory import NormMethod, as_method
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "mmdet"
+# model.neck_heads=method: the file with heads that take the method (Mask R-CNN's 4-conv box head)
+METHOD_HEADS_FILES = {"mask_rcnn_r50_fpn": "mask_rcnn_r50_fpn_method_heads.py"}
 HYDRA_MODELS = CONFIG_DIR.parent / "model"  # configs/model/<name>.yaml: a run's model group
 CONFIG_FILES = {
     "ssd_vgg16": "ssd320_vgg16.py",
@@ -57,11 +60,12 @@ SSD_ANCHORS = {
 }
 
 
-def config_path(name: str) -> Path:
-    """The config file of a model; ValueError naming the models for an unknown one."""
+def config_path(name: str, neck_heads: str = "plain") -> Path:
+    """The config file of a model (``neck_heads="method"``: its variant whose FPN and heads take the method,
+    :data:`METHOD_HEADS_FILES`); ValueError naming the models for an unknown one."""
     if name not in CONFIG_FILES:
         raise ValueError(f"unknown detection model {name!r}; choose one of {', '.join(CONFIG_FILES)}")
-    return CONFIG_DIR / CONFIG_FILES[name]
+    return CONFIG_DIR / (METHOD_HEADS_FILES[name] if neck_heads == "method" else CONFIG_FILES[name])
 
 
 @functools.cache
@@ -102,14 +106,15 @@ def _check_width(options: Mapping[str, Any]) -> float:
     return value
 
 
-def load_config(name: str) -> dict[str, Any]:
-    """The model's config file as mmengine resolves it (mmdet's config merged with ours), as plain dicts.
+def load_config(name: str, neck_heads: str = "plain") -> dict[str, Any]:
+    """The model's config file (:func:`config_path`) as mmengine resolves it (mmdet's config merged with
+    ours), as plain dicts.
 
     Imports :mod:`pws.detect.registry` (the file's ``custom_imports``), hence mmdet.
     """
     from mmengine.config import Config
 
-    return Config.fromfile(str(config_path(name))).to_dict()
+    return Config.fromfile(str(config_path(name, neck_heads))).to_dict()
 
 
 def describe_differences(name: str) -> list[str]:
@@ -147,7 +152,7 @@ def model_config(
     datasets); None keeps the file's."""
     check_options(name, options)
     method = as_method(method)
-    cfg = load_config(name)
+    cfg = load_config(name, options.get("neck_heads", "plain"))
     model = cfg["model"]
     if is_vgg(model):
         conv, norm = method.mmcv_cfgs()
@@ -280,20 +285,18 @@ def _resnet(backbone: dict[str, Any], method: NormMethod, options: Mapping[str, 
 def _method_in_neck_and_heads(
     model: dict[str, Any], method: NormMethod, neck_heads_pws: Mapping[str, Any] | None
 ) -> None:
-    """The method also in the FPN, a 4-conv box head and the mask head, as mmdet's
-    ``gn+ws/mask-rcnn_r50_fpn_gn-ws-all_2x_coco.py``; PWS there with gamma 1e-1 in "equiv" mode (the
-    authors'; ``neck_heads_pws``), the backbone's other options. FC layers and the RPN conv stay plain."""
+    """The method also in the FPN, the 4-conv box head of ``mask_rcnn_r50_fpn_method_heads.py`` and the mask
+    head, as mmdet's ``gn+ws/mask-rcnn_r50_fpn_gn-ws-all_2x_coco.py``; PWS there with gamma 1e-1 in "equiv"
+    mode (the authors'; ``neck_heads_pws``), the backbone's other options. FC layers and the RPN conv stay
+    plain."""
     if method.method == "pws":
         method = NormMethod(
             "pws", **{**method.options, "gamma": 0.1, "gamma_mode": "equiv", **(neck_heads_pws or {})}
         )
     conv, norm = method.mmcv_cfgs()
     model["neck"].update(conv_cfg=conv, norm_cfg=norm)
-    roi = model["roi_head"]
-    roi["bbox_head"].update(
-        type="Shared4Conv1FCBBoxHead", conv_out_channels=256, conv_cfg=conv, norm_cfg=norm
-    )
-    roi["mask_head"].update(conv_cfg=conv, norm_cfg=norm)
+    for head in ("bbox_head", "mask_head"):  # the box head: the file's Shared4Conv1FCBBoxHead
+        model["roi_head"][head].update(conv_cfg=conv, norm_cfg=norm)
 
 
 def _pretrained(options: Mapping[str, Any]) -> dict[str, Any] | None:
