@@ -81,10 +81,12 @@ def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:
         hc = HydraConfig.get()
         if not current().is_main:
             logging.getLogger().setLevel(logging.WARNING)
+        finished = False
         try:
             record = execute(
                 app, cfg, Path(hc.runtime.output_dir), list(hc.overrides.task), base_dir=get_original_cwd()
             )
+            finished = True
         except (ConfigError, RunFailed) as e:
             print(f"pws.{app.name}: error: {e}", file=sys.stderr)
             sys.exit(e.exit_code)
@@ -92,7 +94,7 @@ def hydra_app(app: App, shown: tuple[str, ...]) -> Callable[[], None]:
             print(f"pws.{app.name}: {e}", file=sys.stderr)
             sys.exit(e.exit_code)
         finally:  # each run of a multirun: in a SLURM task or a sweep, the process goes on after it
-            leave()
+            leave(finished)
             ignore_notices_after_the_run()
         values = ", ".join(f"{k}={record[k]:.2f}" for k in shown if isinstance(record.get(k), (int, float)))
         print(f"pws.{app.name}: {record.get('status')}: {values}")

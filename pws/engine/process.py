@@ -111,12 +111,20 @@ def join(process: Process) -> dict[str, Any]:
     return keys
 
 
-def leave() -> None:
+def leave(finished: bool = False) -> None:
     """Leave the process group before the interpreter exits (a gloo group left to the interpreter's
-    shutdown aborts a rank: "terminate called without an active exception", exit -6)."""
+    shutdown aborts a rank: "terminate called without an active exception", exit -6). What still holds the
+    group is collected first (the ended Runner's DDP wrapper, in a reference cycle: collected at the exit
+    otherwise, after the group, and a rank of a finished torchrun run aborted so now and then); after a
+    ``finished`` run the processes wait for each other, so that none leaves while another still talks."""
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -36,8 +36,8 @@ def test_fused_pws_trains_as_the_per_layer_path_and_its_checkpoint_loads_without
     assert "PWS layers standardized in one segmented op" in log.read_text()  # the hook ran on the model
     a, b = _weights(tmp_path / "per_layer"), _weights(tmp_path / "fused")
     assert a.keys() == b.keys()  # the same state_dict keys: no fusion state in the checkpoint
-    for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
+    for key in a:  # one op per layer or one segmented op: rounded otherwise (2.2e-6 at most on one thread)
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-5, msg=key)
     for key in ("train_loss", "train_error"):
         assert math.isclose(fused["history"][0][key], per_layer["history"][0][key], rel_tol=1e-5), key
     assert math.isclose(fused["test_loss"], per_layer["test_loss"], rel_tol=1e-5)

@@ -53,8 +53,9 @@ def test_two_processes_train_as_one_with_the_same_global_batch(data_root: Path, 
     a = load_checkpoint(ddp_dir / "epoch_2.pth")["state_dict"]
     b = load_checkpoint(tmp_path / "single" / "epoch_2.pth")["state_dict"]
     assert a.keys() == b.keys()
-    for k in b:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    for k in b:  # two half-batch gradients averaged round otherwise than one mean: after 8 steps on one
+        # thread, 1.8e-5 at most (measured; a bias); a wrong gradient average moves them by the LR's order
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-4, msg=k)
 
 
 @pytest.mark.slow

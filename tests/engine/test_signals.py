@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from queue import Empty
 
 import pytest
 
@@ -72,12 +73,20 @@ def test_a_data_worker_ignores_the_signals_unless_its_parent_sends_sigterm_and_i
     from mmengine.dataset.utils import worker_init_fn
 
     context = multiprocessing.get_context("fork")
-    queue = context.SimpleQueue()
+    queue = context.Queue()
     child = context.Process(target=_init_and_report, args=(queue,))
     child.start()
-    handlers, drawn = queue.get()
+
+    def report() -> object:  # what the child put next; a child that ended first fails the test (no wait)
+        try:
+            return queue.get(timeout=60)
+        except Empty:
+            child.join(timeout=5)
+            pytest.fail(f"the child put nothing within 60 s; its exit code: {child.exitcode}")
+
+    handlers, drawn = report()
     assert handlers == dict.fromkeys(("SIGUSR1", "SIGUSR2"), signal.SIG_IGN)
-    assert queue.get() == "alive"
+    assert report() == "alive"
     child.terminate()  # SIGTERM from its parent
     child.join(timeout=60)
     assert child.exitcode == 0
