@@ -6,12 +6,15 @@ group. A data worker ended by it broke the loader inside the checkpoint save, an
 stopping. Here, while :class:`~pws.engine.hooks.PreemptionHook` holds the signals:
 
 * every process the run forks (data workers, mmdet's evaluation pool) ignores SIGUSR1 and SIGUSR2 from its
-  start (:func:`in_forked_child`) and keeps SIGTERM's default action, with which ``Pool.terminate`` ends an
-  evaluation pool (a worker that ignored it would hang the evaluation);
+  start, and ends on SIGTERM only when its parent sends it (:func:`in_forked_child`,
+  :func:`sigterm_from_parent_only`: ``Pool.terminate``, the loader's shutdown and multiprocessing's exit end
+  their workers with it; a worker that ignored it hung the evaluation or the interpreter's exit). This is
+  set by an at-fork hook, before any thread that another library starts in the child: OpenTelemetry's batch
+  processor, which ``wandb.init`` sets up, starts one at every fork, and a thread that did not block SIGTERM
+  took SLURM's and the worker died of it. (At-fork hooks run in the order they were registered: the run's
+  is registered by :mod:`pws.engine.hooks.preemption`, which the engine imports before wandb starts);
 * a data worker (:func:`worker_init`, the ``worker_init_fn`` of every loader of the run,
-  :func:`shield_loaders`) ignores SIGUSR1 and SIGUSR2 too, and ends on SIGTERM only when its parent sends
-  it (:func:`sigterm_from_parent_only`: the loader's shutdown and multiprocessing's exit terminate their
-  workers with it; a worker that ignored it hung the interpreter's exit);
+  :func:`shield_loaders`) does the same (also where it was forked outside a run);
 * a helper process started inside :func:`shielded` (wandb's service) starts with the preemption signals
   blocked. Measured with wandb-core (a Go program): it keeps SIGUSR1 and SIGUSR2 blocked, but the Go
   runtime unblocks SIGTERM and exits on it whatever it inherited, blocked or ignored; after SLURM's SIGTERM
@@ -37,6 +40,7 @@ SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGUSR1", "SIGUSR2")  # the preemption s
 IGNORED_BY_CHILDREN: tuple[str, ...] = ("SIGUSR1", "SIGUSR2")  # by every forked process (not SIGTERM)
 LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 WORKER_INIT = "pws_shielded_worker_init"  # no dot: mmengine reads "a.b" as scope a
+_WAITING: set[int] = set()  # the processes whose SIGTERM waiter runs (a forked child inherits the set)
 
 
 def signals_of(names: tuple[str, ...]) -> list[signal.Signals]:
@@ -52,15 +56,19 @@ def ignore(names: tuple[str, ...]) -> None:
 
 
 def in_forked_child() -> None:
-    """In a process forked while the run holds the signals: SIGUSR1 and SIGUSR2 ignored, SIGTERM default."""
+    """In a process forked while the run holds the signals: SIGUSR1 and SIGUSR2 ignored, SIGTERM from the
+    parent only."""
     ignore(IGNORED_BY_CHILDREN)
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sigterm_from_parent_only()
 
 
 def sigterm_from_parent_only() -> None:
     """SIGTERM ends this process when its parent sends it and is ignored from anyone else (SLURM, a
-    ``killpg``): it is blocked, and a thread takes it with ``sigwaitinfo``, which names the sender."""
+    ``killpg``): it is blocked (in this thread and the threads it starts), and a thread takes it with
+    ``sigwaitinfo``, which names the sender. Once per process."""
+    if os.getpid() in _WAITING:
+        return
+    _WAITING.add(os.getpid())
     parent = os.getppid()
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
     # an ignored SIGTERM (inherited SIG_IGN) is discarded, never queued for sigwaitinfo: blocked, the

@@ -20,12 +20,26 @@ import pytest
 from pws.engine.hooks.preemption import PreemptionHook
 from pws.engine.shield import SIGNALS, ignore_notices_after_the_run, shielded, worker_init
 
+# OpenTelemetry's batch processor (which wandb.init sets up) starts a thread in every forked child, from an
+# at-fork hook; the tests here set LIBRARY_THREAD_AT_FORK to do the same (registered after the run's own hook,
+# as wandb.init comes after the run's imports)
+LIBRARY_THREAD_AT_FORK = threading.Event()
+
+
+def _a_library_thread_at_fork() -> None:
+    if LIBRARY_THREAD_AT_FORK.is_set():
+        threading.Thread(target=threading.Event().wait, name="library-thread", daemon=True).start()
+
+
+os.register_at_fork(after_in_child=_a_library_thread_at_fork)
+
 
 def _report_handlers(queue) -> None:  # in the forked child
-    queue.put({name: signal.getsignal(getattr(signal, name)) for name in SIGNALS})
+    handlers = {name: signal.getsignal(getattr(signal, name)) for name in SIGNALS}
+    queue.put((handlers, int(signal.SIGTERM) in _blocked(os.getpid())))
 
 
-def _handlers_of_a_forked_child() -> dict[str, object]:
+def _forked_child_reports() -> tuple[dict[str, object], bool]:
     context = multiprocessing.get_context("fork")
     queue = context.SimpleQueue()
     child = context.Process(target=_report_handlers, args=(queue,))
@@ -35,30 +49,32 @@ def _handlers_of_a_forked_child() -> dict[str, object]:
     return queue.get()
 
 
-def test_a_forked_worker_ignores_the_usr_signals_and_keeps_sigterm() -> None:
+def test_a_forked_worker_ignores_the_usr_signals_and_takes_sigterm_from_its_parent_only() -> None:
     """mmdet's evaluation pool and data workers are forked while the handlers are installed: SLURM's USR1
-    and USR2 reach them and are ignored; SIGTERM keeps its default action, with which ``Pool.terminate``
-    ends a pool (a worker that ignored it hung the evaluation)."""
+    and USR2 reach them and are ignored; SIGTERM is blocked for a thread that takes its parent's alone (with
+    which ``Pool.terminate`` ends a pool: a worker that ignored it hung the evaluation)."""
     before = {name: signal.getsignal(getattr(signal, name)) for name in SIGNALS}
-    assert _handlers_of_a_forked_child() == before  # no hook installed: nothing changes
+    assert _forked_child_reports() == (before, False)  # no hook installed: nothing changes
     hook = PreemptionHook()
-    hook.before_train(None)
+    hook.hold()
     try:
         assert all(isinstance(getattr(signal.getsignal(getattr(signal, n)), "__self__", None), PreemptionHook)
                    for n in SIGNALS)  # fmt: skip
-        assert _handlers_of_a_forked_child() == {
-            "SIGTERM": signal.SIG_DFL, "SIGUSR1": signal.SIG_IGN, "SIGUSR2": signal.SIG_IGN}  # fmt: skip
+        handlers, blocked = _forked_child_reports()
+        assert handlers == {"SIGTERM": signal.SIG_DFL, "SIGUSR1": signal.SIG_IGN, "SIGUSR2": signal.SIG_IGN}
+        assert blocked
     finally:
         hook.restore_handlers()
     assert {name: signal.getsignal(getattr(signal, name)) for name in SIGNALS} == before
 
 
-def _init_and_report(queue) -> None:  # in the forked child
+def _init_and_report(queue) -> None:  # in the forked child: a data worker
     worker_init(1, 2, 0, 7)
     import numpy as np
 
     handlers = {name: signal.getsignal(getattr(signal, name)) for name in ("SIGUSR1", "SIGUSR2")}
-    queue.put((handlers, int(np.random.randint(1 << 30))))
+    threads = sorted(t.name for t in threading.enumerate())
+    queue.put((handlers, threads, int(np.random.randint(1 << 30))))
     os.kill(os.getpid(), signal.SIGTERM)  # not from its parent: ignored
     while signal.SIGTERM in signal.sigpending():  # until the waiting thread took it: a second SIGTERM that
         time.sleep(0.001)  # came while it was pending would merge with it, and the parent's would be lost
@@ -68,14 +84,25 @@ def _init_and_report(queue) -> None:  # in the forked child
 
 def test_a_data_worker_ignores_the_signals_unless_its_parent_sends_sigterm_and_is_seeded_as_mmengine_does(
 ) -> None:  # fmt: skip
-    """SLURM's signals (USR1, USR2, SIGTERM) are ignored; the SIGTERM with which the loader's shutdown and
-    multiprocessing's exit end a worker ends it (a worker that ignored it hung the interpreter's exit)."""
+    """A data worker, forked while the run holds the signals (as the loader forks them) with a library's
+    thread started at fork (as OpenTelemetry's, once wandb.init ran in that process): SLURM's signals (USR1,
+    USR2, SIGTERM) are ignored; the SIGTERM with which the loader's shutdown and multiprocessing's exit end a
+    worker ends it (a worker that ignored it hung the interpreter's exit). The run's at-fork hook blocks
+    SIGTERM before the library's thread starts: a thread that had not blocked it took SLURM's SIGTERM, and
+    the worker died of it."""
     from mmengine.dataset.utils import worker_init_fn
 
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    child = context.Process(target=_init_and_report, args=(queue,))
-    child.start()
+    hook = PreemptionHook()
+    hook.hold()
+    LIBRARY_THREAD_AT_FORK.set()
+    try:
+        child = context.Process(target=_init_and_report, args=(queue,))
+        child.start()
+    finally:
+        LIBRARY_THREAD_AT_FORK.clear()
+        hook.restore_handlers()
 
     def report() -> object:  # what the child put next; a child that ended first fails the test (no wait)
         try:
@@ -84,8 +111,9 @@ def test_a_data_worker_ignores_the_signals_unless_its_parent_sends_sigterm_and_i
             child.join(timeout=5)
             pytest.fail(f"the child put nothing within 60 s; its exit code: {child.exitcode}")
 
-    handlers, drawn = report()
+    handlers, threads, drawn = report()
     assert handlers == dict.fromkeys(("SIGUSR1", "SIGUSR2"), signal.SIG_IGN)
+    assert threads.count("sigterm-from-parent") == 1 and "library-thread" in threads
     assert report() == "alive"
     child.terminate()  # SIGTERM from its parent
     child.join(timeout=60)
