@@ -15,6 +15,8 @@
 #                                              # pure Python: the folder of another environment's timm works)
 #
 # Default steps:
+#   install_check scripts/mmcv_check.py check: mmcv's ops compiled with CUDA and equal on CUDA and CPU tensors
+#   refusal       a full-scale run with the GPU hidden (CUDA_VISIBLE_DEVICES=""): exit 2 before any work
 #   fused_tests   tests/test_fused.py and tests/test_cuda.py: the fused standardization on CUDA against the
 #                 per-layer path and eq. 12/13, the CUDA kernels per step flat in depth, timm's kernel
 #   bench_fused   VGG-16 stack at 320x320 batch 8 and 32x32 batch 64: plain conv, BN, PWS per layer, PWS
@@ -39,7 +41,7 @@ if [[ -n "${TIMM_SRC:-}" ]]; then  # a folder named timm on the path, from where
 fi
 runs=$(mktemp -d)
 failed=0
-default_steps="fused_tests bench_fused bench_app rehearse"
+default_steps="install_check refusal fused_tests bench_fused bench_app rehearse"
 steps=${STEPS:-$default_steps}
 if [[ "$steps" == all ]]; then
   steps="$default_steps gpu_tests bench_ops bench_layers bench_classify classify_amp classify_ddp"
@@ -74,6 +76,18 @@ export runs py
   || echo "mmengine/hydra missing: bench_app and rehearse will fail"; } | tee "$out/machine.txt"
 : >"$out/summary.txt"
 
+refusal() {  # a full-scale run that would train on the CPU (the GPU hidden): exit 2 before any work
+  local err
+  err=$(CUDA_VISIBLE_DEVICES="" "$py" -m pws.classify scale=full data=cifar10 data.root="$runs/none" \
+    wandb.mode=disabled hydra.run.dir="$runs/refusal" 2>&1 >/dev/null)
+  local rc=$?
+  echo "$err" | tail -3
+  [[ $rc -eq 2 && "$err" == *"would train on the CPU"* ]]
+}
+export -f refusal
+# the install check: mmcv's ops on CUDA tensors where torch sees a GPU (scripts/install_mmcv.sh's own check)
+step install_check 120 "$py" scripts/mmcv_check.py check "$("$py" -c 'import mmcv; print(mmcv.__version__)')"
+step refusal 120 refusal
 if [[ -n "$quick" ]]; then
   step fused_tests 300 "$py" -m pytest -q -p no:cacheprovider -rs tests/test_fused.py -k "cuda or timm"
 else
