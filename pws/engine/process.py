@@ -23,6 +23,7 @@ it trains.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -114,11 +115,9 @@ def join(process: Process) -> dict[str, Any]:
 def leave(finished: bool = False) -> None:
     """Leave the process group before the interpreter exits (a gloo group left to the interpreter's
     shutdown aborts a rank: "terminate called without an active exception", exit -6). What still holds the
-    group is collected first (the ended Runner's DDP wrapper, in a reference cycle: collected at the exit
-    otherwise, after the group, and a rank of a finished torchrun run aborted so now and then); after a
-    ``finished`` run the processes wait for each other, so that none leaves while another still talks."""
-    import gc
-
+    group is collected first (the ended Runner's DDP wrapper, in a reference cycle, would be collected at the
+    exit, after the group: the likely cause of a finished torchrun rank's rare abort); after a ``finished``
+    run the processes wait for each other, so that none leaves while another still talks to it."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
